@@ -1,0 +1,53 @@
+"""AES-256-CBC over the callback frame, for one key.
+
+The IV is the first 16 bytes of the key (WeCom doc 90968), so it never changes for a
+key: the ``Cipher`` object is built once per key and only a fresh encryptor or
+decryptor is made per message (building a ``Cipher`` costs ~20 µs, more than the rest
+of a small message's work).
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from .encoding import b64encode
+from .errors import DecryptError, EncryptError
+from .frame import RANDOM_SIZE, Frame, pack_frame, unpack_frame
+
+__all__ = ["FrameCipher"]
+
+_MAX_MESSAGE = 0xFFFFFFFF
+
+
+class FrameCipher:
+    """Seal a message into base64 ciphertext and open ciphertext bytes into a Frame."""
+
+    __slots__ = ("_cipher",)
+
+    def __init__(self, aes_key: bytes) -> None:
+        self._cipher = Cipher(algorithms.AES(aes_key), modes.CBC(aes_key[:16]))
+
+    def encrypt_block(self, block: bytes) -> bytes:
+        encryptor = self._cipher.encryptor()
+        return encryptor.update(block) + encryptor.finalize()
+
+    def decrypt_block(self, data: bytes) -> bytes:
+        size = len(data)
+        if size == 0 or size % 16:
+            raise DecryptError(
+                f"ciphertext is {size} bytes, not a non-zero multiple of the 16-byte AES block"
+            )
+        decryptor = self._cipher.decryptor()
+        return decryptor.update(data) + decryptor.finalize()
+
+    def seal(self, message: bytes, receive_id: bytes, random: bytes) -> str:
+        """Base64 ciphertext of the frame (message, receive_id) with the given random prefix."""
+        if len(random) != RANDOM_SIZE:
+            raise EncryptError(f"the random prefix must be 16 bytes, not {len(random)}")
+        if len(message) > _MAX_MESSAGE:
+            raise EncryptError("the message is longer than the 32-bit length field allows")
+        return b64encode(self.encrypt_block(pack_frame(message, receive_id, random)))
+
+    def open(self, ciphertext: bytes) -> Frame:
+        """The frame inside raw (base64-decoded) ciphertext; -40007 or -40008 when malformed."""
+        return unpack_frame(self.decrypt_block(ciphertext))

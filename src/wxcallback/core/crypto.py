@@ -1,0 +1,267 @@
+"""MessageCrypto: verify, decrypt and encrypt callbacks for one account.
+
+This is the whole protocol for one channel (an Official Account, a WeCom app, a
+smart robot): the Token, the key ring, the receive_id policy, the envelope format and
+the signature digest. Every failure is a WXCallbackError carrying the official code.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .encoding import strict_b64decode, text_value, utf8_bytes
+from .envelope import EnvelopeFormat, extract_encrypt, render_envelope
+from .errors import (
+    ComputeSignatureError,
+    EncryptError,
+    IllegalBufferError,
+    ReceiveIdError,
+    RenderError,
+    SignatureError,
+    WXCallbackError,
+)
+from .frame import RANDOM_SIZE
+from .keys import EncodingAESKey, KeyRing
+from .receive_id import ReceiveIdPolicy
+from .signature import DEFAULT_DIGEST, check_signature, resolve_digest, sign
+
+__all__ = ["DecryptedMessage", "EncryptedReply", "MessageCrypto"]
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptedMessage:
+    """A verified, decrypted callback.
+
+    ``key_index`` says which key of the ring opened it (0 = current); pass the whole
+    object as ``reply_to=`` when encrypting the answer so the same key and receive_id
+    seal it.
+    """
+
+    text: str
+    receive_id: str
+    key_index: int = 0
+    random: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedReply:
+    """The four values of an encrypted reply and the envelope that carries them."""
+
+    encrypt: str
+    msg_signature: str
+    timestamp: str
+    nonce: str
+    envelope: EnvelopeFormat = EnvelopeFormat.XML
+    json_timestamp: type[int] | type[str] = str
+
+    def render(self) -> str:
+        return render_envelope(
+            self.envelope, self.encrypt, self.msg_signature, self.timestamp, self.nonce,
+            json_timestamp=self.json_timestamp,
+        )
+
+
+class MessageCrypto:
+    """The callback protocol for one account.
+
+    >>> crypto = MessageCrypto("QDG6eK", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+    ...                        "wx5823bf96d3bd56c7")
+    >>> crypto.verify_url("5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3", "1409659589", "263014780",
+    ...     "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ==")
+    '1616140317555161061'
+
+    ``receive_id`` is a str (exact match; "" for a smart robot), a collection of str
+    (any of them), or a ReceiveIdPolicy (``ReceiveIdPolicy.any()`` skips the check).
+    ``envelope`` is "xml", "json" (smart robot / WeCom JSON) or "oa-json". ``digest``
+    applies to both signatures; WeChat and WeCom always use sha1.
+    """
+
+    __slots__ = ("token", "keys", "receive_id", "envelope", "digest", "json_timestamp", "_hasher")
+
+    def __init__(
+        self,
+        token: str,
+        encoding_aes_key: str | bytes | EncodingAESKey | KeyRing,
+        receive_id: str | Iterable[str] | ReceiveIdPolicy,
+        *,
+        previous_keys: Iterable[str | bytes | EncodingAESKey] = (),
+        envelope: EnvelopeFormat | str = EnvelopeFormat.XML,
+        digest: str = DEFAULT_DIGEST,
+        json_timestamp: type[int] | type[str] | None = None,
+    ) -> None:
+        self.token = text_value(token, "token", ComputeSignatureError)
+        if isinstance(encoding_aes_key, KeyRing):
+            self.keys = encoding_aes_key if not previous_keys else KeyRing(
+                encoding_aes_key.current, (*list(encoding_aes_key)[1:], *_as_tuple(previous_keys))
+            )
+        else:
+            self.keys = KeyRing(encoding_aes_key, _as_tuple(previous_keys))
+        self.receive_id = ReceiveIdPolicy.coerce(receive_id)
+        self.envelope = EnvelopeFormat.parse(envelope)
+        self._hasher = resolve_digest(digest)
+        self.digest = digest
+        if json_timestamp is None:
+            # The official JSON SDKs (Python, Go) send a string; the OA doc's example a number.
+            json_timestamp = int if self.envelope is EnvelopeFormat.OA_JSON else str
+        if json_timestamp not in (int, str):
+            raise RenderError("json_timestamp must be int or str")
+        self.json_timestamp = json_timestamp
+
+    def __repr__(self) -> str:
+        return (f"MessageCrypto(token=<hidden>, keys={len(self.keys)}, receive_id={self.receive_id.describe()}, "
+                f"envelope={self.envelope.value!r}, digest={self.digest!r})")
+
+    # -- signatures -------------------------------------------------------------------
+
+    def sign(self, timestamp: str | int, nonce: str, encrypt: str | None = None) -> str:
+        """``signature`` (3 values) or, with ``encrypt``, ``msg_signature`` (4 values)."""
+        values = (self.token, timestamp, nonce) if encrypt is None else (self.token, timestamp, nonce, encrypt)
+        return sign(*values, digest=self.digest)
+
+    def verify_signature(self, signature: str | bytes, timestamp: str | bytes, nonce: str | bytes) -> None:
+        """Check the 3-value ``signature`` (Official Account plaintext mode and URL check)."""
+        if not check_signature(signature, self.token, timestamp, nonce, digest=self.digest):
+            raise SignatureError("signature does not match: check the Token")
+
+    def verify_plain_url(
+        self, signature: str | bytes, timestamp: str | bytes, nonce: str | bytes, echostr: str | bytes
+    ) -> str:
+        """Official Account URL check: verify ``signature`` and return ``echostr`` verbatim.
+
+        The OA echostr is plaintext in every mode and must not be decrypted (gotcha 7).
+        """
+        self.verify_signature(signature, timestamp, nonce)
+        return text_value(echostr, "echostr", SignatureError)
+
+    def _verify_msg_signature(self, msg_signature: object, timestamp: object, nonce: object, encrypt: str) -> None:
+        if not check_signature(msg_signature, self.token, timestamp, nonce, encrypt,  # type: ignore[arg-type]
+                               digest=self.digest):
+            hint = ""
+            if " " in encrypt:
+                hint = " (the value contains spaces: a '+' was probably form-decoded into ' ')"
+            elif "%" in encrypt:
+                hint = " (the value contains '%': it was probably not URL-decoded)"
+            raise SignatureError(f"msg_signature does not match: check the Token{hint}")
+
+    # -- decryption -------------------------------------------------------------------
+
+    def verify_url(
+        self, msg_signature: str | bytes, timestamp: str | bytes, nonce: str | bytes, echostr: str | bytes
+    ) -> str:
+        """WeCom / smart robot URL check: verify, decrypt ``echostr`` and return its plaintext.
+
+        ``echostr`` must be URL-decoded exactly once (a form decoder does it right when
+        WeCom percent-encodes ``+ / =``). Answer the result verbatim as text/plain.
+        """
+        return self.decrypt_ciphertext(echostr, msg_signature, timestamp, nonce).text
+
+    def decrypt(
+        self, body: str | bytes, msg_signature: str | bytes, timestamp: str | bytes, nonce: str | bytes
+    ) -> DecryptedMessage:
+        """Verify and decrypt a callback body in this channel's envelope format."""
+        encrypt = extract_encrypt(body, self.envelope)
+        return self.decrypt_ciphertext(encrypt, msg_signature, timestamp, nonce)
+
+    def decrypt_ciphertext(
+        self, encrypt: str | bytes, msg_signature: str | bytes, timestamp: str | bytes, nonce: str | bytes
+    ) -> DecryptedMessage:
+        """Verify and decrypt an Encrypt value already taken out of its envelope."""
+        encrypt_text = text_value(encrypt, "Encrypt", SignatureError)
+        self._verify_msg_signature(msg_signature, timestamp, nonce, encrypt_text)
+        raw = strict_b64decode(encrypt_text)
+        first_error: WXCallbackError | None = None
+        mismatch: ReceiveIdError | None = None
+        for index, key in enumerate(self.keys):
+            try:
+                return self._open(raw, key, index)
+            except ReceiveIdError as exc:
+                # The frame was well-formed under this key: the key is right, the id is not.
+                mismatch = mismatch or exc
+            except WXCallbackError as exc:
+                first_error = first_error or exc
+        raise mismatch or first_error or IllegalBufferError("no key could decrypt the message")
+
+    def _open(self, raw: bytes, key: EncodingAESKey, index: int) -> DecryptedMessage:
+        frame = key.cipher.open(raw)
+        try:
+            receive_id = frame.receive_id.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ReceiveIdError(
+                f"receive_id mismatch: the frame's receive_id is not UTF-8 ({frame.receive_id[:32]!r}); "
+                f"this key is configured for {self.receive_id.describe()}",
+                received=None, expected=self.receive_id.describe(),
+            ) from None
+        self.receive_id.check(receive_id)
+        try:
+            text = frame.message.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise IllegalBufferError(f"decrypted message is not valid UTF-8 (byte {exc.start})") from None
+        return DecryptedMessage(text, receive_id, index, frame.random)
+
+    # -- encryption -------------------------------------------------------------------
+
+    def encrypt_reply(
+        self,
+        reply: str | bytes,
+        nonce: str | bytes,
+        *,
+        timestamp: str | int | None = None,
+        reply_to: DecryptedMessage | None = None,
+        key_index: int | None = None,
+        receive_id: str | None = None,
+        random: bytes | None = None,
+    ) -> EncryptedReply:
+        """Encrypt and sign ``reply``; returns the four values (``render()`` gives the envelope).
+
+        ``reply_to`` seals the answer with the key and receive_id that opened the request.
+        ``timestamp`` defaults to now, ``random`` to 16 bytes from the OS CSPRNG; both can
+        be given so published vectors reproduce exactly.
+        """
+        message = utf8_bytes(reply, "reply", EncryptError)
+        nonce_text = text_value(nonce, "nonce", RenderError)
+        stamp = text_value(str(int(time.time())) if timestamp is None else timestamp, "timestamp", RenderError)
+        if not stamp.isdigit() or not stamp.isascii():
+            raise RenderError(f"timestamp must be decimal digits, not {stamp!r}")
+        if key_index is None:
+            key_index = reply_to.key_index if reply_to is not None else 0
+        key = self.keys[key_index]
+        if receive_id is None:
+            receive_id = reply_to.receive_id if reply_to is not None else self.receive_id.reply_id
+        if receive_id is None:
+            raise EncryptError(
+                f"cannot choose a receive_id for the reply: this channel accepts {self.receive_id.describe()}; "
+                "pass reply_to= (the decrypted request) or receive_id="
+            )
+        if random is None:
+            random = secrets.token_bytes(RANDOM_SIZE)
+        elif not isinstance(random, (bytes, bytearray)):
+            raise EncryptError("random must be 16 bytes")
+        encrypt = key.cipher.seal(message, utf8_bytes(receive_id, "receive_id", EncryptError), bytes(random))
+        signature = sign(self.token, stamp, nonce_text, encrypt, digest=self.digest)
+        return EncryptedReply(encrypt, signature, stamp, nonce_text, self.envelope, self.json_timestamp)
+
+    def encrypt(
+        self,
+        reply: str | bytes,
+        nonce: str | bytes,
+        *,
+        timestamp: str | int | None = None,
+        reply_to: DecryptedMessage | None = None,
+        key_index: int | None = None,
+        receive_id: str | None = None,
+        random: bytes | None = None,
+    ) -> str:
+        """The encrypted reply envelope for ``reply``, ready to be the response body."""
+        return self.encrypt_reply(
+            reply, nonce, timestamp=timestamp, reply_to=reply_to, key_index=key_index,
+            receive_id=receive_id, random=random,
+        ).render()
+
+
+def _as_tuple(keys: Iterable[str | bytes | EncodingAESKey]) -> tuple[str | bytes | EncodingAESKey, ...]:
+    if isinstance(keys, (str, bytes)):
+        return (keys,)
+    return tuple(keys)

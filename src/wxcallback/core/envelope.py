@@ -1,0 +1,192 @@
+"""Envelopes: the XML or JSON wrapper that carries the ciphertext in and out.
+
+Inbound, only the Encrypt value matters for crypto (gotcha 14: the other fields vary
+by platform and are not authenticated). It must occur exactly once, as a direct child
+of the root / a top-level key, and be a string; it is taken verbatim, never trimmed:
+the signature covers the exact text, so whitespace around it fails the signature
+(-40001), as in every official SDK (vector D36).
+
+Outbound, three shapes:
+
+- XML, byte-identical to the official Python SDKs and wechatpy::
+
+      <xml>\\n<Encrypt><![CDATA[…]]></Encrypt>\\n<MsgSignature><![CDATA[…]]></MsgSignature>\\n
+      <TimeStamp>…</TimeStamp>\\n<Nonce><![CDATA[…]]></Nonce>\\n</xml>
+
+- JSON (WeCom smart robot and the official JSON SDKs):
+  ``{"encrypt","msgsignature","timestamp","nonce"}``
+- OA JSON (Official Account / mini program JSON data format):
+  ``{"Encrypt","MsgSignature","TimeStamp","Nonce"}``
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Any
+
+from .errors import ParseError, RenderError
+from .safexml import new_parser, run_parser
+
+__all__ = ["EnvelopeFormat", "extract_encrypt", "render_envelope"]
+
+
+class EnvelopeFormat(str, Enum):
+    """The envelope a channel receives and answers with."""
+
+    XML = "xml"
+    JSON = "json"
+    OA_JSON = "oa-json"
+
+    @classmethod
+    def parse(cls, value: EnvelopeFormat | str) -> EnvelopeFormat:
+        try:
+            return cls(value)
+        except ValueError:
+            raise ParseError(f"unknown envelope format {value!r}; use 'xml', 'json' or 'oa-json'") from None
+
+
+class _Bad(Exception):
+    pass
+
+
+class _EncryptScan:
+    """expat handlers that pick the one Encrypt child of the root <xml>."""
+
+    __slots__ = ("depth", "inside", "parts", "found")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.inside = False
+        self.found = False
+        self.parts: list[str] = []
+
+    def start(self, name: str, _attributes: object) -> None:
+        self.depth += 1
+        if name == "Encrypt":
+            if self.depth != 2:
+                raise _Bad("Encrypt must be a direct child of the root element")
+            if self.found:
+                raise _Bad("the body has more than one Encrypt element")
+            self.found = True
+            self.inside = True
+        elif self.inside:
+            raise _Bad("Encrypt must hold text, not elements")
+        elif self.depth == 1 and name != "xml":
+            raise _Bad(f"the root element must be <xml>, not <{name}>")
+
+    def end(self, name: str) -> None:
+        self.depth -= 1
+        if self.inside and self.depth == 1:
+            self.inside = False
+
+    def data(self, text: str) -> None:
+        if self.inside:
+            self.parts.append(text)
+
+
+def _extract_xml(body: str | bytes) -> str:
+    scan = _EncryptScan()
+    parser = new_parser()
+    parser.StartElementHandler = scan.start
+    parser.EndElementHandler = scan.end
+    parser.CharacterDataHandler = scan.data
+    try:
+        run_parser(parser, body)
+    except _Bad as exc:
+        raise ParseError(f"body: {exc}") from None
+    if not scan.found:
+        raise ParseError("body has no Encrypt element: is this channel in plaintext mode?")
+    return "".join(scan.parts)
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen and key in ("encrypt", "Encrypt"):
+                raise _Bad(f"the body has more than one {key!r} key")
+            seen.add(key)
+    return result
+
+
+def _extract_json(body: str | bytes) -> str:
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            text = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"body is not valid UTF-8 (byte {exc.start})") from None
+    else:
+        text = body
+    # A UTF-8 BOM is tolerated (RFC 8259 allows ignoring it; vector D43 keeps it).
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        document = json.loads(text, object_pairs_hook=_unique_pairs)
+    except _Bad as exc:
+        raise ParseError(f"body: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ParseError(f"body must be a JSON object, not {type(document).__name__}")
+    has_lower, has_upper = "encrypt" in document, "Encrypt" in document
+    if has_lower and has_upper:
+        raise ParseError("body has both 'encrypt' and 'Encrypt' keys")
+    if not (has_lower or has_upper):
+        raise ParseError("body has no top-level 'encrypt' key")
+    value = document["encrypt" if has_lower else "Encrypt"]
+    if not isinstance(value, str):
+        raise ParseError(f"'encrypt' must be a JSON string, not {type(value).__name__}")
+    return value
+
+
+def extract_encrypt(body: str | bytes, envelope: EnvelopeFormat) -> str:
+    """The Encrypt value of a callback body; ParseError (-40002) when there is not exactly one."""
+    if not isinstance(body, (str, bytes, bytearray)):
+        raise ParseError(f"body must be str or bytes, not {type(body).__name__}")
+    if envelope is EnvelopeFormat.XML:
+        return _extract_xml(body)
+    return _extract_json(body)
+
+
+def _cdata(value: str) -> str:
+    # "]]>" would end the section early; split it across two sections.
+    return value.replace("]]>", "]]]]><![CDATA[>")
+
+
+def _is_xml_text(value: str) -> bool:
+    return all(ch in "\t\n\r" or 0x20 <= ord(ch) <= 0xD7FF or 0xE000 <= ord(ch) <= 0xFFFD
+               or 0x10000 <= ord(ch) <= 0x10FFFF for ch in value)
+
+
+def render_envelope(
+    envelope: EnvelopeFormat,
+    encrypt: str,
+    signature: str,
+    timestamp: str,
+    nonce: str,
+    *,
+    json_timestamp: type[int] | type[str] = str,
+) -> str:
+    """The reply envelope text; RenderError (-40011) when a value cannot be represented."""
+    if not timestamp.isdigit() or not timestamp.isascii():
+        raise RenderError(f"timestamp must be decimal digits, not {timestamp!r}")
+    if envelope is EnvelopeFormat.XML:
+        if not _is_xml_text(nonce):
+            raise RenderError("nonce holds characters that XML cannot carry")
+        return (
+            f"<xml>\n<Encrypt><![CDATA[{encrypt}]]></Encrypt>\n"
+            f"<MsgSignature><![CDATA[{signature}]]></MsgSignature>\n"
+            f"<TimeStamp>{timestamp}</TimeStamp>\n"
+            f"<Nonce><![CDATA[{_cdata(nonce)}]]></Nonce>\n</xml>"
+        )
+    stamp: int | str = int(timestamp) if json_timestamp is int else timestamp
+    if envelope is EnvelopeFormat.JSON:
+        document = {"encrypt": encrypt, "msgsignature": signature, "timestamp": stamp, "nonce": nonce}
+    else:
+        document = {"Encrypt": encrypt, "MsgSignature": signature, "TimeStamp": stamp, "Nonce": nonce}
+    try:
+        return json.dumps(document, separators=(",", ":"))
+    except (ValueError, UnicodeError) as exc:  # pragma: no cover - str values always serialise
+        raise RenderError(f"reply envelope cannot be rendered as JSON: {exc}") from None

@@ -1,0 +1,130 @@
+"""XML parsing for untrusted callback bodies: expat with DTDs and entities refused.
+
+Callback XML comes from the internet. A document type declaration is the door to
+entity expansion ("billion laughs") and external entities, and WeChat never sends
+one, so any DOCTYPE ends the parse with a ParseError (-40002). Without a DTD only the
+five predefined entities exist; expat rejects any other reference as undefined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+from xml.parsers import expat
+
+from .errors import ParseError
+
+__all__ = ["MAX_DEPTH", "XmlElement", "new_parser", "parse_xml", "run_parser"]
+
+MAX_DEPTH = 64
+
+
+class _Refused(Exception):
+    """Raised inside an expat handler to stop the parse; turned into ParseError."""
+
+
+def _refuse_doctype(*_: Any) -> NoReturn:
+    raise _Refused("a DOCTYPE is not allowed in callback XML (DTDs and entities are refused)")
+
+
+def _refuse_entity(*_: Any) -> NoReturn:
+    raise _Refused("entity declarations are not allowed in callback XML")
+
+
+def new_parser() -> Any:
+    """A fresh expat parser that refuses DTDs, entity declarations and external entities."""
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.EntityDeclHandler = _refuse_entity
+    parser.UnparsedEntityDeclHandler = _refuse_entity
+    parser.ExternalEntityRefHandler = _refuse_entity
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.buffer_text = True
+    return parser
+
+
+def run_parser(parser: Any, data: str | bytes, what: str = "body") -> None:
+    """Feed a whole document to ``parser``; every failure becomes a ParseError."""
+    if isinstance(data, str):
+        try:
+            data = data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ParseError(f"{what} is not encodable as UTF-8") from None
+    try:
+        parser.Parse(data, True)
+    except _Refused as exc:
+        raise ParseError(f"{what}: {exc}") from None
+    except expat.ExpatError as exc:
+        raise ParseError(f"{what} is not well-formed XML: {expat.ErrorString(exc.code)} "
+                         f"at line {exc.lineno}, column {exc.offset}") from None
+    except (ValueError, TypeError, RecursionError, MemoryError) as exc:
+        raise ParseError(f"{what} cannot be parsed as XML: {exc}") from None
+
+
+@dataclass(slots=True)
+class XmlElement:
+    """An element: its tag, the text directly inside it, attributes and child elements."""
+
+    tag: str
+    text: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    children: list[XmlElement] = field(default_factory=list)
+
+    def find(self, tag: str) -> XmlElement | None:
+        """The first child element named ``tag``."""
+        for child in self.children:
+            if child.tag == tag:
+                return child
+        return None
+
+    def findall(self, tag: str) -> list[XmlElement]:
+        return [child for child in self.children if child.tag == tag]
+
+    def __iter__(self) -> Iterator[XmlElement]:
+        return iter(self.children)
+
+
+class _TreeBuilder:
+    __slots__ = ("stack", "root", "texts", "max_depth")
+
+    def __init__(self, max_depth: int) -> None:
+        self.stack: list[XmlElement] = []
+        self.texts: list[list[str]] = []
+        self.root: XmlElement | None = None
+        self.max_depth = max_depth
+
+    def start(self, tag: str, attributes: dict[str, str]) -> None:
+        if len(self.stack) >= self.max_depth:
+            raise _Refused(f"elements are nested deeper than {self.max_depth} levels")
+        element = XmlElement(tag, "", attributes)
+        if self.stack:
+            self.stack[-1].children.append(element)
+        else:
+            self.root = element
+        self.stack.append(element)
+        self.texts.append([])
+
+    def end(self, tag: str) -> None:
+        element = self.stack.pop()
+        element.text = "".join(self.texts.pop())
+
+    def data(self, text: str) -> None:
+        if self.texts:
+            self.texts[-1].append(text)
+
+
+def parse_xml(data: str | bytes, *, max_depth: int = MAX_DEPTH, what: str = "body") -> XmlElement:
+    """Parse a whole document into an XmlElement tree; ParseError (-40002) on any problem.
+
+    CDATA sections and plain text are the same to the caller (vector V3 has no CDATA).
+    """
+    builder = _TreeBuilder(max_depth)
+    parser = new_parser()
+    parser.StartElementHandler = builder.start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.data
+    run_parser(parser, data, what)
+    if builder.root is None:  # pragma: no cover - expat reports "no element found" first
+        raise ParseError(f"{what} has no root element")
+    return builder.root
