@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .encoding import strict_b64decode, text_value, utf8_bytes
-from .envelope import EnvelopeFormat, extract_encrypt, render_envelope
+from .envelope import EnvelopeFormat, check_reply_values, extract_encrypt, render_envelope
 from .errors import (
     ComputeSignatureError,
     EncryptError,
@@ -223,8 +223,7 @@ class MessageCrypto:
         message = utf8_bytes(reply, "reply", EncryptError)
         nonce_text = text_value(nonce, "nonce", RenderError)
         stamp = text_value(str(int(time.time())) if timestamp is None else timestamp, "timestamp", RenderError)
-        if not stamp.isdigit() or not stamp.isascii():
-            raise RenderError(f"timestamp must be decimal digits, not {stamp!r}")
+        check_reply_values(self.envelope, stamp, nonce_text)
         if key_index is None:
             key_index = reply_to.key_index if reply_to is not None else 0
         key = self.keys[key_index]

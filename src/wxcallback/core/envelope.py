@@ -28,7 +28,7 @@ from typing import Any
 from .errors import ParseError, RenderError
 from .safexml import new_parser, run_parser
 
-__all__ = ["EnvelopeFormat", "extract_encrypt", "render_envelope"]
+__all__ = ["EnvelopeFormat", "check_reply_values", "extract_encrypt", "render_envelope"]
 
 
 class EnvelopeFormat(str, Enum):
@@ -160,6 +160,14 @@ def _is_xml_text(value: str) -> bool:
                or 0x10000 <= ord(ch) <= 0x10FFFF for ch in value)
 
 
+def check_reply_values(envelope: EnvelopeFormat, timestamp: str, nonce: str) -> None:
+    """RenderError (-40011) now, rather than at render time, for values the envelope cannot carry."""
+    if not timestamp.isdigit() or not timestamp.isascii():
+        raise RenderError(f"timestamp must be decimal digits, not {timestamp!r}")
+    if envelope is EnvelopeFormat.XML and not _is_xml_text(nonce):
+        raise RenderError("nonce holds characters that XML cannot carry")
+
+
 def render_envelope(
     envelope: EnvelopeFormat,
     encrypt: str,
@@ -170,11 +178,8 @@ def render_envelope(
     json_timestamp: type[int] | type[str] = str,
 ) -> str:
     """The reply envelope text; RenderError (-40011) when a value cannot be represented."""
-    if not timestamp.isdigit() or not timestamp.isascii():
-        raise RenderError(f"timestamp must be decimal digits, not {timestamp!r}")
+    check_reply_values(envelope, timestamp, nonce)
     if envelope is EnvelopeFormat.XML:
-        if not _is_xml_text(nonce):
-            raise RenderError("nonce holds characters that XML cannot carry")
         return (
             f"<xml>\n<Encrypt><![CDATA[{encrypt}]]></Encrypt>\n"
             f"<MsgSignature><![CDATA[{signature}]]></MsgSignature>\n"
