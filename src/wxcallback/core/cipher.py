@@ -28,8 +28,7 @@ class FrameCipher:
         self._cipher = Cipher(algorithms.AES(aes_key), modes.CBC(aes_key[:16]))
 
     def encrypt_block(self, block: bytes) -> bytes:
-        encryptor = self._cipher.encryptor()
-        return encryptor.update(block) + encryptor.finalize()
+        return self._cipher.encryptor().update(block)
 
     def decrypt_block(self, data: bytes) -> bytes:
         size = len(data)
@@ -37,8 +36,9 @@ class FrameCipher:
             raise DecryptError(
                 f"ciphertext is {size} bytes, not a non-zero multiple of the 16-byte AES block"
             )
-        decryptor = self._cipher.decryptor()
-        return decryptor.update(data) + decryptor.finalize()
+        # CBC without padding hands back every whole block from update(); finalize()
+        # would only re-check the length checked above.
+        return self._cipher.decryptor().update(data)
 
     def seal(self, message: bytes, receive_id: bytes, random: bytes) -> str:
         """Base64 ciphertext of the frame (message, receive_id) with the given random prefix."""

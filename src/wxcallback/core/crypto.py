@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .encoding import strict_b64decode, text_value, utf8_bytes
 from .envelope import EnvelopeFormat, check_reply_values, extract_encrypt, render_envelope
@@ -26,13 +26,12 @@ from .errors import (
 from .frame import RANDOM_SIZE
 from .keys import EncodingAESKey, KeyRing
 from .receive_id import ReceiveIdPolicy
-from .signature import DEFAULT_DIGEST, check_signature, resolve_digest, sign
+from .signature import DEFAULT_DIGEST, resolve_digest, sign, signature_hex, signatures_match
 
 __all__ = ["DecryptedMessage", "EncryptedReply", "MessageCrypto"]
 
 
-@dataclass(frozen=True, slots=True)
-class DecryptedMessage:
+class DecryptedMessage(NamedTuple):
     """A verified, decrypted callback.
 
     ``key_index`` says which key of the ring opened it (0 = current); pass the whole
@@ -46,8 +45,7 @@ class DecryptedMessage:
     random: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
-class EncryptedReply:
+class EncryptedReply(NamedTuple):
     """The four values of an encrypted reply and the envelope that carries them."""
 
     encrypt: str
@@ -123,7 +121,7 @@ class MessageCrypto:
 
     def verify_signature(self, signature: str | bytes, timestamp: str | bytes, nonce: str | bytes) -> None:
         """Check the 3-value ``signature`` (Official Account plaintext mode and URL check)."""
-        if not check_signature(signature, self.token, timestamp, nonce, digest=self.digest):
+        if not signatures_match(signature, signature_hex(self._hasher, (self.token, timestamp, nonce))):
             raise SignatureError("signature does not match: check the Token")
 
     def verify_plain_url(
@@ -137,8 +135,8 @@ class MessageCrypto:
         return text_value(echostr, "echostr", SignatureError)
 
     def _verify_msg_signature(self, msg_signature: object, timestamp: object, nonce: object, encrypt: str) -> None:
-        if not check_signature(msg_signature, self.token, timestamp, nonce, encrypt,  # type: ignore[arg-type]
-                               digest=self.digest):
+        expected = signature_hex(self._hasher, (self.token, timestamp, nonce, encrypt))
+        if not signatures_match(msg_signature, expected):
             hint = ""
             if " " in encrypt:
                 hint = " (the value contains spaces: a '+' was probably form-decoded into ' ')"
@@ -169,9 +167,11 @@ class MessageCrypto:
         self, encrypt: str | bytes, msg_signature: str | bytes, timestamp: str | bytes, nonce: str | bytes
     ) -> DecryptedMessage:
         """Verify and decrypt an Encrypt value already taken out of its envelope."""
-        encrypt_text = text_value(encrypt, "Encrypt", SignatureError)
+        encrypt_text = encrypt if type(encrypt) is str else text_value(encrypt, "Encrypt", SignatureError)
         self._verify_msg_signature(msg_signature, timestamp, nonce, encrypt_text)
         raw = strict_b64decode(encrypt_text)
+        if len(self.keys) == 1:
+            return self._open(raw, self.keys.current, 0)
         first_error: WXCallbackError | None = None
         mismatch: ReceiveIdError | None = None
         for index, key in enumerate(self.keys):
@@ -185,21 +185,28 @@ class MessageCrypto:
         raise mismatch or first_error or IllegalBufferError("no key could decrypt the message")
 
     def _open(self, raw: bytes, key: EncodingAESKey, index: int) -> DecryptedMessage:
-        frame = key.cipher.open(raw)
+        random, message, receive_id_utf8 = key.cipher.open(raw)
+        receive_id = self.receive_id.match_utf8(receive_id_utf8)
+        if receive_id is None:
+            receive_id = self._unexpected_receive_id(receive_id_utf8)
         try:
-            receive_id = frame.receive_id.decode("utf-8")
+            text = message.decode()
+        except UnicodeDecodeError as exc:
+            raise IllegalBufferError(f"decrypted message is not valid UTF-8 (byte {exc.start})") from None
+        return DecryptedMessage(text, receive_id, index, random)
+
+    def _unexpected_receive_id(self, received: bytes) -> str:
+        """The decoded id of a frame not in the accepted set, if the policy accepts any; else raise."""
+        try:
+            receive_id = received.decode()
         except UnicodeDecodeError:
             raise ReceiveIdError(
-                f"receive_id mismatch: the frame's receive_id is not UTF-8 ({frame.receive_id[:32]!r}); "
+                f"receive_id mismatch: the frame's receive_id is not UTF-8 ({received[:32]!r}); "
                 f"this key is configured for {self.receive_id.describe()}",
                 received=None, expected=self.receive_id.describe(),
             ) from None
         self.receive_id.check(receive_id)
-        try:
-            text = frame.message.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise IllegalBufferError(f"decrypted message is not valid UTF-8 (byte {exc.start})") from None
-        return DecryptedMessage(text, receive_id, index, frame.random)
+        return receive_id
 
     # -- encryption -------------------------------------------------------------------
 
@@ -239,7 +246,7 @@ class MessageCrypto:
         elif not isinstance(random, (bytes, bytearray)):
             raise EncryptError("random must be 16 bytes")
         encrypt = key.cipher.seal(message, utf8_bytes(receive_id, "receive_id", EncryptError), bytes(random))
-        signature = sign(self.token, stamp, nonce_text, encrypt, digest=self.digest)
+        signature = signature_hex(self._hasher, (self.token, stamp, nonce_text, encrypt))
         return EncryptedReply(encrypt, signature, stamp, nonce_text, self.envelope, self.json_timestamp)
 
     def encrypt(

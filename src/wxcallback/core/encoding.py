@@ -17,19 +17,24 @@ __all__ = ["b64encode", "strict_b64decode", "text_value", "utf8_bytes"]
 
 if sys.version_info >= (3, 11):
 
-    def _a2b_strict(data: bytes) -> bytes:
+    def _a2b_strict(data: str | bytes) -> bytes:
         return binascii.a2b_base64(data, strict_mode=True)
 
 else:  # pragma: no cover - 3.10 has no strict_mode: the same grammar, checked by regex
     _STRICT_B64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
-    def _a2b_strict(data: bytes) -> bytes:
+    def _a2b_strict(data: str | bytes) -> bytes:
+        if isinstance(data, str):
+            data = data.encode("ascii")
         if _STRICT_B64.fullmatch(data) is None:
             raise binascii.Error("only the standard alphabet and final padding are allowed")
         return binascii.a2b_base64(data)
 
 
-_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+# Value of each base64 character, keyed by str and by byte value (bytes index to ints).
+_SIXTETS: dict[object, int] = {**{c: i for i, c in enumerate(_ALPHABET)}, **{ord(c): i for i, c in enumerate(_ALPHABET)}}
+_PAD = ("=", b"=")
 
 
 def text_value(value: object, what: str, error: type[WXCallbackError]) -> str:
@@ -71,25 +76,14 @@ def strict_b64decode(value: str | bytes) -> bytes:
     WeChat only ever sends this form; the official SDKs disagree on everything else
     (vectors D12–D15), so anything else is refused with -40010.
     """
-    if isinstance(value, str):
-        if not value.isascii():
-            raise Base64DecodeError("Encrypt is not base64: it contains non-ASCII characters")
-        data = value.encode("ascii")
-    else:
-        data = value
-    if len(data) % 4:
-        raise Base64DecodeError(
-            f"Encrypt is not padded standard base64: length {len(data)} is not a multiple of 4"
-        )
     try:
-        raw = _a2b_strict(data)
+        raw = _a2b_strict(value)
     except (binascii.Error, ValueError) as exc:
         raise Base64DecodeError(f"Encrypt is not strict standard base64: {exc}") from None
     # a2b_base64 ignores the unused low bits of the last character; a canonical
     # encoding has them at zero, so "QUJ=" and "QUI=" cannot both name one ciphertext.
-    if data.endswith(b"="):
-        last = data[-3] if data.endswith(b"==") else data[-2]
-        unused_mask = 0x0F if data.endswith(b"==") else 0x03
-        if _ALPHABET.index(last) & unused_mask:
+    if value[-1:] in _PAD:
+        two = value[-2:-1] in _PAD
+        if _SIXTETS[value[-3 if two else -2]] & (0x0F if two else 0x03):
             raise Base64DecodeError("Encrypt is not canonical base64: non-zero bits before the padding")
     return raw

@@ -9,10 +9,10 @@ smart robot).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import IllegalBufferError
-from .padding import pad, unpad
+from .padding import PADS, pad, unpad
 
 __all__ = ["Frame", "RANDOM_SIZE", "pack_frame", "unpack_frame"]
 
@@ -20,8 +20,7 @@ RANDOM_SIZE = 16
 _HEADER = RANDOM_SIZE + 4
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
     """A decrypted frame: the random prefix, the message bytes and the receive_id bytes."""
 
     random: bytes
@@ -36,6 +35,13 @@ def pack_frame(message: bytes, receive_id: bytes, random: bytes) -> bytes:
 
 def unpack_frame(block: bytes) -> Frame:
     """Split a decrypted, padded block; raise IllegalBufferError (-40008) if malformed."""
+    size = len(block)
+    n = block[-1] if size else 0
+    # The common case in one expression; any doubt goes through unpad() for its message.
+    if size and not size % 32 and 1 <= n <= 32 and block.endswith(PADS[n]) and size - n >= _HEADER:
+        end = _HEADER + int.from_bytes(block[RANDOM_SIZE:_HEADER], "big")
+        if end <= size - n:
+            return Frame(block[:RANDOM_SIZE], block[_HEADER:end], block[end : size - n])
     body = unpad(block)
     if len(body) < _HEADER:
         raise IllegalBufferError(

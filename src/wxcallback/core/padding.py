@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from .errors import IllegalBufferError
 
-__all__ = ["BLOCK_SIZE", "pad", "unpad"]
+__all__ = ["BLOCK_SIZE", "PADS", "pad", "unpad"]
 
 BLOCK_SIZE = 32
+PADS = tuple(bytes((n,)) * n for n in range(BLOCK_SIZE + 1))
 
 
 def pad(data: bytes) -> bytes:
     """Append 1..32 bytes of value n so the length is a multiple of 32 (32 when aligned)."""
-    n = BLOCK_SIZE - len(data) % BLOCK_SIZE
-    return data + bytes((n,)) * n
+    return data + PADS[BLOCK_SIZE - len(data) % BLOCK_SIZE]
 
 
 def unpad(block: bytes) -> bytes:
@@ -34,6 +34,6 @@ def unpad(block: bytes) -> bytes:
         raise IllegalBufferError(
             f"padding byte {n:#04x} is not in 1..32: the EncodingAESKey is probably wrong"
         )
-    if block[-n:] != bytes((n,)) * n:
+    if not block.endswith(PADS[n]):
         raise IllegalBufferError("padding bytes are not all equal: the EncodingAESKey is probably wrong")
     return block[:-n]

@@ -20,11 +20,13 @@ __all__ = ["ANY_RECEIVE_ID", "ReceiveIdPolicy"]
 class ReceiveIdPolicy:
     """Exact id, one of a set, or (explicitly) any."""
 
-    __slots__ = ("_accepted", "_reply_id", "_any")
+    __slots__ = ("_accepted", "_accepted_utf8", "_reply_id", "_any")
 
     def __init__(self, accepted: Iterable[str] | None, reply_id: str | None) -> None:
         self._any = accepted is None
         self._accepted = frozenset(accepted) if accepted is not None else frozenset()
+        # Frames carry UTF-8 bytes: matching them before decoding saves a decode per message.
+        self._accepted_utf8 = {i.encode("utf-8", "surrogatepass"): i for i in self._accepted}
         self._reply_id = reply_id
 
     @classmethod
@@ -63,6 +65,10 @@ class ReceiveIdPolicy:
     @property
     def accepts_any(self) -> bool:
         return self._any
+
+    def match_utf8(self, received: bytes) -> str | None:
+        """The accepted id equal to the frame's raw ``received`` bytes, or None."""
+        return self._accepted_utf8.get(received)
 
     def check(self, received: str) -> None:
         if self._any or received in self._accepted:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .encoding import text_value
 from .errors import ComputeSignatureError
 
-__all__ = ["DEFAULT_DIGEST", "check_signature", "resolve_digest", "sign"]
+__all__ = ["DEFAULT_DIGEST", "check_signature", "resolve_digest", "sign", "signature_hex", "signatures_match"]
 
 DEFAULT_DIGEST = "sha1"
 
@@ -34,30 +34,46 @@ _HASHERS: dict[str, _Hasher] = {}
 
 def resolve_digest(digest: str) -> _Hasher:
     """The hashlib constructor for ``digest`` (e.g. "sha1", "sha256", "SHA-256")."""
+    cached = _HASHERS.get(digest)
+    if cached is not None:
+        return cached
     if not isinstance(digest, str):
         raise ComputeSignatureError(f"digest must be a name such as 'sha1', not {type(digest).__name__}")
     name = digest.lower().replace("-", "")
     name = {"sha3224": "sha3_224", "sha3256": "sha3_256", "sha3384": "sha3_384", "sha3512": "sha3_512"}.get(
         name, name
     )
-    hasher = _HASHERS.get(name)
-    if hasher is None:
-        if name not in _SUPPORTED:
-            raise ComputeSignatureError(
-                f"digest {digest!r} is not supported; use one of {', '.join(sorted(_SUPPORTED))}"
-            )
-        hasher = getattr(hashlib, name)
-        _HASHERS[name] = hasher
+    if name not in _SUPPORTED:
+        raise ComputeSignatureError(
+            f"digest {digest!r} is not supported; use one of {', '.join(sorted(_SUPPORTED))}"
+        )
+    hasher: _Hasher = getattr(hashlib, name)
+    _HASHERS[digest] = hasher
     return hasher
 
 
-def _joined(values: tuple[object, ...]) -> bytes:
-    texts = [text_value(v, "a signature input", ComputeSignatureError) for v in values]
-    texts.sort()
+def signature_hex(hasher: _Hasher, values: Sequence[object]) -> str:
+    """Hex digest of the sorted concatenation of ``values`` (str, UTF-8 bytes or int)."""
     try:
-        return "".join(texts).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ComputeSignatureError("a signature input is not encodable as UTF-8") from None
+        joined = "".join(sorted(values)).encode()  # type: ignore[arg-type]
+    except (TypeError, UnicodeEncodeError):
+        texts = [text_value(v, "a signature input", ComputeSignatureError) for v in values]
+        texts.sort()
+        try:
+            joined = "".join(texts).encode()
+        except UnicodeEncodeError:
+            raise ComputeSignatureError("a signature input is not encodable as UTF-8") from None
+    return str(hasher(joined).hexdigest())
+
+
+def signatures_match(given: object, expected: str) -> bool:
+    """Constant-time, case-sensitive comparison of a received signature with ``expected``."""
+    if isinstance(given, str):
+        # compare_digest takes str only when it is ASCII; a non-ASCII signature is wrong anyway.
+        return given.isascii() and hmac.compare_digest(given, expected)
+    if isinstance(given, (bytes, bytearray)):
+        return hmac.compare_digest(bytes(given), expected.encode("ascii"))
+    return False
 
 
 def sign(*values: str | bytes | int, digest: str = DEFAULT_DIGEST) -> str:
@@ -66,7 +82,7 @@ def sign(*values: str | bytes | int, digest: str = DEFAULT_DIGEST) -> str:
     ``sign(token, timestamp, nonce)`` is the Official Account ``signature``;
     ``sign(token, timestamp, nonce, encrypt)`` is ``msg_signature``.
     """
-    return str(resolve_digest(digest)(_joined(values)).hexdigest())
+    return signature_hex(resolve_digest(digest), values)
 
 
 def check_signature(signature: str | bytes, *values: str | bytes | int, digest: str = DEFAULT_DIGEST) -> bool:
@@ -74,13 +90,4 @@ def check_signature(signature: str | bytes, *values: str | bytes | int, digest: 
 
     Upper-case hex is refused, as in every official SDK (vector D02).
     """
-    expected = sign(*values, digest=digest).encode("ascii")
-    if isinstance(signature, str):
-        if not signature.isascii():
-            return False
-        given = signature.encode("ascii")
-    elif isinstance(signature, (bytes, bytearray)):
-        given = bytes(signature)
-    else:
-        return False
-    return hmac.compare_digest(given, expected)
+    return signatures_match(signature, signature_hex(resolve_digest(digest), values))
