@@ -1,0 +1,477 @@
+"""The state store interface shared by every server worker: nonces, dedup, robot streams, outbox.
+
+A callback server runs several workers, possibly on several hosts; whatever one worker learns
+(a nonce was seen, a message was answered, a stream has new text, a delivery is due) must be
+visible to the others. :class:`Store` states that contract once; ``memory``, ``sqlite`` and
+``redis`` implement it. The public methods here check their arguments and translate backend
+failures into :class:`StoreError`; implementations only supply the ``_``-prefixed primitives.
+
+Errors::
+
+    StoreError                  -40011  the store cannot serve the request, so no reply can be made
+    ├── StoreURLError                   open_store() was given a URL it cannot use
+    ├── StoreUnavailableError           the backend failed (SQLite error, Redis unreachable)
+    └── StreamStateError                a robot stream update breaks the platform's rules
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from types import TracebackType
+from typing import Any, TypeVar
+
+from wxcallback.core.errors import ErrorCode, WXCallbackError
+
+__all__ = [
+    "DEFAULT_DEDUP_TTL",
+    "DEFAULT_NONCE_TTL",
+    "DEFAULT_OUTBOX_KEY_TTL",
+    "DEFAULT_STREAM_TTL",
+    "MAX_STREAM_CONTENT_BYTES",
+    "CachedReply",
+    "ClaimResult",
+    "ClaimState",
+    "Clock",
+    "OutboxItem",
+    "Store",
+    "StoreError",
+    "StoreURLError",
+    "StoreUnavailableError",
+    "StreamState",
+    "StreamStateError",
+]
+
+# The robot doc guarantees a nonce is not reused for 2 hours (protocol.md §4.1, gotcha 10).
+DEFAULT_NONCE_TTL = 2 * 60 * 60
+# Longer than the platforms' retry window: 3 attempts x 5 s (protocol.md §2.4, §3.3).
+DEFAULT_DEDUP_TTL = 300
+# WeCom polls a robot stream for at most 6 minutes after the user's message (§4.4); plus margin.
+DEFAULT_STREAM_TTL = 6 * 60 + 60
+# How long an outbox idempotency key absorbs a duplicate enqueue, delivered or not.
+DEFAULT_OUTBOX_KEY_TTL = 24 * 60 * 60
+# Robot stream content is the full cumulative text, at most 20480 bytes of UTF-8 (§4.3).
+MAX_STREAM_CONTENT_BYTES = 20480
+
+Clock = Callable[[], float]
+StreamState = dict[str, Any]
+_T = TypeVar("_T")
+_S = TypeVar("_S", bound="Store")
+
+
+class StoreError(WXCallbackError):
+    """The state store cannot do what was asked; the request cannot be answered."""
+
+    # The official table has no storage code; a failing store means the reply cannot be produced.
+    code = ErrorCode.GEN_RETURN_XML_ERROR
+
+
+class StoreURLError(StoreError):
+    """open_store() was given a URL with an unknown scheme or a missing/invalid part."""
+
+
+class StoreUnavailableError(StoreError):
+    """The backend failed: the SQLite file is locked or unreadable, Redis does not answer."""
+
+
+class StreamStateError(StoreError):
+    """A robot stream update is refused: content too long, stream finished, state not JSON."""
+
+
+class ClaimState(str, Enum):
+    """Where a message stands in the dedup cache."""
+
+    CLAIMED = "claimed"  # the caller holds the claim and runs the handler
+    IN_PROGRESS = "in_progress"  # another attempt holds the claim and has not finished
+    DONE = "done"  # the message was answered; the reply is cached
+
+
+@dataclass(frozen=True)
+class CachedReply:
+    """A rendered reply kept so a platform retry gets the very same bytes."""
+
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The answer of :meth:`Store.claim`; ``reply`` is set only when ``state`` is DONE."""
+
+    state: ClaimState
+    reply: CachedReply | None = None
+
+    @property
+    def claimed(self) -> bool:
+        return self.state is ClaimState.CLAIMED
+
+    @property
+    def in_progress(self) -> bool:
+        return self.state is ClaimState.IN_PROGRESS
+
+    @property
+    def done(self) -> bool:
+        return self.state is ClaimState.DONE
+
+
+CLAIMED = ClaimResult(ClaimState.CLAIMED)
+IN_PROGRESS = ClaimResult(ClaimState.IN_PROGRESS)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One delivery waiting in the outbox.
+
+    ``attempts`` counts the times the item was handed out by ``claim_batch``, this one included;
+    ``enqueued_at`` is seconds since the epoch on the store's clock.
+    """
+
+    id: str
+    channel: str
+    payload: bytes
+    idempotency_key: str
+    attempts: int
+    enqueued_at: float
+
+
+class Store(ABC):
+    """Shared server state. Every method is a coroutine; TTLs and timeouts are in seconds.
+
+    Use it as ``async with open_store(url) as store:`` or call :meth:`close` when done.
+    """
+
+    #: Seconds between two looks at a claim while :meth:`wait_for` waits for it.
+    poll_interval: float = 0.025
+
+    def __init__(self, *, clock: Clock = time.time) -> None:
+        self.clock = clock
+        self._closed = False
+
+    # -- replay guard -------------------------------------------------------------------------
+
+    async def remember_nonce(self, key: str, ttl: float = DEFAULT_NONCE_TTL) -> bool:
+        """Record ``key``; False when it was already recorded within its ttl (a replay)."""
+        _check_key(key)
+        _check_seconds(ttl, "ttl")
+        return await self._guard(self._remember_nonce(key, ttl))
+
+    # -- dedup with cached replies ------------------------------------------------------------
+
+    async def claim(self, key: str, ttl: float = DEFAULT_DEDUP_TTL) -> ClaimResult:
+        """Atomically take the right to handle ``key``, or learn who has it or what it answered.
+
+        An unseen key is marked in progress for ``ttl`` seconds (so a crashed worker's claim
+        lapses) and CLAIMED is returned; otherwise IN_PROGRESS, or DONE with the cached reply.
+        """
+        _check_key(key)
+        _check_seconds(ttl, "ttl")
+        return await self._guard(self._claim(key, ttl))
+
+    async def complete(
+        self, key: str, reply: bytes, content_type: str, ttl: float = DEFAULT_DEDUP_TTL
+    ) -> None:
+        """Cache the reply for ``key`` for ``ttl`` seconds; later claims return it as DONE."""
+        _check_key(key)
+        if not isinstance(reply, (bytes, bytearray, memoryview)):
+            raise StoreError(f"reply must be bytes, not {type(reply).__name__}")
+        if not isinstance(content_type, str):
+            raise StoreError(f"content_type must be a str, not {type(content_type).__name__}")
+        _check_seconds(ttl, "ttl")
+        await self._guard(self._complete(key, CachedReply(bytes(reply), content_type), ttl))
+
+    async def release(self, key: str) -> None:
+        """Drop an in-progress claim so a retry can run the handler again; a cached reply stays."""
+        _check_key(key)
+        await self._guard(self._release(key))
+
+    async def wait_for(self, key: str, timeout: float) -> CachedReply | None:
+        """Wait until the claim on ``key`` completes and return its reply.
+
+        None when ``timeout`` passes first, or when the claim is released or lapses (the caller
+        may then claim the key itself).
+        """
+        _check_key(key)
+        _check_seconds(timeout, "timeout", allow_zero=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            seen = await self._guard(self._peek_claim(key))
+            if seen is None:
+                return None
+            if seen.reply is not None:
+                return seen.reply
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            await asyncio.sleep(min(self.poll_interval, remaining))
+
+    # -- robot stream state -------------------------------------------------------------------
+
+    async def put_stream(
+        self, stream_id: str, state: StreamState, ttl: float = DEFAULT_STREAM_TTL
+    ) -> StreamState:
+        """Store a stream's state (a JSON-able dict) and return it as stored.
+
+        ``id``, ``content`` ("") and ``finish`` (False) are filled in when missing and
+        ``updated_at`` is set from the store's clock.
+        """
+        _check_key(stream_id, "stream_id")
+        _check_seconds(ttl, "ttl")
+        if not isinstance(state, dict):
+            raise StreamStateError(f"stream state must be a dict, not {type(state).__name__}")
+        stored: StreamState = {"id": stream_id, "content": "", "finish": False, **state}
+        if stored["id"] != stream_id:
+            raise StreamStateError(f"stream state id {stored['id']!r} does not match {stream_id!r}")
+        _check_stream_fields(stored)
+        stored["updated_at"] = self.clock()
+        encoded = _encode_stream(stored)
+        await self._guard(self._put_stream(stream_id, encoded, ttl))
+        return _decode_stream(encoded)
+
+    async def get_stream(self, stream_id: str) -> StreamState | None:
+        """The stream's state, or None when it is unknown or has expired."""
+        _check_key(stream_id, "stream_id")
+        encoded = await self._guard(self._get_stream(stream_id))
+        return None if encoded is None else _decode_stream(encoded)
+
+    async def update_stream(
+        self, stream_id: str, content: str, finish: bool = False, ttl: float = DEFAULT_STREAM_TTL
+    ) -> StreamState | None:
+        """Replace the stream's cumulative ``content`` (and set ``finish``); None if unknown.
+
+        The platform shows the full text of each reply, not a delta (protocol.md §4.3).
+        """
+        _check_key(stream_id, "stream_id")
+        _check_text(content, "content")
+        _check_seconds(ttl, "ttl")
+
+        def change(state: StreamState) -> StreamState:
+            return _changed_stream(state, content, finish, self.clock())
+
+        return await self._guard(self._modify_stream(stream_id, change, ttl))
+
+    async def append_stream(
+        self, stream_id: str, text_chunk: str, finish: bool = False, ttl: float = DEFAULT_STREAM_TTL
+    ) -> StreamState | None:
+        """Add ``text_chunk`` to the stream's cumulative content; None if the stream is unknown."""
+        _check_key(stream_id, "stream_id")
+        _check_text(text_chunk, "text_chunk")
+        _check_seconds(ttl, "ttl")
+
+        def change(state: StreamState) -> StreamState:
+            return _changed_stream(state, str(state["content"]) + text_chunk, finish, self.clock())
+
+        return await self._guard(self._modify_stream(stream_id, change, ttl))
+
+    # -- durable outbox -----------------------------------------------------------------------
+
+    async def enqueue(self, channel: str, item: bytes, idempotency_key: str) -> str:
+        """Durably add a delivery and return its id.
+
+        A second enqueue with the same ``channel`` and ``idempotency_key`` (a platform retry)
+        returns the first id and adds nothing.
+        """
+        _check_key(channel, "channel")
+        _check_key(idempotency_key, "idempotency_key")
+        if not isinstance(item, (bytes, bytearray, memoryview)):
+            raise StoreError(f"outbox item must be bytes, not {type(item).__name__}")
+        return await self._guard(self._enqueue(channel, bytes(item), idempotency_key))
+
+    async def claim_batch(
+        self, consumer: str, count: int, visibility_timeout: float
+    ) -> list[OutboxItem]:
+        """Hand up to ``count`` due items to ``consumer``, oldest first.
+
+        An item not acked or nacked within ``visibility_timeout`` seconds becomes claimable
+        again, so a consumer that crashed does not lose it.
+        """
+        _check_key(consumer, "consumer")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise StoreError(f"count must be a positive int, not {count!r}")
+        _check_seconds(visibility_timeout, "visibility_timeout")
+        return await self._guard(self._claim_batch(consumer, count, visibility_timeout))
+
+    async def ack(self, id: str) -> None:
+        """The item was delivered: remove it for good. An unknown id is ignored."""
+        _check_key(id, "id")
+        await self._guard(self._ack(id))
+
+    async def nack(self, id: str, retry_at: float) -> None:
+        """Delivery failed: give the item back, claimable again from ``retry_at`` (clock seconds).
+
+        An unknown or already acked id is ignored.
+        """
+        _check_key(id, "id")
+        _check_number(retry_at, "retry_at")
+        await self._guard(self._nack(id, float(retry_at)))
+
+    async def depth(self) -> int:
+        """How many items are waiting or in flight (not yet acked)."""
+        return await self._guard(self._depth())
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def healthy(self) -> bool:
+        """True when the backend answers; never raises."""
+        if self._closed:
+            return False
+        try:
+            return await self._healthy()
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        """Release the backend's connections; closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._close()
+
+    async def __aenter__(self: _S) -> _S:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _guard(self, operation: Awaitable[_T]) -> _T:
+        """Run one backend operation, turning backend exceptions into StoreUnavailableError."""
+        if self._closed:
+            if asyncio.iscoroutine(operation):
+                operation.close()  # never awaited on purpose: the store is closed
+            raise StoreError(f"{self!r} is closed")
+        try:
+            return await operation
+        except StoreError:
+            raise
+        except self._backend_errors as exc:
+            raise StoreUnavailableError(f"{self!r} failed: {exc}") from exc
+
+    # -- what an implementation supplies ------------------------------------------------------
+
+    #: Exceptions of the backend that mean "the store failed" (wrapped as StoreUnavailableError).
+    _backend_errors: tuple[type[BaseException], ...] = ()
+
+    @abstractmethod
+    async def _remember_nonce(self, key: str, ttl: float) -> bool: ...
+
+    @abstractmethod
+    async def _claim(self, key: str, ttl: float) -> ClaimResult: ...
+
+    @abstractmethod
+    async def _complete(self, key: str, reply: CachedReply, ttl: float) -> None: ...
+
+    @abstractmethod
+    async def _release(self, key: str) -> None: ...
+
+    @abstractmethod
+    async def _peek_claim(self, key: str) -> ClaimResult | None:
+        """The key's current state without claiming it; None when absent or expired."""
+
+    @abstractmethod
+    async def _put_stream(self, stream_id: str, encoded: str, ttl: float) -> None: ...
+
+    @abstractmethod
+    async def _get_stream(self, stream_id: str) -> str | None: ...
+
+    @abstractmethod
+    async def _modify_stream(
+        self, stream_id: str, change: Callable[[StreamState], StreamState], ttl: float
+    ) -> StreamState | None:
+        """Atomically read the state, apply ``change``, store the result with ``ttl``."""
+
+    @abstractmethod
+    async def _enqueue(self, channel: str, payload: bytes, idempotency_key: str) -> str: ...
+
+    @abstractmethod
+    async def _claim_batch(
+        self, consumer: str, count: int, visibility_timeout: float
+    ) -> list[OutboxItem]: ...
+
+    @abstractmethod
+    async def _ack(self, id: str) -> None: ...
+
+    @abstractmethod
+    async def _nack(self, id: str, retry_at: float) -> None: ...
+
+    @abstractmethod
+    async def _depth(self) -> int: ...
+
+    @abstractmethod
+    async def _healthy(self) -> bool: ...
+
+    @abstractmethod
+    async def _close(self) -> None: ...
+
+
+# -- argument checks and stream rules shared by the implementations ---------------------------
+
+
+def _check_key(value: object, what: str = "key") -> None:
+    if not isinstance(value, str) or not value:
+        raise StoreError(f"{what} must be a non-empty str, not {value!r}")
+
+
+def _check_number(value: object, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise StoreError(f"{what} must be a finite number of seconds, not {value!r}")
+
+
+def _check_seconds(value: object, what: str, *, allow_zero: bool = False) -> None:
+    _check_number(value, what)
+    assert isinstance(value, (int, float))
+    if value < 0 or (value == 0 and not allow_zero):
+        raise StoreError(f"{what} must be {'>= 0' if allow_zero else '> 0'} seconds, not {value!r}")
+
+
+def _check_text(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise StreamStateError(f"{what} must be a str, not {type(value).__name__}")
+
+
+def _check_stream_fields(state: StreamState) -> None:
+    content = state["content"]
+    if not isinstance(content, str):
+        raise StreamStateError(f"stream content must be a str, not {type(content).__name__}")
+    if not isinstance(state["finish"], bool):
+        raise StreamStateError(f"stream finish must be a bool, not {state['finish']!r}")
+    try:
+        size = len(content.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise StreamStateError(f"stream content is not valid Unicode text: {exc}") from exc
+    if size > MAX_STREAM_CONTENT_BYTES:
+        raise StreamStateError(
+            f"stream content is {size} bytes of UTF-8; the platform accepts at most "
+            f"{MAX_STREAM_CONTENT_BYTES}"
+        )
+
+
+def _changed_stream(state: StreamState, content: str, finish: bool, now: float) -> StreamState:
+    if state.get("finish"):
+        raise StreamStateError(f"stream {state.get('id')!r} is finished and cannot change")
+    changed = {**state, "content": content, "finish": bool(finish)}
+    _check_stream_fields(changed)
+    changed["updated_at"] = now
+    return changed
+
+
+def _encode_stream(state: StreamState) -> str:
+    try:
+        return json.dumps(state, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise StreamStateError(f"stream state must be plain JSON data: {exc}") from exc
+
+
+def _decode_stream(encoded: str) -> StreamState:
+    state: StreamState = json.loads(encoded)
+    return state

@@ -1,0 +1,370 @@
+"""SQLite store: one file shared by the worker processes of one host.
+
+The stdlib ``sqlite3`` runs on one background thread per store, so the event loop never blocks
+on disk. WAL mode lets readers and the single writer proceed together; every read-modify-write
+is one ``BEGIN IMMEDIATE`` transaction, which takes the file's write lock up front, so two
+processes claiming the same key are serialised and exactly one wins. The caches commit with
+``synchronous=NORMAL`` (losing the last second of nonces on power loss is harmless); the outbox
+commits with ``synchronous=FULL`` because an acknowledged enqueue must survive a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TypeVar
+
+from .base import (
+    CLAIMED,
+    DEFAULT_OUTBOX_KEY_TTL,
+    IN_PROGRESS,
+    CachedReply,
+    ClaimResult,
+    ClaimState,
+    Clock,
+    OutboxItem,
+    Store,
+    StreamState,
+    _decode_stream,
+    _encode_stream,
+)
+
+__all__ = ["SQLiteStore"]
+
+_T = TypeVar("_T")
+
+# Expired rows are deleted at most this often (seconds); queries ignore them in between.
+_PURGE_EVERY = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS nonces (
+    key         TEXT PRIMARY KEY,
+    expires_at  REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS claims (
+    key           TEXT PRIMARY KEY,
+    reply         BLOB,            -- NULL while the handler runs
+    content_type  TEXT,
+    expires_at    REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS streams (
+    stream_id   TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,     -- JSON
+    expires_at  REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS outbox (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel          TEXT NOT NULL,
+    idempotency_key  TEXT NOT NULL,
+    payload          BLOB,         -- NULL once delivered: the row then only remembers the key
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    enqueued_at      REAL NOT NULL,
+    visible_at       REAL NOT NULL, -- claimable from here: end of a claim's lease or a nack's retry
+    consumer         TEXT,
+    acked_at         REAL,
+    UNIQUE (channel, idempotency_key)
+);
+
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (visible_at, id) WHERE acked_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox (acked_at) WHERE acked_at IS NOT NULL;
+"""
+
+
+class SQLiteStore(Store):
+    """Shared state in one SQLite file (or ``":memory:"``, private to this store object).
+
+    The file is opened on first use; a path that cannot be opened then raises
+    :class:`~wxcallback.server.stores.base.StoreUnavailableError`.
+    """
+
+    _backend_errors = (sqlite3.Error,)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock = time.time,
+        busy_timeout: float = 5.0,
+        outbox_key_ttl: float = DEFAULT_OUTBOX_KEY_TTL,
+    ) -> None:
+        super().__init__(clock=clock)
+        self.path = os.fspath(path)
+        self.busy_timeout = busy_timeout
+        self.outbox_key_ttl = outbox_key_ttl
+        self._connection: sqlite3.Connection | None = None
+        self._next_purge = 0.0
+        # One thread owns the connection: sqlite3 objects are not shared across threads.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wxcallback-sqlite")
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    async def _run(self, work: Callable[[sqlite3.Connection, float], _T]) -> _T:
+        now = self.clock()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._on_thread, work, now)
+
+    def _on_thread(self, work: Callable[[sqlite3.Connection, float], _T], now: float) -> _T:
+        db = self._connect()
+        if now >= self._next_purge:
+            self._next_purge = now + _PURGE_EVERY
+            self._purge(db, now)
+        return work(db, now)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            db = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            try:
+                db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")
+                db.executescript(_SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+            self._connection = db
+        return self._connection
+
+    def _purge(self, db: sqlite3.Connection, now: float) -> None:
+        with _transaction(db):
+            db.execute("DELETE FROM nonces WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM streams WHERE expires_at <= ?", (now,))
+            db.execute(
+                "DELETE FROM outbox WHERE acked_at IS NOT NULL AND acked_at <= ?",
+                (now - self.outbox_key_ttl,),
+            )
+
+    # -- replay guard and dedup ---------------------------------------------------------------
+
+    async def _remember_nonce(self, key: str, ttl: float) -> bool:
+        def work(db: sqlite3.Connection, now: float) -> bool:
+            # One statement, so atomic: insert, or take over a row whose ttl has run out.
+            inserted = db.execute(
+                "INSERT INTO nonces (key, expires_at) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at "
+                "WHERE nonces.expires_at <= ?",
+                (key, now + ttl, now),
+            )
+            return inserted.rowcount == 1
+
+        return await self._run(work)
+
+    async def _claim(self, key: str, ttl: float) -> ClaimResult:
+        def work(db: sqlite3.Connection, now: float) -> ClaimResult:
+            with _transaction(db):
+                taken = db.execute(
+                    "INSERT INTO claims (key, reply, content_type, expires_at) "
+                    "VALUES (?, NULL, NULL, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET reply = NULL, content_type = NULL, "
+                    "expires_at = excluded.expires_at WHERE claims.expires_at <= ?",
+                    (key, now + ttl, now),
+                )
+                if taken.rowcount == 1:
+                    return CLAIMED
+                seen = _claim_state(db, key, now)  # the row is live, or the upsert took it
+                return seen if seen is not None else IN_PROGRESS
+
+        return await self._run(work)
+
+    async def _complete(self, key: str, reply: CachedReply, ttl: float) -> None:
+        def work(db: sqlite3.Connection, now: float) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO claims (key, reply, content_type, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (key, reply.body, reply.content_type, now + ttl),
+            )
+
+        await self._run(work)
+
+    async def _release(self, key: str) -> None:
+        def work(db: sqlite3.Connection, now: float) -> None:
+            db.execute("DELETE FROM claims WHERE key = ? AND reply IS NULL", (key,))
+
+        await self._run(work)
+
+    async def _peek_claim(self, key: str) -> ClaimResult | None:
+        return await self._run(lambda db, now: _claim_state(db, key, now))
+
+    # -- robot streams ------------------------------------------------------------------------
+
+    async def _put_stream(self, stream_id: str, encoded: str, ttl: float) -> None:
+        def work(db: sqlite3.Connection, now: float) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO streams (stream_id, state, expires_at) VALUES (?, ?, ?)",
+                (stream_id, encoded, now + ttl),
+            )
+
+        await self._run(work)
+
+    async def _get_stream(self, stream_id: str) -> str | None:
+        return await self._run(lambda db, now: _stream_state(db, stream_id, now))
+
+    async def _modify_stream(
+        self, stream_id: str, change: Callable[[StreamState], StreamState], ttl: float
+    ) -> StreamState | None:
+        def work(db: sqlite3.Connection, now: float) -> StreamState | None:
+            with _transaction(db):
+                encoded = _stream_state(db, stream_id, now)
+                if encoded is None:
+                    return None
+                changed = _encode_stream(change(_decode_stream(encoded)))
+                db.execute(
+                    "UPDATE streams SET state = ?, expires_at = ? WHERE stream_id = ?",
+                    (changed, now + ttl, stream_id),
+                )
+                return _decode_stream(changed)
+
+        return await self._run(work)
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    async def _enqueue(self, channel: str, payload: bytes, idempotency_key: str) -> str:
+        def work(db: sqlite3.Connection, now: float) -> str:
+            with _transaction(db, durable=True):
+                db.execute(
+                    "INSERT INTO outbox (channel, idempotency_key, payload, enqueued_at, visible_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, idempotency_key) DO NOTHING",
+                    (channel, idempotency_key, payload, now, now),
+                )
+                row = db.execute(
+                    "SELECT id FROM outbox WHERE channel = ? AND idempotency_key = ?",
+                    (channel, idempotency_key),
+                ).fetchone()
+                return str(row[0])
+
+        return await self._run(work)
+
+    async def _claim_batch(
+        self, consumer: str, count: int, visibility_timeout: float
+    ) -> list[OutboxItem]:
+        def work(db: sqlite3.Connection, now: float) -> list[OutboxItem]:
+            with _transaction(db, durable=True):
+                rows = db.execute(
+                    "SELECT id, channel, payload, idempotency_key, attempts, enqueued_at "
+                    "FROM outbox WHERE acked_at IS NULL AND visible_at <= ? ORDER BY id LIMIT ?",
+                    (now, count),
+                ).fetchall()
+                db.executemany(
+                    "UPDATE outbox SET attempts = attempts + 1, visible_at = ?, consumer = ? "
+                    "WHERE id = ?",
+                    [(now + visibility_timeout, consumer, row[0]) for row in rows],
+                )
+            return [
+                OutboxItem(
+                    id=str(id),
+                    channel=str(channel),
+                    payload=bytes(payload),
+                    idempotency_key=str(key),
+                    attempts=int(attempts) + 1,
+                    enqueued_at=float(enqueued_at),
+                )
+                for id, channel, payload, key, attempts, enqueued_at in rows
+            ]
+
+        return await self._run(work)
+
+    async def _ack(self, id: str) -> None:
+        if not _is_row_id(id):
+            return
+
+        def work(db: sqlite3.Connection, now: float) -> None:
+            with _transaction(db, durable=True):
+                db.execute(
+                    "UPDATE outbox SET acked_at = ?, payload = NULL, consumer = NULL "
+                    "WHERE id = ? AND acked_at IS NULL",
+                    (now, int(id)),
+                )
+
+        await self._run(work)
+
+    async def _nack(self, id: str, retry_at: float) -> None:
+        if not _is_row_id(id):
+            return
+
+        def work(db: sqlite3.Connection, now: float) -> None:
+            with _transaction(db, durable=True):
+                db.execute(
+                    "UPDATE outbox SET visible_at = ?, consumer = NULL "
+                    "WHERE id = ? AND acked_at IS NULL",
+                    (retry_at, int(id)),
+                )
+
+        await self._run(work)
+
+    async def _depth(self) -> int:
+        def work(db: sqlite3.Connection, now: float) -> int:
+            row = db.execute("SELECT count(*) FROM outbox WHERE acked_at IS NULL").fetchone()
+            return int(row[0])
+
+        return await self._run(work)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def _healthy(self) -> bool:
+        def work(db: sqlite3.Connection, now: float) -> bool:
+            return bool(db.execute("SELECT 1").fetchone()[0] == 1)
+
+        return await self._run(work)
+
+    async def _close(self) -> None:
+        def close_connection() -> None:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, close_connection)
+        finally:
+            self._executor.shutdown(wait=False)
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection, *, durable: bool = False) -> Iterator[None]:
+    """One write transaction, taking the write lock at BEGIN so check-then-set is atomic."""
+    if durable:
+        db.execute("PRAGMA synchronous = FULL")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    finally:
+        if durable:
+            db.execute("PRAGMA synchronous = NORMAL")
+
+
+def _claim_state(db: sqlite3.Connection, key: str, now: float) -> ClaimResult | None:
+    row = db.execute(
+        "SELECT reply, content_type FROM claims WHERE key = ? AND expires_at > ?", (key, now)
+    ).fetchone()
+    if row is None:
+        return None
+    if row[0] is None:
+        return IN_PROGRESS
+    return ClaimResult(ClaimState.DONE, CachedReply(bytes(row[0]), str(row[1])))
+
+
+def _stream_state(db: sqlite3.Connection, stream_id: str, now: float) -> str | None:
+    row = db.execute(
+        "SELECT state FROM streams WHERE stream_id = ? AND expires_at > ?", (stream_id, now)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _is_row_id(id: str) -> bool:
+    return id.isascii() and id.isdigit() and len(id) < 19

@@ -1,0 +1,539 @@
+"""The store contract: the same behaviour from the memory, SQLite and Redis stores."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from wxcallback.core.errors import ErrorCode, WXCallbackError
+from wxcallback.server.stores import (
+    MAX_STREAM_CONTENT_BYTES,
+    CachedReply,
+    ClaimState,
+    Store,
+    StoreError,
+    StreamStateError,
+)
+
+from .conftest import Backend
+
+
+def assert_just_now(backend: Backend, stamp: float) -> None:
+    """``stamp`` was taken from the store's clock during this test (exactly, on a fake clock)."""
+    assert backend.clock() - 10 <= stamp <= backend.clock()
+
+
+# -- replay guard --------------------------------------------------------------------------------
+
+
+def test_a_nonce_is_accepted_once_and_refused_when_seen_again(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.remember_nonce("robot:nonce-1", 60) is True
+        assert await store.remember_nonce("robot:nonce-1", 60) is False
+        assert await store.remember_nonce("robot:nonce-2", 60) is True
+
+    backend.run(scenario)
+
+
+def test_a_nonce_is_accepted_again_once_its_ttl_has_passed(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.remember_nonce("n", 1) is True
+        await backend.advance(1.3)
+        assert await store.remember_nonce("n", 1) is True
+        assert await store.remember_nonce("n", 1) is False
+
+    backend.run(scenario)
+
+
+def test_concurrent_sightings_of_one_nonce_accept_exactly_one(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        results = await asyncio.gather(*(store.remember_nonce("n", 60) for _ in range(10)))
+        assert sorted(results) == [False] * 9 + [True]
+
+    backend.run(scenario)
+
+
+# -- dedup with cached replies -------------------------------------------------------------------
+
+
+def test_the_first_claim_wins_and_later_ones_see_it_in_progress(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        first = await store.claim("oa:msg-1", 300)
+        second = await store.claim("oa:msg-1", 300)
+        assert first.claimed and first.state is ClaimState.CLAIMED and first.reply is None
+        assert second.in_progress and second.reply is None
+        assert (await store.claim("oa:msg-2", 300)).claimed
+
+    backend.run(scenario)
+
+
+def test_a_completed_claim_gives_every_retry_the_same_reply(backend: Backend) -> None:
+    body = b"<xml><Encrypt><![CDATA[...]]></Encrypt></xml>\x00\xff"
+
+    async def scenario(store: Store) -> None:
+        assert (await store.claim("k", 300)).claimed
+        await store.complete("k", body, "application/xml; charset=utf-8", 300)
+        for _ in range(3):
+            retry = await store.claim("k", 300)
+            assert retry.done
+            assert retry.reply == CachedReply(body, "application/xml; charset=utf-8")
+
+    backend.run(scenario)
+
+
+def test_an_empty_reply_is_cached_as_done_not_in_progress(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.claim("k", 300)
+        await store.complete("k", b"", "text/plain", 300)
+        retry = await store.claim("k", 300)
+        assert retry.done and retry.reply == CachedReply(b"", "text/plain")
+
+    backend.run(scenario)
+
+
+def test_a_released_claim_can_be_claimed_again(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.claim("k", 300)
+        await store.release("k")
+        assert (await store.claim("k", 300)).claimed
+
+    backend.run(scenario)
+
+
+def test_release_keeps_a_completed_reply(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.claim("k", 300)
+        await store.complete("k", b"ok", "text/plain", 300)
+        await store.release("k")
+        assert (await store.claim("k", 300)).done
+
+    backend.run(scenario)
+
+
+def test_an_in_progress_claim_lapses_after_its_ttl(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.claim("k", 1)  # the worker holding it crashed
+        await backend.advance(1.3)
+        assert (await store.claim("k", 300)).claimed
+
+    backend.run(scenario)
+
+
+def test_a_cached_reply_is_forgotten_after_its_ttl(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.claim("k", 300)
+        await store.complete("k", b"ok", "text/plain", 1)
+        await backend.advance(1.3)
+        assert (await store.claim("k", 300)).claimed
+
+    backend.run(scenario)
+
+
+def test_concurrent_claims_of_one_key_have_exactly_one_winner(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        results = await asyncio.gather(*(store.claim("k", 300) for _ in range(10)))
+        assert sorted(r.state.value for r in results) == ["claimed"] + ["in_progress"] * 9
+
+    backend.run(scenario)
+
+
+def test_wait_for_returns_the_reply_when_the_first_attempt_completes(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert (await store.claim("k", 300)).claimed
+        assert (await store.claim("k", 300)).in_progress
+
+        async def first_attempt() -> None:
+            await asyncio.sleep(0.1)
+            await store.complete("k", b"answer", "text/plain", 300)
+
+        waited, _ = await asyncio.gather(store.wait_for("k", 30), first_attempt())
+        assert waited == CachedReply(b"answer", "text/plain")
+
+    backend.run(scenario)
+
+
+def test_wait_for_gives_up_with_none_while_the_claim_is_still_in_progress(
+    backend: Backend,
+) -> None:
+    async def scenario(store: Store) -> None:
+        await store.claim("k", 300)
+        assert await store.wait_for("k", 0.1) is None
+        assert (await store.claim("k", 300)).in_progress
+
+    backend.run(scenario)
+
+
+def test_wait_for_returns_none_when_the_claim_is_released(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.claim("k", 300)
+
+        async def failing_attempt() -> None:
+            await asyncio.sleep(0.1)
+            await store.release("k")
+
+        waited, _ = await asyncio.gather(store.wait_for("k", 30), failing_attempt())
+        assert waited is None
+        assert (await store.claim("k", 300)).claimed
+
+    backend.run(scenario)
+
+
+def test_wait_for_an_unknown_key_returns_none(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.wait_for("never-claimed", 30) is None
+
+    backend.run(scenario)
+
+
+def test_wait_for_an_answered_key_returns_its_reply(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.complete("k", b"ok", "text/plain", 300)
+        assert await store.wait_for("k", 0) == CachedReply(b"ok", "text/plain")
+
+    backend.run(scenario)
+
+
+# -- robot stream state --------------------------------------------------------------------------
+
+
+def test_a_stored_stream_reads_back_with_defaults_and_extra_fields(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        images = [{"base64": "aGk=", "md5": "49f68a5c8493ec2c0bf489821c21fc3b"}]
+        stored = await store.put_stream(
+            "s-1", {"msgid": "m-1", "images": images, "feedback_id": "fb"}, 420
+        )
+        assert stored == {
+            "id": "s-1",
+            "content": "",
+            "finish": False,
+            "msgid": "m-1",
+            "images": images,
+            "feedback_id": "fb",
+            "updated_at": stored["updated_at"],
+        }
+        assert_just_now(backend, stored["updated_at"])
+        assert await store.get_stream("s-1") == stored
+
+    backend.run(scenario)
+
+
+def test_an_unknown_stream_reads_as_none_and_cannot_be_changed(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.get_stream("nope") is None
+        assert await store.update_stream("nope", "text") is None
+        assert await store.append_stream("nope", "text") is None
+        assert await store.get_stream("nope") is None
+
+    backend.run(scenario)
+
+
+def test_appended_chunks_accumulate_into_the_full_content(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.put_stream("s", {"msgid": "m"}, 420)
+        await store.append_stream("s", "Hello", ttl=420)
+        await store.append_stream("s", ", 世界", ttl=420)
+        state = await store.get_stream("s")
+        assert state is not None
+        assert state["content"] == "Hello, 世界" and state["finish"] is False
+        assert state["msgid"] == "m"
+
+    backend.run(scenario)
+
+
+def test_update_replaces_the_content_and_can_finish_the_stream(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.put_stream("s", {"content": "1"}, 420)
+        await backend.advance(0.01)
+        updated = await store.update_stream("s", "123", finish=True)
+        assert updated is not None
+        assert updated["content"] == "123" and updated["finish"] is True
+        assert_just_now(backend, updated["updated_at"])
+        assert await store.get_stream("s") == updated
+
+    backend.run(scenario)
+
+
+def test_a_finished_stream_refuses_further_changes(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.put_stream("s", {}, 420)
+        await store.append_stream("s", "done", finish=True)
+        with pytest.raises(StreamStateError, match="finished"):
+            await store.append_stream("s", " more")
+        with pytest.raises(StreamStateError, match="finished"):
+            await store.update_stream("s", "other")
+        state = await store.get_stream("s")
+        assert state is not None and state["content"] == "done"
+
+    backend.run(scenario)
+
+
+def test_stream_content_is_limited_to_20480_bytes_of_utf8(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.put_stream("s", {"content": "a" * MAX_STREAM_CONTENT_BYTES}, 420)
+        with pytest.raises(StreamStateError, match="20480"):
+            await store.append_stream("s", "b")
+        # 6827 three-byte characters are 20481 bytes, though only 6827 characters.
+        with pytest.raises(StreamStateError, match="20480"):
+            await store.update_stream("s", "中" * 6827)
+        with pytest.raises(StreamStateError, match="20480"):
+            await store.put_stream("t", {"content": "中" * 6827}, 420)
+        state = await store.get_stream("s")
+        assert state is not None and state["content"] == "a" * MAX_STREAM_CONTENT_BYTES
+        assert await store.get_stream("t") is None
+
+    backend.run(scenario)
+
+
+def test_a_stream_expires_after_its_ttl(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.put_stream("s", {}, 1)
+        await backend.advance(1.3)
+        assert await store.get_stream("s") is None
+
+    backend.run(scenario)
+
+
+def test_a_stream_update_renews_its_ttl(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.put_stream("s", {}, 1)
+        await store.append_stream("s", "x", ttl=60)
+        await backend.advance(1.3)
+        state = await store.get_stream("s")
+        assert state is not None and state["content"] == "x"
+
+    backend.run(scenario)
+
+
+def test_stream_state_must_be_plain_json_for_its_own_id(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        with pytest.raises(StreamStateError, match="JSON"):
+            await store.put_stream("s", {"images": {1, 2}}, 420)
+        with pytest.raises(StreamStateError, match="does not match"):
+            await store.put_stream("s", {"id": "other"}, 420)
+        with pytest.raises(StreamStateError, match="finish"):
+            await store.put_stream("s", {"finish": "yes"}, 420)
+        assert await store.get_stream("s") is None
+
+    backend.run(scenario)
+
+
+def test_concurrent_appends_lose_no_chunk(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.put_stream("s", {}, 420)
+        await asyncio.gather(*(store.append_stream("s", str(i % 10)) for i in range(20)))
+        state = await store.get_stream("s")
+        assert state is not None
+        assert sorted(state["content"]) == sorted("".join(str(i % 10) for i in range(20)))
+
+    backend.run(scenario)
+
+
+# -- durable outbox ------------------------------------------------------------------------------
+
+
+def test_an_enqueued_item_is_claimed_with_everything_it_was_given(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        id = await store.enqueue("crm", b'{"msgid": "m-1"}\x00', "crm:m-1")
+        [item] = await store.claim_batch("worker-a", 10, 30)
+        assert item.id == id
+        assert item.channel == "crm"
+        assert item.payload == b'{"msgid": "m-1"}\x00'
+        assert item.idempotency_key == "crm:m-1"
+        assert item.attempts == 1
+        assert_just_now(backend, item.enqueued_at)
+
+    backend.run(scenario)
+
+
+def test_enqueueing_an_idempotency_key_twice_makes_one_delivery(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        first = await store.enqueue("crm", b"payload", "m-1")
+        again = await store.enqueue("crm", b"payload (platform retry)", "m-1")
+        assert again == first
+        assert await store.depth() == 1
+        batch = await store.claim_batch("worker-a", 10, 30)
+        assert [(item.id, item.payload) for item in batch] == [(first, b"payload")]
+
+    backend.run(scenario)
+
+
+def test_a_duplicate_arriving_after_delivery_is_still_absorbed(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        first = await store.enqueue("crm", b"payload", "m-1")
+        [item] = await store.claim_batch("worker-a", 10, 30)
+        await store.ack(item.id)
+        assert await store.enqueue("crm", b"payload", "m-1") == first
+        assert await store.depth() == 0
+        assert await store.claim_batch("worker-a", 10, 30) == []
+
+    backend.run(scenario)
+
+
+def test_the_same_key_on_another_channel_is_another_delivery(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        crm = await store.enqueue("crm", b"a", "m-1")
+        erp = await store.enqueue("erp", b"b", "m-1")
+        assert crm != erp
+        batch = await store.claim_batch("worker-a", 10, 30)
+        assert sorted(item.channel for item in batch) == ["crm", "erp"]
+
+    backend.run(scenario)
+
+
+def test_items_are_claimed_oldest_first_up_to_count(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        ids = [await store.enqueue("crm", f"p{i}".encode(), f"k{i}") for i in range(5)]
+        first = await store.claim_batch("worker-a", 3, 30)
+        second = await store.claim_batch("worker-a", 3, 30)
+        assert [item.id for item in first] == ids[:3]
+        assert [item.id for item in second] == ids[3:]
+        assert await store.claim_batch("worker-a", 3, 30) == []
+
+    backend.run(scenario)
+
+
+def test_an_unacked_item_returns_to_another_consumer_after_the_visibility_timeout(
+    backend: Backend,
+) -> None:
+    async def scenario(store: Store) -> None:
+        id = await store.enqueue("crm", b"p", "k")
+        [taken] = await store.claim_batch("crashed-worker", 10, 1)
+        assert await store.claim_batch("worker-b", 10, 1) == []
+        await backend.advance(1.3)
+        [again] = await store.claim_batch("worker-b", 10, 30)
+        assert again.id == taken.id == id
+        assert again.attempts == 2
+        assert again.payload == b"p"
+
+    backend.run(scenario)
+
+
+def test_an_acked_item_is_gone_for_good(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.enqueue("crm", b"p", "k")
+        [item] = await store.claim_batch("worker-a", 10, 1)
+        await store.ack(item.id)
+        assert await store.depth() == 0
+        await backend.advance(1.3)
+        assert await store.claim_batch("worker-a", 10, 1) == []
+
+    backend.run(scenario)
+
+
+def test_a_nacked_item_waits_until_its_retry_time(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.enqueue("crm", b"p", "k")
+        [item] = await store.claim_batch("worker-a", 10, 300)
+        await store.nack(item.id, retry_at=backend.clock() + 1)
+        assert await store.claim_batch("worker-a", 10, 300) == []
+        assert await store.depth() == 1
+        await backend.advance(1.3)
+        [retry] = await store.claim_batch("worker-b", 10, 300)
+        assert retry.id == item.id and retry.attempts == 2
+
+    backend.run(scenario)
+
+
+def test_a_nack_with_a_past_retry_time_is_claimable_at_once(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.enqueue("crm", b"p", "k")
+        [item] = await store.claim_batch("worker-a", 10, 300)
+        await store.nack(item.id, retry_at=backend.clock() - 1)
+        [retry] = await store.claim_batch("worker-a", 10, 300)
+        assert retry.id == item.id and retry.attempts == 2
+
+    backend.run(scenario)
+
+
+def test_depth_counts_waiting_and_in_flight_items(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.depth() == 0
+        for i in range(3):
+            await store.enqueue("crm", b"p", f"k{i}")
+        [first] = await store.claim_batch("worker-a", 1, 30)
+        assert await store.depth() == 3
+        await store.ack(first.id)
+        assert await store.depth() == 2
+
+    backend.run(scenario)
+
+
+def test_concurrent_consumers_never_get_the_same_item(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        ids = {await store.enqueue("crm", b"p", f"k{i}") for i in range(10)}
+        batches = await asyncio.gather(
+            *(store.claim_batch(f"worker-{n}", 3, 30) for n in range(5))
+        )
+        handed_out = [item.id for batch in batches for item in batch]
+        assert len(handed_out) == len(set(handed_out)) == 10
+        assert set(handed_out) == ids
+
+    backend.run(scenario)
+
+
+def test_ack_and_nack_of_unknown_ids_change_nothing(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.enqueue("crm", b"p", "k")
+        for unknown in ("999999", "not-an-id", "1-1", "٣"):
+            await store.ack(unknown)
+            await store.nack(unknown, retry_at=backend.clock() + 60)
+        assert await store.depth() == 1
+        assert len(await store.claim_batch("worker-a", 10, 30)) == 1
+
+    backend.run(scenario)
+
+
+# -- lifecycle and bad input ---------------------------------------------------------------------
+
+
+def test_a_store_is_healthy_until_closed_and_refuses_work_after(backend: Backend) -> None:
+    async def main() -> None:
+        store = backend.make()
+        assert await store.healthy() is True
+        await store.close()
+        assert await store.healthy() is False
+        with pytest.raises(StoreError, match="closed"):
+            await store.remember_nonce("n", 60)
+        await store.close()  # twice is harmless
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.remember_nonce("", 60),
+        lambda s: s.remember_nonce(b"bytes-key", 60),
+        lambda s: s.remember_nonce("n", 0),
+        lambda s: s.remember_nonce("n", -1),
+        lambda s: s.remember_nonce("n", float("nan")),
+        lambda s: s.remember_nonce("n", True),
+        lambda s: s.claim("k", float("inf")),
+        lambda s: s.complete("k", "text, not bytes", "text/plain"),
+        lambda s: s.complete("k", b"ok", None),
+        lambda s: s.wait_for("k", -1),
+        lambda s: s.put_stream("s", ["not", "a", "dict"]),
+        lambda s: s.append_stream("s", b"bytes"),
+        lambda s: s.enqueue("", b"p", "k"),
+        lambda s: s.enqueue("crm", "str payload", "k"),
+        lambda s: s.claim_batch("w", 0, 30),
+        lambda s: s.claim_batch("w", 1.5, 30),
+        lambda s: s.claim_batch("w", 10, 0),
+        lambda s: s.nack("1", float("nan")),
+    ],
+)
+def test_bad_arguments_raise_a_store_error(backend: Backend, call: object) -> None:
+    async def scenario(store: Store) -> None:
+        assert callable(call)
+        with pytest.raises(StoreError):
+            await call(store)
+        assert await store.depth() == 0
+
+    backend.run(scenario)
+
+
+def test_store_errors_are_library_errors_with_an_official_code() -> None:
+    error = StreamStateError("too long")
+    assert isinstance(error, StoreError) and isinstance(error, WXCallbackError)
+    assert error.code is ErrorCode.GEN_RETURN_XML_ERROR and int(error.code) == -40011
