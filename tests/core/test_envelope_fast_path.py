@@ -57,7 +57,11 @@ def _expat(body: str) -> str | None:
 @example(body="<xml><Encrypt><![CDATA[a]]>b]]></Encrypt></xml>")
 @example(body="<xml><A>x</A>\n<Encrypt><![CDATA[QUJD]]></Encrypt>\n<B>1</B></xml>")
 def test_fast_path_never_disagrees_with_expat(body: str) -> None:
-    fast = _extract_xml_fast(body)
+    try:
+        data = body.encode()
+    except UnicodeEncodeError:
+        return  # never reaches the fast path
+    fast = _extract_xml_fast(data)
     if fast is not None:
         # Whatever the fast path accepts, expat accepts with the same value.
         assert _expat(body) == fast
@@ -71,4 +75,4 @@ def test_fast_path_takes_the_shapes_wechat_sends() -> None:
         "<TimeStamp>1</TimeStamp>\n<Nonce><![CDATA[n]]></Nonce>\n</xml>",
         "<xml><Encrypt>QUJD</Encrypt><ToUserName>wx5823bf96d3bd56c7</ToUserName></xml>",
     ):
-        assert _extract_xml_fast(body) == "QUJD"
+        assert _extract_xml_fast(body.encode()) == "QUJD"

@@ -56,10 +56,8 @@ class EncryptedReply(NamedTuple):
     json_timestamp: type[int] | type[str] = str
 
     def render(self) -> str:
-        return render_envelope(
-            self.envelope, self.encrypt, self.msg_signature, self.timestamp, self.nonce,
-            json_timestamp=self.json_timestamp,
-        )
+        return render_envelope(self.envelope, self.encrypt, self.msg_signature, self.timestamp, self.nonce,
+                               json_timestamp=self.json_timestamp)
 
 
 class MessageCrypto:
