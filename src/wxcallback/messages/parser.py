@@ -1,0 +1,220 @@
+"""``parse_message``: decrypted plaintext → a typed Message, for any of the three platforms.
+
+Official Accounts and WeCom apps send XML (CDATA or not: the parser does not care);
+their JSON variants (mini-program style pushes, WeCom's JSON callback format) use the
+same field names and are accepted too. Robots send JSON. Whatever the input, the
+result is a Message (a generic one for types without a class) or a MessageParseError.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+from wxcallback.core.errors import ParseError
+from wxcallback.core.safexml import MAX_DEPTH, XmlElement, new_parser, run_parser
+
+from .base import Message
+from .errors import MessageParseError
+from .fields import MISSING, lookup
+from .platform import Platform
+from .robot import ROBOT_EVENT_CLASSES, ROBOT_MESSAGE_CLASSES, RobotGenericEvent, RobotGenericMessage
+from .wecom import INSTRUCTION_CLASSES, WECOM_EVENT_CLASSES, SuiteInstruction
+from .xml_events import EVENT_CLASSES, GenericEvent
+from .xml_messages import MESSAGE_CLASSES, GenericMessage
+
+__all__ = ["MAX_JSON_DEPTH", "parse_message", "xml_to_dict"]
+
+# WeChat payloads nest a few levels; deeper input is refused before anything walks it
+MAX_JSON_DEPTH = 64
+_WHITESPACE = " \t\r\n\ufeff"
+
+_EVENTS_BY_PLATFORM = {
+    Platform.OFFICIAL_ACCOUNT: EVENT_CLASSES,
+    Platform.WECOM_APP: WECOM_EVENT_CLASSES,
+}
+
+
+def parse_message(plaintext: str | bytes, platform: Platform | str) -> Message:
+    """Parse one decrypted callback into its typed Message.
+
+    Raises MessageParseError (a ParseError, code -40002) when the plaintext is not
+    XML/JSON, not an object, or has no MsgType (InfoType for suite instructions,
+    msgtype for robots). Unknown types give a generic message that keeps every field.
+    """
+    where = Platform.of(platform)
+    if isinstance(plaintext, (bytes, bytearray)):
+        head = bytes(plaintext).lstrip(b" \t\r\n")
+        if head.startswith(b"\xef\xbb\xbf"):
+            head = head[3:].lstrip(b" \t\r\n")
+        first = head[:1].decode("latin-1")
+    elif isinstance(plaintext, str):
+        first = plaintext[:1]
+        if first in _WHITESPACE:  # also "" for an empty string
+            first = plaintext.lstrip(_WHITESPACE)[:1]
+    else:
+        raise MessageParseError(f"plaintext must be str or bytes, not {type(plaintext).__name__}")
+
+    if where is Platform.WECOM_ROBOT:
+        if first != "{":
+            raise MessageParseError("a robot callback must be a JSON object")
+        return _robot_message(_load_json(plaintext), where)
+    if first == "<":
+        return _xml_family_message(_load_xml(plaintext), where)
+    if first == "{":
+        return _xml_family_message(_load_json(plaintext), where)
+    if not first:
+        raise MessageParseError("the plaintext is empty")
+    raise MessageParseError("the plaintext is neither XML nor a JSON object")
+
+
+def xml_to_dict(element: XmlElement) -> Any:
+    """An element as plain data: text for a leaf, a dict for children (repeats become lists)."""
+    children = element.children
+    if not children:
+        return element.text
+    result: dict[str, Any] = {}
+    for child in children:
+        value = child.text if not child.children else xml_to_dict(child)
+        tag = child.tag
+        existing = result.get(tag, MISSING)
+        if existing is MISSING:
+            result[tag] = value
+        elif isinstance(existing, list):  # XML values are str/dict, so a list means "repeated"
+            existing.append(value)
+        else:
+            result[tag] = [existing, value]
+    return result
+
+
+class _DictBuilder:
+    """expat handlers that build the plain-data form of ``xml_to_dict`` directly.
+
+    Callback XML is parsed on every request, so this skips the intermediate element tree
+    and allocates a dict only for elements that have children; the parser itself is
+    ``safexml.new_parser()`` (DTDs and entities refused).
+    """
+
+    __slots__ = ("tags", "children", "texts", "root")
+
+    def __init__(self) -> None:
+        self.tags: list[str] = []
+        self.children: list[dict[str, Any] | None] = []
+        self.texts: list[str] = []
+        self.root: Any = MISSING
+
+    def start(self, tag: str, attributes: Any) -> None:
+        tags = self.tags
+        if len(tags) >= MAX_DEPTH:
+            raise ValueError(f"elements are nested deeper than {MAX_DEPTH} levels")
+        tags.append(tag)
+        self.children.append(None)
+        self.texts.append("")
+
+    def end(self, _tag: str) -> None:
+        tag = self.tags.pop()
+        children = self.children.pop()
+        text = self.texts.pop()
+        value: Any = text if children is None else children
+        if not self.tags:
+            self.root = value
+            return
+        siblings = self.children[-1]
+        if siblings is None:
+            self.children[-1] = {tag: value}
+            return
+        existing = siblings.get(tag, MISSING)
+        if existing is MISSING:
+            siblings[tag] = value
+        elif isinstance(existing, list):  # XML values are str/dict, so a list means "repeated"
+            existing.append(value)
+        else:
+            siblings[tag] = [existing, value]
+
+    def data(self, text: str) -> None:
+        texts = self.texts
+        if texts:
+            texts[-1] += text
+
+
+def _load_xml(plaintext: str | bytes) -> dict[str, Any]:
+    builder = _DictBuilder()
+    parser = new_parser()
+    parser.StartElementHandler = builder.start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.data
+    try:
+        run_parser(parser, plaintext, "message")
+    except ParseError as exc:
+        raise MessageParseError(str(exc)) from None
+    return builder.root if isinstance(builder.root, dict) else {}
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _load_json(plaintext: str | bytes) -> Any:
+    if isinstance(plaintext, (bytes, bytearray)):
+        try:
+            plaintext = bytes(plaintext).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise MessageParseError(f"message is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        data = json.loads(plaintext.lstrip(_WHITESPACE), parse_constant=_refuse_constant)
+    except RecursionError:
+        raise MessageParseError(f"message JSON is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, TypeError, MemoryError) as exc:
+        raise MessageParseError(f"message is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MessageParseError(f"message JSON must be an object, not {type(data).__name__}")
+    _check_depth(data)
+    return data
+
+
+def _check_depth(data: dict[str, Any]) -> None:
+    # iterative, so checking cannot itself hit the recursion limit
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise MessageParseError(f"message JSON is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((child, depth + 1) for child in value.values() if isinstance(child, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend((child, depth + 1) for child in value if isinstance(child, (dict, list)))
+
+
+def _required_text(value: Any, name: str) -> str:
+    if value is MISSING:
+        raise MessageParseError(f"message has no {name}")
+    if not isinstance(value, str) or not value.strip():
+        raise MessageParseError(f"{name} must be non-empty text, got {value!r:.60}")
+    return value.strip().lower()
+
+
+def _xml_family_message(raw: dict[str, Any], platform: Platform) -> Message:
+    msg_type_value = lookup(raw, ("MsgType",))
+    if msg_type_value is MISSING:
+        info_type = lookup(raw, ("InfoType",))
+        if info_type is not MISSING:
+            event = _required_text(info_type, "InfoType")
+            instruction = INSTRUCTION_CLASSES.get(event, SuiteInstruction)
+            return instruction(raw, platform, "instruction", event)
+    msg_type = _required_text(msg_type_value, "MsgType")
+    if msg_type == "event":
+        event_value = lookup(raw, ("Event",))
+        event = event_value.strip().lower() if isinstance(event_value, str) else ""
+        event_class = _EVENTS_BY_PLATFORM[platform].get(event, GenericEvent)
+        return event_class(raw, platform, msg_type, event)
+    return MESSAGE_CLASSES.get(msg_type, GenericMessage)(raw, platform, msg_type)
+
+
+def _robot_message(raw: dict[str, Any], platform: Platform) -> Message:
+    msg_type = _required_text(lookup(raw, ("msgtype",)), "msgtype")
+    if msg_type == "event":
+        event_object = raw.get("event")
+        name = event_object.get("eventtype") if isinstance(event_object, dict) else None
+        event = name.strip().lower() if isinstance(name, str) else ""
+        return ROBOT_EVENT_CLASSES.get(event, RobotGenericEvent)(raw, platform, msg_type, event)
+    return ROBOT_MESSAGE_CLASSES.get(msg_type, RobotGenericMessage)(raw, platform, msg_type)

@@ -1,0 +1,377 @@
+"""``Router``: handlers that say what they handle, in the style of aiogram / WeRoBot.
+
+A handler receives the typed Message and returns a Reply, a plain string (a text reply
+of the right kind for the platform), None (the platform's "no reply" answer) or, for a
+robot user message, an async iterator of text chunks (a streamed answer, handed back as
+a ``StreamingReply`` for the server to drive). The router knows nothing of HTTP or
+crypto, so every server and framework adapter can share one.
+
+``await router.dispatch(message)`` runs async handlers and calls sync handlers directly
+(on the event loop: keep them quick, or make them async). ``router.dispatch_sync`` is
+for WSGI code: it calls sync handlers and runs async ones with ``asyncio.run`` when no
+loop is running in the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any, TypeVar, overload
+
+from .base import Message
+from .errors import InvalidReplyError, ReplyNotAllowedError
+from .platform import Platform
+from .render import check_reply
+from .replies import Reply, TextReply
+from .robot import EnterChatEvent, StreamRefresh
+from .robot_replies import StreamReply, new_stream_id
+from .xml_events import XmlEvent
+
+__all__ = ["Handler", "Router", "StreamingReply"]
+
+Handler = Callable[[Any], Any]
+H = TypeVar("H", bound=Handler)
+Predicate = Callable[[Message], bool]
+PlatformFilter = Platform | str | Iterable[Platform | str] | None
+
+
+class StreamingReply:
+    """A robot answer still being written: the handler's async iterator of text chunks.
+
+    Each chunk is *added* to the text; the stream's content is cumulative (what WeCom
+    shows). The server replies ``first_reply()`` at once, then keeps a state and calls
+    ``await next_state(state)`` to pull more text, answering every stream refresh with the
+    latest state until one has ``finish=True``.
+    """
+
+    __slots__ = ("source", "stream_id", "message", "feedback_id")
+
+    def __init__(self, source: AsyncIterator[str], stream_id: str, message: Message,
+                 feedback_id: str | None = None) -> None:
+        self.source = source
+        self.stream_id = stream_id
+        self.message = message
+        self.feedback_id = feedback_id
+
+    def first_reply(self) -> StreamReply:
+        """The placeholder that starts the stream (empty content, not finished)."""
+        return StreamReply(self.stream_id, "", False, (), self.feedback_id)
+
+    async def next_state(self, state: StreamReply) -> StreamReply:
+        """``state`` with the next chunk appended, or finished when the iterator is done."""
+        try:
+            chunk = await self.source.__anext__()
+        except StopAsyncIteration:
+            return state.finished()
+        if not isinstance(chunk, str):
+            raise InvalidReplyError(f"a streaming handler must yield str, got {type(chunk).__name__}")
+        return state.append(chunk)
+
+    def __repr__(self) -> str:
+        return f"StreamingReply(stream_id={self.stream_id!r})"
+
+
+def _platforms(platform: PlatformFilter) -> frozenset[Platform] | None:
+    if platform is None:
+        return None
+    if isinstance(platform, (Platform, str)):
+        return frozenset({Platform.of(platform)})
+    return frozenset(Platform.of(p) for p in platform)
+
+
+def _words(value: str | Iterable[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return frozenset({value}) if isinstance(value, str) else frozenset(value)
+
+
+class _Route:
+    __slots__ = ("handler", "platforms", "msg_type", "events", "filter")
+
+    def __init__(self, handler: Handler, platforms: frozenset[Platform] | None, msg_type: str | None,
+                 events: frozenset[str] | None, filter: Predicate | None) -> None:
+        self.handler = handler
+        self.platforms = platforms
+        self.msg_type = msg_type
+        self.events = events  # None: not an event route; empty: any event
+        self.filter = filter
+
+    def matches(self, message: Message) -> bool:
+        if self.platforms is not None and message.platform not in self.platforms:
+            return False
+        if self.msg_type is not None and (message.event is not None or message.msg_type != self.msg_type):
+            return False
+        events = self.events
+        if events is not None and (message.event is None or (events and message.event not in events)):
+            return False
+        return self.filter is None or self.filter(message)
+
+
+# bumped by every registration anywhere, so routers can cache their flattened route lists
+_generation = 0
+
+
+def _changed() -> None:
+    global _generation
+    _generation += 1
+
+
+class Router:
+    """Handlers, matched in registration order; included routers are tried after this one's.
+
+    A fallback runs only when no handler anywhere in the tree matched (the first
+    fallback found, this router's before its children's).
+    """
+
+    def __init__(self, name: str = "", *, stream_id_factory: Callable[[], str] = new_stream_id) -> None:
+        self.name = name
+        self.stream_id_factory = stream_id_factory
+        self._routes: list[_Route] = []
+        self._children: list[Router] = []
+        self._fallback: Handler | None = None
+        self._cache: tuple[int, tuple[_Route, ...], Handler | None] = (-1, (), None)
+
+    def __repr__(self) -> str:
+        return f"Router({self.name!r}, {len(self._routes)} handlers, {len(self._children)} included)"
+
+    # --- registration --------------------------------------------------------------------
+
+    def include(self, router: Router) -> Router:
+        """Try ``router``'s handlers after this router's own; returns ``router``."""
+        if router is self or self in router._walk():
+            raise ValueError("a router cannot include itself")
+        self._children.append(router)
+        _changed()
+        return router
+
+    def register(self, handler: H, *, msg_type: str | None = None, event: str | Iterable[str] | None = None,
+                 platform: PlatformFilter = None, filter: Predicate | None = None) -> H:
+        """Add ``handler`` for messages matching every given condition."""
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, got {handler!r}")
+        events = None if event is None else frozenset(name.lower() for name in _words(event) or ())
+        self._routes.append(_Route(handler, _platforms(platform), None if msg_type is None else msg_type.lower(),
+                                   events, filter))
+        _changed()
+        return handler
+
+    def message(self, *, msg_type: str | None = None, platform: PlatformFilter = None,
+                filter: Predicate | None = None) -> Callable[[H], H]:
+        """Decorator: any message (or event) matching the conditions; no condition = everything."""
+        def decorate(handler: H) -> H:
+            return self.register(handler, msg_type=msg_type, platform=platform, filter=filter)
+        return decorate
+
+    def event(self, *names: str, platform: PlatformFilter = None,
+              filter: Predicate | None = None) -> Callable[[H], H]:
+        """Decorator: events by name, case-insensitive (``"SCAN"`` == ``"scan"``); none = any event.
+
+        Suite instructions are events named by their InfoType (``"suite_ticket"``).
+        """
+        def decorate(handler: H) -> H:
+            return self.register(handler, event=names, platform=platform, filter=filter)
+        return decorate
+
+    @overload
+    def text(self, handler: H, /) -> H: ...
+
+    @overload
+    def text(self, handler: None = None, /, *, keyword: str | Iterable[str] | None = None,
+             regex: str | re.Pattern[str] | None = None, platform: PlatformFilter = None) -> Callable[[H], H]: ...
+
+    def text(self, handler: H | None = None, /, *, keyword: str | Iterable[str] | None = None,
+             regex: str | re.Pattern[str] | None = None, platform: PlatformFilter = None) -> H | Callable[[H], H]:
+        """Decorator for text messages, optionally only an exact ``keyword`` (after stripping
+        whitespace) or text where ``regex`` is found. Usable bare: ``@router.text``."""
+        keywords = _words(keyword)
+        pattern = re.compile(regex) if isinstance(regex, str) else regex
+
+        def matches(message: Message) -> bool:
+            content = getattr(message, "content", "")
+            if not isinstance(content, str):
+                return False
+            if keywords is not None and content.strip() not in keywords:
+                return False
+            return pattern is None or pattern.search(content) is not None
+
+        def decorate(function: H) -> H:
+            unfiltered = keywords is None and pattern is None
+            return self.register(function, msg_type="text", platform=platform, filter=None if unfiltered else matches)
+        return decorate(handler) if handler is not None else decorate
+
+    def _kind(self, msg_type: str, handler: H | None, platform: PlatformFilter) -> H | Callable[[H], H]:
+        def decorate(function: H) -> H:
+            return self.register(function, msg_type=msg_type, platform=platform)
+        return decorate(handler) if handler is not None else decorate
+
+    @overload
+    def image(self, handler: H, /) -> H: ...
+    @overload
+    def image(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
+    def image(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
+        """Decorator for image messages (all platforms)."""
+        return self._kind("image", handler, platform)
+
+    @overload
+    def voice(self, handler: H, /) -> H: ...
+    @overload
+    def voice(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
+    def voice(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
+        return self._kind("voice", handler, platform)
+
+    @overload
+    def video(self, handler: H, /) -> H: ...
+    @overload
+    def video(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
+    def video(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
+        return self._kind("video", handler, platform)
+
+    @overload
+    def location(self, handler: H, /) -> H: ...
+    @overload
+    def location(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
+    def location(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
+        """Decorator for location *messages* (the LOCATION event is ``@router.event("location")``)."""
+        return self._kind("location", handler, platform)
+
+    @overload
+    def link(self, handler: H, /) -> H: ...
+    @overload
+    def link(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
+    def link(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
+        return self._kind("link", handler, platform)
+
+    @overload
+    def file(self, handler: H, /) -> H: ...
+    @overload
+    def file(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
+    def file(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
+        return self._kind("file", handler, platform)
+
+    @overload
+    def mixed(self, handler: H, /) -> H: ...
+    @overload
+    def mixed(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
+    def mixed(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
+        return self._kind("mixed", handler, platform)
+
+    def stream_refresh(self, handler: H) -> H:
+        """Decorator for robot stream refresh callbacks (``msgtype: "stream"``).
+
+        A server that tracks its streams answers these itself; register one only to take over.
+        """
+        return self.register(handler, msg_type="stream")
+
+    def subscribe(self, handler: H) -> H:
+        """Decorator for subscribe events (follow / QR-code follow / app became visible)."""
+        return self.register(handler, event="subscribe")
+
+    def unsubscribe(self, handler: H) -> H:
+        return self.register(handler, event="unsubscribe")
+
+    def enter_chat(self, handler: H) -> H:
+        """Decorator for a robot's enter_chat event; a returned string is the welcome text."""
+        return self.register(handler, event="enter_chat")
+
+    def click(self, key: str | None = None, *, platform: PlatformFilter = None) -> Callable[[H], H]:
+        """Decorator for menu CLICK events, optionally only the one whose EventKey is ``key``."""
+        def has_key(message: Message) -> bool:
+            return key is None or (isinstance(message, XmlEvent) and message.event_key == key)
+
+        def decorate(handler: H) -> H:
+            return self.register(handler, event="click", platform=platform, filter=has_key)
+        return decorate
+
+    def fallback(self, handler: H) -> H:
+        """Decorator: the handler for messages no other handler matched."""
+        self._fallback = handler
+        _changed()
+        return handler
+
+    # --- dispatch --------------------------------------------------------------------------
+
+    def _walk(self) -> Iterator[Router]:
+        yield self
+        for child in self._children:
+            yield from child._walk()
+
+    def find_handler(self, message: Message) -> Handler | None:
+        """The handler that would run for ``message`` (None when nothing, not even a fallback, matches)."""
+        generation, routes, fallback = self._cache
+        if generation != _generation:
+            routers = list(self._walk())
+            routes = tuple(route for router in routers for route in router._routes)
+            fallback = next((r._fallback for r in routers if r._fallback is not None), None)
+            self._cache = (_generation, routes, fallback)
+        for route in routes:
+            if route.matches(message):
+                return route.handler
+        return fallback
+
+    async def dispatch(self, message: Message) -> Reply | StreamingReply | None:
+        """Run the matching handler and turn its result into a checked reply.
+
+        Returns None when no handler matched (the caller decides, e.g. forwards the
+        message), the message's ``no_reply`` answer when the handler returned None.
+        """
+        handler = self.find_handler(message)
+        if handler is None:
+            return None
+        result = handler(message)
+        if not isinstance(result, (str, Reply)) and inspect.isawaitable(result):
+            result = await result
+        return self.to_reply(result, message)
+
+    def dispatch_sync(self, message: Message) -> Reply | StreamingReply | None:
+        """``dispatch`` for synchronous code; async handlers run in a fresh event loop."""
+        handler = self.find_handler(message)
+        if handler is None:
+            return None
+        result = handler(message)
+        if not isinstance(result, (str, Reply)) and inspect.isawaitable(result):
+            result = _run(result)
+        return self.to_reply(result, message)
+
+    def to_reply(self, result: Any, message: Message) -> Reply | StreamingReply:
+        """A handler's return value as a reply checked against ``message``."""
+        if result is None:
+            return message.no_reply
+        if isinstance(result, str):
+            reply: Reply = self._text_reply(result, message)
+        elif isinstance(result, Reply):
+            reply = result
+        elif isinstance(result, StreamingReply) or (hasattr(result, "__aiter__") and hasattr(result, "__anext__")):
+            if message.platform is not Platform.WECOM_ROBOT or not message.is_user_message:
+                raise ReplyNotAllowedError("only a robot user message can be answered with a stream of text")
+            if isinstance(result, StreamingReply):  # built by the handler, e.g. to set a feedback id
+                return result
+            return StreamingReply(result, self.stream_id_factory(), message)
+        else:
+            raise InvalidReplyError(f"a handler returned {type(result).__name__}; return a Reply, a str, "
+                                    "None or (robots) an async iterator of str")
+        check_reply(reply, message)
+        return reply
+
+    def _text_reply(self, text: str, message: Message) -> Reply:
+        if message.platform is not Platform.WECOM_ROBOT or isinstance(message, EnterChatEvent):
+            return TextReply(text)
+        if isinstance(message, StreamRefresh):
+            return StreamReply(message.stream_id, text, True)
+        if message.is_user_message:
+            return StreamReply(self.stream_id_factory(), text, True)
+        raise ReplyNotAllowedError(f"a robot {message.event!r} event cannot be answered with text")
+
+
+def _run(awaitable: Awaitable[Any]) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        async def wait() -> Any:
+            return await awaitable
+        return asyncio.run(wait())
+    if inspect.iscoroutine(awaitable):
+        awaitable.close()  # never awaited: close it to avoid a "never awaited" warning
+    raise RuntimeError("dispatch_sync cannot run an async handler inside a running event loop; "
+                       "use 'await router.dispatch(message)'")
