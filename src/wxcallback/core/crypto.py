@@ -132,7 +132,10 @@ class MessageCrypto:
         self.verify_signature(signature, timestamp, nonce)
         return text_value(echostr, "echostr", SignatureError)
 
-    def _verify_msg_signature(self, msg_signature: object, timestamp: object, nonce: object, encrypt: str) -> None:
+    def verify_msg_signature(
+        self, msg_signature: str | bytes, timestamp: str | bytes, nonce: str | bytes, encrypt: str
+    ) -> None:
+        """Check ``msg_signature`` over an Encrypt value (or echostr) without decrypting it."""
         expected = signature_hex(self._hasher, (self.token, timestamp, nonce, encrypt))
         if not signatures_match(msg_signature, expected):
             hint = ""
@@ -166,7 +169,7 @@ class MessageCrypto:
     ) -> DecryptedMessage:
         """Verify and decrypt an Encrypt value already taken out of its envelope."""
         encrypt_text = encrypt if type(encrypt) is str else text_value(encrypt, "Encrypt", SignatureError)
-        self._verify_msg_signature(msg_signature, timestamp, nonce, encrypt_text)
+        self.verify_msg_signature(msg_signature, timestamp, nonce, encrypt_text)
         raw = strict_b64decode(encrypt_text)
         if len(self.keys) == 1:
             return self._open(raw, self.keys.current, 0)

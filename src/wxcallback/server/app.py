@@ -1,0 +1,212 @@
+"""The ASGI application: Starlette on top of the framework-neutral pipeline.
+
+``create_app(config)`` serves every configured channel on its path, plus ``/healthz``
+and ``/metrics``. It can run alone (``wxcallback serve``) or be mounted in an existing
+Starlette / FastAPI app (``app.mount("/wechat", create_app(config))``); a mounted app
+gets no lifespan events, so it also starts itself on its first request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Scope
+
+from .config import ServerConfig, load_config, parse_config
+from .exchange import CallbackRequest, CallbackResponse
+from .forward import DeliveryWorker, Forwarder
+from .handlers import load_handler
+from .observe import Metrics, log_exchange
+from .pipeline import Channel, Pipeline
+from .replay import ReplayGuard
+from .stores import Store, open_store
+from .streams import StreamDriver
+
+__all__ = ["CallbackServer", "app_from_environment", "create_app"]
+
+RESERVED_PATHS = ("/healthz", "/metrics")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class CallbackServer:
+    """The running state of one worker: store, pipeline, delivery worker, HTTP client."""
+
+    def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
+        self.config = config
+        self._given_store = store
+        self.store: Store | None = store
+        self.pipeline: Pipeline | None = None
+        self.metrics = Metrics()
+        self._client: httpx.AsyncClient | None = None
+        self._worker: DeliveryWorker | None = None
+        self._worker_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        for channel in config.channels:
+            if channel.path in RESERVED_PATHS:
+                from .config import ConfigError
+
+                raise ConfigError(f"channels.{channel.name}.path: {channel.path} is reserved")
+        # Import handlers now, so a wrong module name stops the start with the key named.
+        self._dispatch = {c.name: load_handler(c.handler, f"channels.{c.name}") for c in config.channels
+                          if c.forward is None}
+
+    async def start(self) -> None:
+        async with self._lock:
+            if self.pipeline is not None:
+                return
+            store = self.store or open_store(self.config.store)
+            self.store = store
+            self._client = httpx.AsyncClient()
+            channels = []
+            urls: dict[str, str] = {}
+            for config in self.config.channels:
+                forwarder = None
+                if config.forward is not None:
+                    forwarder = Forwarder(config.name, _platform_of(config.platform), config.forward, store,
+                                          self._client, config.forward_timeout)
+                    urls[config.name] = config.forward
+                channels.append(Channel(config, config.crypto(), self._dispatch.get(config.name), forwarder,
+                                        ReplayGuard(store, config.name, config.replay_window)))
+            self.pipeline = Pipeline(channels, store, StreamDriver(store))
+            if urls:
+                consumer = f"{socket.gethostname()}-{os.getpid()}"
+                self._worker = DeliveryWorker(store, urls, self._client, consumer=consumer)
+                self._worker_task = asyncio.create_task(self._worker.run())
+
+    async def stop(self) -> None:
+        """Graceful stop: finish late handlers and streams, stop delivering, keep the outbox."""
+        if self.pipeline is not None:
+            await self.pipeline.drain(self.config.shutdown_grace)
+        if self._worker is not None and self._worker_task is not None:
+            self._worker.stop()
+            await asyncio.wait({self._worker_task}, timeout=self.config.shutdown_grace)
+        if self._client is not None:
+            await self._client.aclose()
+        if self.store is not None and self._given_store is None:
+            await self.store.close()
+        self.pipeline = None
+
+    async def handle(self, request: CallbackRequest) -> CallbackResponse:
+        if self.pipeline is None:
+            await self.start()
+        assert self.pipeline is not None
+        return await self.pipeline.handle(request)
+
+
+def _platform_of(platform: str) -> Any:
+    from ..messages import Platform
+
+    return Platform.OFFICIAL_ACCOUNT if platform == "signature-only" else Platform(platform)
+
+
+def _route_path(scope: Scope) -> str:
+    # Under a Starlette Mount the path may or may not keep the mount prefix (it changed
+    # across versions); root_path tells which part belongs to the parent app.
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root):] or "/"
+    return path
+
+
+def create_app(config: ServerConfig, *, store: Store | None = None) -> Starlette:
+    """The ASGI app for ``config``; pass ``store`` to share one (tests use a memory store)."""
+    server = CallbackServer(config, store)
+
+    async def callback(request: Request) -> Response:
+        started = time.perf_counter()
+        method = request.method
+        path = _route_path(request.scope)
+        try:
+            body = await _read_body(request, config.max_body_bytes) if method == "POST" else b""
+            response = await server.handle(CallbackRequest(method, path, request.scope.get("query_string", b""), body))
+        except _TooLarge:
+            response = CallbackResponse(413, b"body too large", outcome="too_large",
+                                        detail=f"body exceeds max_body_bytes = {config.max_body_bytes}")
+            channel = server.pipeline.channel_for(path) if server.pipeline else None
+            response.channel = channel.name if channel else "-"
+        log_exchange(method, path, response, started)
+        server.metrics.observe(response, time.perf_counter() - started)
+        return Response(b"" if method == "HEAD" else response.body, response.status,
+                        media_type=response.content_type)
+
+    async def healthz(request: Request) -> Response:
+        if server.pipeline is None:
+            await server.start()
+        assert server.store is not None
+        healthy = await server.store.healthy()
+        body = json.dumps({"status": "ok" if healthy else "store unavailable",
+                           "channels": [c.name for c in config.channels]})
+        return Response(body, 200 if healthy else 503, media_type="application/json")
+
+    async def metrics(request: Request) -> Response:
+        if server.pipeline is None:
+            await server.start()
+        assert server.store is not None
+        try:
+            server.metrics.outbox_depth.set(await server.store.depth())
+        except Exception:  # the store is down; /healthz says so, metrics still render
+            pass
+        return Response(server.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/{path:path}", callback, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.wxcallback = server
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def app_from_environment() -> Starlette:
+    """The app factory each ``wxcallback serve`` worker runs (configuration from the environment)."""
+    inline = os.environ.get("WXCALLBACK_CONFIG_JSON")
+    config = parse_config(json.loads(inline)) if inline else load_config(os.environ["WXCALLBACK_CONFIG"])
+    overrides = json.loads(os.environ.get("WXCALLBACK_OVERRIDES", "{}"))
+    if overrides:
+        config = replace(config, **overrides)
+    # A spawned worker starts with no logging configured: one JSON line per request to stderr.
+    logging.basicConfig(level=config.log_level.upper(), format="%(message)s")
+    return create_app(config)

@@ -1,0 +1,127 @@
+"""``wxcallback serve``: run the callback server with uvicorn.
+
+Either a configuration file (``--config wxcallback.toml``, any number of channels) or,
+for a quick start, one channel given by flags::
+
+    wxcallback serve --platform wecom-app --token T --encoding-aes-key K --receive-id wx…
+
+With no handler, that channel answers text messages by echoing them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from typing import Any
+
+import click
+
+from .config import SIGNATURE_ONLY, ConfigError, ServerConfig, load_config, parse_config
+
+__all__ = ["serve"]
+
+_PLATFORMS = ["official-account", "wecom-app", "wecom-robot", SIGNATURE_ONLY]
+
+
+def _flag_config(platform: str, token: str | None, key: str | None, receive_id: str | None, path: str,
+                 handler: str | None, forward: str | None, store: str, modes: tuple[str, ...]) -> dict[str, Any]:
+    if token is None:
+        raise ConfigError("--token: required without --config (or set WXCALLBACK_TOKEN)")
+    channel: dict[str, Any] = {"path": path, "platform": platform, "token": token}
+    if key is not None:
+        channel["encoding_aes_key"] = key
+    if receive_id is not None:
+        channel["receive_id"] = receive_id
+    if handler is not None:
+        channel["handler"] = handler
+    if forward is not None:
+        channel["forward"] = forward
+    if modes:
+        channel["modes"] = list(modes)
+    return {"server": {"store": store}, "channels": {"default": channel}}
+
+
+@click.command("serve")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file.")
+@click.option("--platform", type=click.Choice(_PLATFORMS), help="Quick start: the one channel's platform.")
+@click.option("--token", envvar="WXCALLBACK_TOKEN", help="Quick start: the Token (or WXCALLBACK_TOKEN).")
+@click.option("--encoding-aes-key", "key", envvar="WXCALLBACK_ENCODING_AES_KEY",
+              help="Quick start: the EncodingAESKey (or WXCALLBACK_ENCODING_AES_KEY).")
+@click.option("--receive-id", help="Quick start: CorpID / AppID ('' for a smart robot).")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["plaintext", "compatible", "safe"]),
+              help="Quick start, Official Accounts: accepted encryption modes (repeatable; default safe).")
+@click.option("--path", default="/", show_default=True, help="Quick start: the callback path.")
+@click.option("--handler", help="Quick start: 'module:attribute' answering the messages (default: echo).")
+@click.option("--forward", help="Quick start: forward messages to this backend URL instead.")
+@click.option("--store", default=None, help="memory:// | sqlite:///file.db | redis://host:port/0 "
+                                            "(default: the config's, or sqlite:///wxcallback.db).")
+@click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Listen port (default 8000).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
+@click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--check", is_flag=True, help="Check the configuration and exit.")
+def serve(config_path: str | None, platform: str | None, token: str | None, key: str | None,
+          receive_id: str | None, modes: tuple[str, ...], path: str, handler: str | None, forward: str | None,
+          store: str | None, host: str | None, port: int | None, workers: int | None, log_level: str | None,
+          check: bool) -> None:
+    """Run the callback server (all channels of --config, or one channel from flags)."""
+    try:
+        if config_path is not None:
+            if platform is not None:
+                raise ConfigError("--platform: give either --config or the quick-start flags, not both")
+            config = load_config(config_path)
+            env_config = {"WXCALLBACK_CONFIG": os.path.abspath(config_path)}
+        elif platform is not None:
+            raw = _flag_config(platform, token, key, receive_id, path, handler, forward,
+                               store or "sqlite:///wxcallback.db", modes)
+            config = parse_config(raw)
+            env_config = {"WXCALLBACK_CONFIG_JSON": json.dumps(raw)}
+        else:
+            raise ConfigError("give --config FILE, or --platform with --token (see --help)")
+        overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers, "log_level": log_level,
+                                       "store": store}.items() if v is not None}
+        config = _with(config, overrides)
+        # Build the app once here so every problem (keys, handler imports) shows before binding.
+        from .app import create_app
+
+        create_app(config)
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+    if check:
+        click.echo(f"configuration OK: {len(config.channels)} channel(s): "
+                   + ", ".join(f"{c.name} {c.platform} {c.path}" for c in config.channels))
+        return
+    _run(config, env_config)
+
+
+def _with(config: ServerConfig, overrides: dict[str, Any]) -> ServerConfig:
+    from dataclasses import replace
+
+    return replace(config, **overrides) if overrides else config
+
+
+def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
+    import uvicorn
+
+    logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
+    for name in ("WXCALLBACK_CONFIG", "WXCALLBACK_CONFIG_JSON"):
+        os.environ.pop(name, None)
+    os.environ.update(env_config)
+    # The config's overrides travel to the workers too.
+    os.environ["WXCALLBACK_OVERRIDES"] = json.dumps({"host": config.host, "port": config.port,
+                                                      "store": config.store, "log_level": config.log_level})
+    if config.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Each worker writes its counts here; /metrics on any worker sums them.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wxcallback-metrics-")
+    click.echo(f"wxcallback: {len(config.channels)} channel(s) on http://{config.host}:{config.port} "
+               f"({config.workers} worker(s), store {config.store.split('?')[0]})", err=True)
+    for channel in config.channels:
+        click.echo(f"  {channel.path}  {channel.platform}  {channel.name}"
+                   + (f"  -> {channel.forward}" if channel.forward else ""), err=True)
+    uvicorn.run("wxcallback.server.app:app_from_environment", factory=True, host=config.host, port=config.port,
+                workers=config.workers, log_level=config.log_level, access_log=False,
+                timeout_graceful_shutdown=int(config.shutdown_grace) or None)

@@ -1,0 +1,351 @@
+"""The server's TOML configuration: any number of channels on one host.
+
+::
+
+    [server]
+    host = "127.0.0.1"
+    port = 8000
+    workers = 2
+    store = "sqlite:///wxcallback.db"      # memory:// | sqlite:///path | redis://host:6379/0
+    max_body_bytes = 1048576
+
+    [channels.oa]
+    path = "/wechat/oa"
+    platform = "official-account"          # official-account | wecom-app | wecom-robot | signature-only
+    token = "${OA_TOKEN}"                  # ${NAME} takes the value from the environment
+    encoding_aes_key = "${OA_AES_KEY}"
+    previous_keys = []                     # keys still accepted after a rotation
+    receive_id = "wx5823bf96d3bd56c7"      # or receive_ids = [...], or skip_receive_id_check = true
+    modes = ["safe"]                       # Official Accounts: plaintext | compatible | safe
+    handler = "myapp.handlers:router"      # or forward = "http://127.0.0.1:9000/wechat"
+
+A bad configuration is refused at start with a line naming the key
+(``channels.oa.encoding_aes_key: EncodingAESKey must be 43 characters …``), never
+with a traceback; secret values never appear in that line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from ..core import MessageCrypto, ReceiveIdPolicy, WXCallbackError
+from ..messages import Platform
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+__all__ = [
+    "ChannelConfig",
+    "ConfigError",
+    "Mode",
+    "ServerConfig",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_MAX_BODY = 1024 * 1024
+# The platforms drop the connection after 5 s and retry (protocol.md §2.4, §3.3); answer
+# with a margin for the network and the reply's own encryption.
+PLATFORM_DEADLINE = 5.0
+DEFAULT_DEADLINE_MARGIN = 1.0
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the key at fault."""
+
+
+class Mode(str, Enum):
+    """Official Account message encryption modes (消息加解密方式)."""
+
+    PLAINTEXT = "plaintext"
+    COMPATIBLE = "compatible"
+    SAFE = "safe"
+
+
+SIGNATURE_ONLY = "signature-only"
+_PLATFORMS = {p.value for p in Platform} | {SIGNATURE_ONLY}
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One callback URL: an account on a platform, and what answers its messages."""
+
+    name: str
+    path: str
+    platform: str
+    token: str
+    encoding_aes_key: str | None = None
+    previous_keys: tuple[str, ...] = ()
+    receive_id: ReceiveIdPolicy = field(default_factory=lambda: ReceiveIdPolicy.exact(""))
+    modes: frozenset[Mode] = frozenset({Mode.SAFE})
+    digest: str = "sha1"
+    handler: str | None = None
+    forward: str | None = None
+    forward_timeout: float = 3.0
+    deadline: float = PLATFORM_DEADLINE - DEFAULT_DEADLINE_MARGIN
+    replay_window: float = 300.0
+    dedup_ttl: float = 300.0
+    debug: bool = False
+
+    @property
+    def encrypted(self) -> bool:
+        return self.platform in (Platform.WECOM_APP.value, Platform.WECOM_ROBOT.value) or bool(
+            self.modes & {Mode.COMPATIBLE, Mode.SAFE}
+        )
+
+    def crypto(self) -> MessageCrypto | None:
+        """The MessageCrypto for this channel (None for plaintext-only channels)."""
+        if self.encoding_aes_key is None:
+            return None
+        envelope = "json" if self.platform == Platform.WECOM_ROBOT.value else "xml"
+        return MessageCrypto(self.token, self.encoding_aes_key, self.receive_id,
+                             previous_keys=self.previous_keys, envelope=envelope, digest=self.digest)
+
+    def __repr__(self) -> str:
+        return f"ChannelConfig(name={self.name!r}, path={self.path!r}, platform={self.platform!r})"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``wxcallback serve`` needs."""
+
+    channels: tuple[ChannelConfig, ...]
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    store: str = "sqlite:///wxcallback.db"
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    log_level: str = "info"
+    shutdown_grace: float = 10.0
+
+    def channel_for(self, path: str) -> ChannelConfig | None:
+        for channel in self.channels:
+            if channel.path == path:
+                return channel
+        return None
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> ServerConfig:
+    """Read and check a TOML configuration file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the configuration is not UTF-8") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, environ)
+
+
+def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> ServerConfig:
+    """Check a configuration already loaded as a mapping (the TOML document)."""
+    env = os.environ if environ is None else environ
+    _only(data, "", {"server", "channels"})
+    server = _table(data.get("server", {}), "server")
+    _only(server, "server", {"host", "port", "workers", "store", "max_body_bytes", "log_level",
+                             "shutdown_grace"})
+    channels_table = _table(data.get("channels", {}), "channels")
+    if not channels_table:
+        raise ConfigError("channels: at least one channel is needed ([channels.NAME] with path, platform, token)")
+    channels = tuple(_channel(name, _table(value, f"channels.{name}"), env) for name, value in channels_table.items())
+    paths: dict[str, str] = {}
+    for channel in channels:
+        if channel.path in paths:
+            raise ConfigError(f"channels.{channel.name}.path: {channel.path!r} is already used by "
+                              f"channels.{paths[channel.path]}")
+        paths[channel.path] = channel.name
+    return ServerConfig(
+        channels=channels,
+        host=_get(server, "server", "host", str, "127.0.0.1"),
+        port=_int(server, "server", "port", 8000, 0, 65535),
+        workers=_int(server, "server", "workers", 1, 1, 256),
+        store=_expand(_get(server, "server", "store", str, "sqlite:///wxcallback.db"), "server.store", env),
+        max_body_bytes=_int(server, "server", "max_body_bytes", DEFAULT_MAX_BODY, 1024, 1 << 31),
+        log_level=_get(server, "server", "log_level", str, "info").lower(),
+        shutdown_grace=_number(server, "server", "shutdown_grace", 10.0, 0.0, 3600.0),
+    )
+
+
+_CHANNEL_KEYS = {
+    "path", "platform", "token", "encoding_aes_key", "previous_keys", "receive_id", "receive_ids",
+    "skip_receive_id_check", "modes", "require_encryption", "digest", "handler", "forward", "forward_timeout",
+    "deadline", "replay_window", "dedup_ttl", "debug",
+}
+
+
+def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> ChannelConfig:
+    where = f"channels.{name}"
+    _only(table, where, _CHANNEL_KEYS)
+    platform = _get(table, where, "platform", str, None)
+    if platform not in _PLATFORMS:
+        raise ConfigError(f"{where}.platform: must be one of {', '.join(sorted(_PLATFORMS))}, not {platform!r}")
+    path = _get(table, where, "path", str, None)
+    if not path.startswith("/"):
+        raise ConfigError(f"{where}.path: must start with '/', not {path!r}")
+    token = _expand(_get(table, where, "token", str, None), f"{where}.token", env)
+    if not token:
+        raise ConfigError(f"{where}.token: must not be empty")
+
+    modes = _modes(table, where, platform)
+    needs_key = platform in (Platform.WECOM_APP.value, Platform.WECOM_ROBOT.value) or bool(
+        modes & {Mode.COMPATIBLE, Mode.SAFE}
+    )
+    key = table.get("encoding_aes_key")
+    encoding_aes_key = _expand(_get(table, where, "encoding_aes_key", str, None), f"{where}.encoding_aes_key",
+                               env) if key is not None or needs_key else None
+    previous = tuple(
+        _expand(_str(value, f"{where}.previous_keys[{i}]"), f"{where}.previous_keys[{i}]", env)
+        for i, value in enumerate(_list(table.get("previous_keys", []), f"{where}.previous_keys"))
+    )
+    policy = _receive_id(table, where, platform, env, required=needs_key)
+    handler = table.get("handler")
+    forward = table.get("forward")
+    if handler is not None and forward is not None:
+        raise ConfigError(f"{where}: set either handler or forward, not both")
+    if handler is not None and (not isinstance(handler, str) or ":" not in handler):
+        raise ConfigError(f"{where}.handler: must be 'module:attribute', not {handler!r}")
+    if forward is not None and (not isinstance(forward, str) or not re.match(r"https?://", forward)):
+        raise ConfigError(f"{where}.forward: must be an http:// or https:// URL, not {forward!r}")
+    deadline = _number(table, where, "deadline", PLATFORM_DEADLINE - DEFAULT_DEADLINE_MARGIN, 0.05, 30.0)
+    config = ChannelConfig(
+        name=name,
+        path=path,
+        platform=platform,
+        token=token,
+        encoding_aes_key=encoding_aes_key,
+        previous_keys=previous,
+        receive_id=policy,
+        modes=modes,
+        digest=_get(table, where, "digest", str, "sha1"),
+        handler=handler,
+        forward=_expand(forward, f"{where}.forward", env) if forward else None,
+        forward_timeout=_number(table, where, "forward_timeout", min(3.0, deadline), 0.05, 60.0),
+        deadline=deadline,
+        replay_window=_number(table, where, "replay_window", 300.0, 0.0, 86400.0),
+        dedup_ttl=_number(table, where, "dedup_ttl", 300.0, 30.0, 86400.0),
+        debug=_get(table, where, "debug", bool, False),
+    )
+    # Build the crypto once now so a bad key or digest is refused at start, naming the key.
+    try:
+        config.crypto()
+    except WXCallbackError as exc:
+        field_name = "digest" if exc.code == -40003 else "receive_id" if exc.code == -40005 else "encoding_aes_key"
+        raise ConfigError(f"{where}.{field_name}: {exc}") from None
+    return config
+
+
+def _modes(table: Mapping[str, Any], where: str, platform: str) -> frozenset[Mode]:
+    if platform != Platform.OFFICIAL_ACCOUNT.value:
+        if "modes" in table:
+            raise ConfigError(f"{where}.modes: only Official Account channels have encryption modes")
+        if platform == SIGNATURE_ONLY:
+            return frozenset({Mode.PLAINTEXT})
+        return frozenset({Mode.SAFE})
+    raw = _list(table.get("modes", ["safe"]), f"{where}.modes")
+    try:
+        modes = frozenset(Mode(_str(m, f"{where}.modes")) for m in raw)
+    except ValueError:
+        raise ConfigError(f"{where}.modes: each mode is one of plaintext, compatible, safe; got {raw!r}") from None
+    if not modes:
+        raise ConfigError(f"{where}.modes: at least one mode is needed")
+    if _get(table, where, "require_encryption", bool, False) and Mode.PLAINTEXT in modes:
+        raise ConfigError(f"{where}.require_encryption: conflicts with 'plaintext' in modes")
+    return modes
+
+
+def _receive_id(table: Mapping[str, Any], where: str, platform: str, env: Mapping[str, str], *,
+                required: bool) -> ReceiveIdPolicy:
+    given = [k for k in ("receive_id", "receive_ids", "skip_receive_id_check") if k in table]
+    if len(given) > 1:
+        raise ConfigError(f"{where}: set only one of receive_id, receive_ids, skip_receive_id_check")
+    if "receive_ids" in table:
+        ids = [_expand(_str(v, f"{where}.receive_ids"), f"{where}.receive_ids", env)
+               for v in _list(table["receive_ids"], f"{where}.receive_ids")]
+        if not ids:
+            raise ConfigError(f"{where}.receive_ids: must not be empty")
+        return ReceiveIdPolicy.one_of(ids)
+    if table.get("skip_receive_id_check") is True:
+        return ReceiveIdPolicy.any()
+    if "receive_id" in table:
+        return ReceiveIdPolicy.exact(_expand(_str(table["receive_id"], f"{where}.receive_id"),
+                                             f"{where}.receive_id", env))
+    if platform == Platform.WECOM_ROBOT.value:
+        return ReceiveIdPolicy.exact("")  # smart robots: receive_id is "" (doc 101033)
+    if platform == SIGNATURE_ONLY or not required:
+        return ReceiveIdPolicy.exact("")  # plaintext channels decrypt nothing
+    raise ConfigError(f"{where}.receive_id: required for {platform} (the AppID or CorpID the messages are for)")
+
+
+def _expand(value: str, where: str, env: Mapping[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+        return env[name]
+
+    return _ENV.sub(replace, value)
+
+
+def _only(table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            prefix = f"{where}." if where else ""
+            raise ConfigError(f"{prefix}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: must be a table")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: must be a list")
+    return value
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: must be a string")
+    return value
+
+
+def _get(table: Mapping[str, Any], where: str, key: str, kind: type, default: Any) -> Any:
+    if key not in table:
+        if default is None:
+            raise ConfigError(f"{where}.{key}: required")
+        return default
+    value = table[key]
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{where}.{key}: must be a {kind.__name__}")
+    return value
+
+
+def _int(table: Mapping[str, Any], where: str, key: str, default: int, low: int, high: int) -> int:
+    value = _get(table, where, key, int, default)
+    if not low <= value <= high:
+        raise ConfigError(f"{where}.{key}: must be between {low} and {high}")
+    return int(value)
+
+
+def _number(table: Mapping[str, Any], where: str, key: str, default: float, low: float, high: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}.{key}: must be a number")
+    if not low <= value <= high:
+        raise ConfigError(f"{where}.{key}: must be between {low} and {high}")
+    return float(value)

@@ -1,0 +1,176 @@
+"""Forwarding to a business backend in any language, with no message lost.
+
+A forwarding channel writes each message to the durable outbox **before** the answer
+goes back to the platform, then tries to deliver it at once, within the channel's
+forward timeout, so the backend's reply can still be the passive reply. If the
+backend is slow or down, the platform gets its "no reply" answer and the delivery
+worker keeps retrying with backoff until the backend acknowledges (any 2xx). The
+dedup key is the idempotency key the backend sees, so a redelivery after a crash is
+recognisable as the same message.
+
+The backend receives ``POST <forward>`` with ``Content-Type: application/json``,
+``Idempotency-Key: <channel>:<dedup key>`` and::
+
+    {"channel": "oa", "platform": "official-account", "dedup_key": "…",
+     "delivery": "inline" | "retry", "message": {…the typed message as a dict…}}
+
+and may answer 2xx with an empty body, ``{}``, or ``{"reply": {"type": "text", "content": "…"}}``
+(the reply schema of ``wxcallback.messages.reply_from_dict``). A reply to a retried
+delivery comes too late to be passive and is only logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from typing import Any
+
+import httpx
+
+from ..core import WXCallbackError
+from ..messages import Message, Platform, Reply, reply_from_dict
+from .stores import OutboxItem, Store
+
+__all__ = ["DeliveryWorker", "Forwarder", "backoff"]
+
+_LOG = logging.getLogger("wxcallback.forward")
+_MAX_BACKOFF = 60.0
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before the next try: 1, 2, 4 … capped at a minute, with jitter."""
+    base = min(_MAX_BACKOFF, 2.0 ** max(attempts - 1, 0))
+    return base * (0.75 + random.random() * 0.5)
+
+
+def _payload(channel: str, platform: Platform, dedup_key: str, message: Message) -> dict[str, Any]:
+    return {"channel": channel, "platform": platform.value, "dedup_key": dedup_key, "message": message.to_dict()}
+
+
+class Forwarder:
+    """One forwarding channel's inline delivery."""
+
+    def __init__(self, channel: str, platform: Platform, url: str, store: Store, client: httpx.AsyncClient,
+                 timeout: float) -> None:
+        self.channel = channel
+        self.platform = platform
+        self.url = url
+        self._store = store
+        self._client = client
+        self._timeout = timeout
+
+    async def submit(self, message: Message, dedup_key: str) -> Reply | None:
+        """Enqueue durably, then try to deliver now; the backend's reply, or None."""
+        payload = _payload(self.channel, self.platform, dedup_key, message)
+        idempotency_key = f"{self.channel}:{dedup_key}"
+        item_id = await self._store.enqueue(self.channel, json.dumps(payload | {"delivery": "retry"}).encode(),
+                                            idempotency_key)
+        body = json.dumps(payload | {"delivery": "inline"}).encode()
+        try:
+            response = await self._client.post(self.url, content=body, timeout=self._timeout, headers={
+                "Content-Type": "application/json", "Idempotency-Key": idempotency_key})
+        except httpx.HTTPError as exc:
+            _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_deferred",
+                                     "detail": f"backend unreachable ({type(exc).__name__}); queued for retry"}))
+            return None
+        if not 200 <= response.status_code < 300:
+            _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_deferred",
+                                     "detail": f"backend answered {response.status_code}; queued for retry"}))
+            return None
+        await self._store.ack(item_id)
+        return self._reply_of(response)
+
+    def _reply_of(self, response: httpx.Response) -> Reply | None:
+        if not response.content.strip():
+            return None
+        try:
+            data = response.json()
+        except ValueError:
+            _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_bad_reply",
+                                     "detail": "backend reply is not JSON; answering with no reply"}))
+            return None
+        if not isinstance(data, dict) or data.get("reply") is None:
+            return None
+        try:
+            return reply_from_dict(data["reply"], self.platform)
+        except WXCallbackError as exc:
+            _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_bad_reply", "code": int(exc.code),
+                                     "detail": str(exc)}))
+            return None
+
+
+class DeliveryWorker:
+    """Delivers what the outbox holds, retrying with backoff until the backend acknowledges."""
+
+    def __init__(self, store: Store, urls: dict[str, str], client: httpx.AsyncClient, *, consumer: str,
+                 timeout: float = 10.0, visibility_timeout: float = 60.0, idle: float = 0.5,
+                 fresh_grace: float = 5.0) -> None:
+        self._store = store
+        self._urls = urls
+        self._client = client
+        self._consumer = consumer
+        self._timeout = timeout
+        self._visibility = visibility_timeout
+        self._idle = idle
+        # An item younger than this may still be in its inline delivery: leave it a moment.
+        self._fresh_grace = fresh_grace
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                delivered = await self.run_once()
+            except Exception as exc:  # the store is down: say so and try again shortly
+                _LOG.error(json.dumps({"outcome": "outbox_unavailable", "detail": f"{type(exc).__name__}: {exc}"}))
+                delivered = 0
+            if not delivered:
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), self._idle)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def run_once(self, count: int = 16) -> int:
+        items = await self._store.claim_batch(self._consumer, count, self._visibility)
+        if not items:
+            return 0
+        results = await asyncio.gather(*(self._deliver(item) for item in items))
+        return sum(results)
+
+    async def _deliver(self, item: OutboxItem) -> int:
+        now = time.time()
+        if now - item.enqueued_at < self._fresh_grace and item.attempts <= 1:
+            await self._store.nack(item.id, item.enqueued_at + self._fresh_grace)
+            return 0
+        url = self._urls.get(item.channel)
+        if url is None:
+            # The channel left the configuration: keep the message, look again later.
+            await self._store.nack(item.id, now + _MAX_BACKOFF)
+            return 0
+        idempotency_key = ""
+        try:
+            idempotency_key = json.loads(item.payload).get("dedup_key", "")
+        except ValueError:
+            pass
+        try:
+            response = await self._client.post(url, content=item.payload, timeout=self._timeout, headers={
+                "Content-Type": "application/json", "Idempotency-Key": f"{item.channel}:{idempotency_key}"})
+            ok = 200 <= response.status_code < 300
+            detail = f"backend answered {response.status_code}"
+        except httpx.HTTPError as exc:
+            ok = False
+            detail = f"backend unreachable ({type(exc).__name__})"
+        if ok:
+            await self._store.ack(item.id)
+            _LOG.info(json.dumps({"channel": item.channel, "outcome": "delivered", "attempts": item.attempts}))
+            return 1
+        delay = backoff(item.attempts)
+        await self._store.nack(item.id, now + delay)
+        _LOG.warning(json.dumps({"channel": item.channel, "outcome": "delivery_retry", "attempts": item.attempts,
+                                 "detail": f"{detail}; next try in {delay:.1f} s"}))
+        return 0

@@ -1,0 +1,64 @@
+"""Replay guard: a timestamp window and a nonce cache, in the shared store.
+
+A platform retry resends the very same request, so it must pass; the dedup cache
+then answers it with the reply already given. A *replay* is a request whose nonce was
+already used with other content: in Official Account plaintext mode the signature
+covers only token, timestamp and nonce, not the body, so a captured URL could carry
+any body. The guard records the nonce and a fingerprint of the request; the same
+fingerprint again is a retry, a new fingerprint on a used nonce is refused. The
+robot doc guarantees nonces are unique for 2 hours (protocol.md §4.1), which bounds
+the cache; the window bounds how old a captured request may be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+
+from ..core import WXCallbackError
+from ..core.errors import ErrorCode
+from .stores import Store
+
+__all__ = ["ReplayError", "ReplayGuard"]
+
+_NONCE_TTL = 2 * 60 * 60
+
+
+class ReplayError(WXCallbackError):
+    """The request is stale or reuses a nonce with other content (answered 403)."""
+
+    # No official code for replays; the request fails authentication like a bad signature.
+    code = ErrorCode.VALIDATE_SIGNATURE_ERROR
+
+
+class ReplayGuard:
+    def __init__(self, store: Store, channel: str, window: float, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._prefix = f"{channel}:replay:"
+        self._window = window
+        self._clock = clock
+
+    def check_timestamp(self, timestamp: str) -> None:
+        if not self._window:
+            return
+        if not (timestamp.isascii() and timestamp.isdigit()):
+            raise ReplayError(f"timestamp {timestamp[:20]!r} is not Unix seconds")
+        skew = abs(self._clock() - int(timestamp))
+        if skew > self._window:
+            raise ReplayError(
+                f"timestamp is {skew:.0f} s away from this server's clock (window {self._window:.0f} s): "
+                "a replayed request, or check the server clock (NTP)"
+            )
+
+    async def check(self, timestamp: str, nonce: str, signature: str, body: bytes) -> None:
+        """Refuse a stale timestamp or a nonce reused for different content."""
+        self.check_timestamp(timestamp)
+        fingerprint = hashlib.sha256(b"\0".join((timestamp.encode(), signature.encode(), body))).hexdigest()
+        nonce_key = hashlib.sha256(nonce.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        ttl = max(_NONCE_TTL, 2 * self._window)
+        # The fingerprint first: a retry racing its original finds it and passes.
+        if not await self._store.remember_nonce(f"{self._prefix}f:{nonce_key}:{fingerprint}", ttl):
+            return  # the same request again: a platform retry
+        if not await self._store.remember_nonce(f"{self._prefix}n:{nonce_key}", ttl):
+            raise ReplayError("nonce already used by a different request: refused as a replay")

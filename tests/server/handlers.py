@@ -1,0 +1,40 @@
+"""Handlers the server tests configure by 'tests.server.handlers:NAME'."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+from wxcallback.messages import Router, TextReply
+
+calls: Counter[str] = Counter()
+
+router = Router()
+
+
+@router.text
+def echo(message: Any) -> str:
+    calls[message.content] += 1
+    return f"echo: {message.content}"
+
+
+async def slow(message: Any) -> str:
+    calls["slow"] += 1
+    await asyncio.sleep(0.4)
+    return "late answer"
+
+
+def broken(message: Any) -> str:
+    raise RuntimeError("handler bug")
+
+
+def bad_reply(message: Any) -> TextReply:
+    return TextReply("x" * 5000)  # over the WeCom 2048-byte limit: the reply cannot be sent
+
+
+async def streaming(message: Any) -> AsyncIterator[str]:
+    for word in ("one ", "two ", "three"):
+        await asyncio.sleep(0.05)
+        yield word
