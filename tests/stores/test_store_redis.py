@@ -9,7 +9,7 @@ import pytest
 from wxcallback.server.stores import StoreUnavailableError, open_store
 from wxcallback.server.stores.redis import RedisStore
 
-from .conftest import _free_port
+from tests.conftest import free_port
 
 
 def test_two_store_objects_racing_for_one_claim_have_exactly_one_winner(
@@ -98,7 +98,7 @@ def test_every_key_the_store_writes_starts_with_its_prefix(
 
 def test_an_unreachable_redis_is_reported_as_unavailable() -> None:
     async def main() -> None:
-        async with RedisStore.from_url(f"redis://127.0.0.1:{_free_port()}/0") as store:
+        async with RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0") as store:
             assert await store.healthy() is False
             with pytest.raises(StoreUnavailableError, match="RedisStore"):
                 await store.remember_nonce("n", 60)

@@ -13,20 +13,27 @@ from .app import main
 
 
 def _add_server_commands() -> None:
-    # The server needs the [server] extra (Starlette, uvicorn, httpx); the crypto commands do not.
+    # serve and simulate need the [server] extra (Starlette, uvicorn, httpx); the crypto
+    # commands do not, so without it they explain what to install instead of failing to start.
     try:
         from ..server.command import serve
+        from ..simulator.command import simulate
     except ImportError as exc:
         missing = exc.name or "a server dependency"
-
-        @main.command("serve", context_settings={"ignore_unknown_options": True})
-        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-        def serve_unavailable(args: tuple[str, ...]) -> None:
-            """Run the callback server (needs: pip install 'wxcallback[server]')."""
-            raise click.ClickException(f"{missing} is not installed: pip install 'wxcallback[server]'")
-
+        for name in ("serve", "simulate"):
+            _unavailable(name, missing)
         return
     main.add_command(serve)
+    main.add_command(simulate)
+
+
+def _unavailable(name: str, missing: str) -> None:
+    @main.command(name, context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        raise click.ClickException(f"{missing} is not installed: pip install 'wxcallback[server]'")
+
+    command.help = f"Needs the server extra: pip install 'wxcallback[server]'."
 
 
 _add_server_commands()

@@ -1,0 +1,151 @@
+"""The endpoint under test: its URL and the channel settings the platform holds for it.
+
+A platform sends to one URL with the Token, EncodingAESKey and receive_id set in its
+console; an Official Account adds the encryption mode and the data format. Whatever
+the platform implies is fixed here once (a WeCom app always encrypts XML, a robot
+always encrypts JSON, a signature-only channel never encrypts) so that the rest of
+the simulator reads the decisions instead of re-deriving them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from urllib.parse import urlsplit
+
+from wxcallback.core import EnvelopeFormat, MessageCrypto
+
+from .errors import SimulatorError
+
+__all__ = ["DataFormat", "Mode", "Platform", "Target"]
+
+
+class Platform(str, Enum):
+    """Which platform the simulator plays."""
+
+    OFFICIAL_ACCOUNT = "official-account"
+    WECOM_APP = "wecom-app"
+    WECOM_ROBOT = "wecom-robot"
+    # The WeChat 3-value signature over plaintext XML (e.g. Huawei AICC's WeChat channel).
+    SIGNATURE_ONLY = "signature-only"
+
+
+class Mode(str, Enum):
+    """The Official Account message encryption mode (消息加解密方式)."""
+
+    PLAINTEXT = "plaintext"
+    COMPATIBLE = "compatible"
+    SAFE = "safe"
+
+
+class DataFormat(str, Enum):
+    """The body format: XML everywhere, JSON for OA/mini-program JSON pushes and robots."""
+
+    XML = "xml"
+    JSON = "json"
+
+
+def _choice(enum: type[Enum], value: object, what: str) -> Enum:
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(repr(member.value) for member in enum)
+        raise SimulatorError(f"unknown {what} {value!r}; use one of {choices}") from None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A callback URL and its channel settings, normalised per platform.
+
+    Build it with :meth:`create`, which accepts the plain strings a command line gives.
+    """
+
+    url: str
+    platform: Platform
+    token: str
+    encoding_aes_key: str | None
+    receive_id: str
+    mode: Mode
+    data_format: DataFormat
+    # The Official Account's original id (gh_…): ToUserName of its pushes, FromUserName of replies.
+    account_id: str
+    agent_id: int
+    crypto: MessageCrypto | None = field(repr=False, compare=False)
+
+    @classmethod
+    def create(
+        cls,
+        url: str,
+        *,
+        platform: Platform | str,
+        token: str,
+        encoding_aes_key: str | None = None,
+        receive_id: str = "",
+        mode: Mode | str = Mode.SAFE,
+        data_format: DataFormat | str = DataFormat.XML,
+        account_id: str = "gh_wxcallbacksim",
+        agent_id: int = 1000002,
+    ) -> Target:
+        chosen = Platform(_choice(Platform, platform, "platform"))
+        chosen_mode = Mode(_choice(Mode, mode, "mode"))
+        chosen_format = DataFormat(_choice(DataFormat, data_format, "data format"))
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SimulatorError(f"the target must be an http:// or https:// URL, not {url!r}")
+        if not isinstance(token, str) or not token:
+            raise SimulatorError("a Token is required: the platform signs every request with it")
+        if not isinstance(receive_id, str):
+            raise SimulatorError("receive_id must be a str ('' for a smart robot)")
+        if not isinstance(agent_id, int) or isinstance(agent_id, bool):
+            raise SimulatorError("agent_id must be an int")
+        # The platform decides these, whatever the caller asked for.
+        if chosen is Platform.WECOM_APP:
+            chosen_mode, chosen_format = Mode.SAFE, DataFormat.XML
+        elif chosen is Platform.WECOM_ROBOT:
+            chosen_mode, chosen_format = Mode.SAFE, DataFormat.JSON
+        elif chosen is Platform.SIGNATURE_ONLY:
+            chosen_mode, chosen_format = Mode.PLAINTEXT, DataFormat.XML
+        crypto: MessageCrypto | None = None
+        if chosen_mode is not Mode.PLAINTEXT:
+            if not encoding_aes_key:
+                raise SimulatorError(f"an EncodingAESKey is required for {chosen.value} in {chosen_mode.value} mode")
+            # A bad key raises InvalidKeyError (-40004) here, before anything is sent.
+            crypto = MessageCrypto(token, encoding_aes_key, receive_id)
+        return cls(url, chosen, token, encoding_aes_key, receive_id, chosen_mode, chosen_format,
+                   account_id, agent_id, crypto)
+
+    @property
+    def encrypts(self) -> bool:
+        """Whether callbacks carry an Encrypt value (every mode but plaintext)."""
+        return self.mode is not Mode.PLAINTEXT
+
+    @property
+    def is_official_account_like(self) -> bool:
+        """OA and signature-only channels: plaintext GET echostr and the 3-value signature."""
+        return self.platform in (Platform.OFFICIAL_ACCOUNT, Platform.SIGNATURE_ONLY)
+
+    @property
+    def reply_envelope(self) -> EnvelopeFormat:
+        """The envelope an encrypted reply must come in."""
+        if self.platform is Platform.WECOM_ROBOT:
+            return EnvelopeFormat.JSON
+        if self.data_format is DataFormat.JSON:
+            return EnvelopeFormat.OA_JSON
+        return EnvelopeFormat.XML
+
+    @property
+    def reply_echoes_nonce(self) -> bool:
+        """OA ("回填URL参数中的nonce") and robots must echo the request nonce; WeCom apps may not."""
+        return self.platform in (Platform.OFFICIAL_ACCOUNT, Platform.WECOM_ROBOT)
+
+    @property
+    def reply_account(self) -> str:
+        """FromUserName of a correct XML reply: the OA original id, or the CorpID."""
+        return self.receive_id if self.platform is Platform.WECOM_APP else self.account_id
+
+    def describe(self) -> dict[str, object]:
+        """The settings without secrets, for reports."""
+        return {
+            "url": self.url, "platform": self.platform.value, "mode": self.mode.value,
+            "data_format": self.data_format.value, "receive_id": self.receive_id,
+        }

@@ -1,0 +1,25 @@
+"""Handlers for the end-to-end server processes; each call is recorded in a file (shared across processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+
+def _record(line: str) -> None:
+    with open(os.environ["WXCALLBACK_E2E_CALLS"], "a", encoding="utf-8") as calls:
+        calls.write(line + "\n")
+
+
+def counting_echo(message: Any) -> str:
+    _record(message.dedup_key)
+    return f"echo: {getattr(message, 'content', '')}"
+
+
+async def slow_stream(message: Any) -> AsyncIterator[str]:
+    _record(message.dedup_key)
+    for word in ("alpha ", "beta ", "gamma"):
+        await asyncio.sleep(0.3)
+        yield word
