@@ -16,7 +16,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/python examples/official_sample.py
+	$(BIN)/wxcallback serve --config examples/wxcallback.toml
 
 test: $(BIN)/.installed
 	$(BIN)/mypy
