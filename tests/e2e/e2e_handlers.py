@@ -23,3 +23,8 @@ async def slow_stream(message: Any) -> AsyncIterator[str]:
     for word in ("alpha ", "beta ", "gamma"):
         await asyncio.sleep(0.3)
         yield word
+
+
+async def slow_echo(message: Any) -> str:
+    await asyncio.sleep(1.0)
+    return f"slow: {getattr(message, 'content', '')}"
