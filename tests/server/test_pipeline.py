@@ -262,3 +262,26 @@ def test_healthz_and_metrics() -> None:
         assert "wxcallback_outbox_depth" in metrics
 
     run(scenario)
+
+
+def test_a_body_trickling_in_is_cut_off_with_408() -> None:
+    from wxcallback.server.app import CallbackServer
+
+    config = parse_config({"server": {"body_timeout": 0.2}, "channels": CHANNELS})
+
+    async def trickle():  # type: ignore[no-untyped-def]
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            yield b"<"
+
+    async def main() -> None:
+        server = CallbackServer(config, MemoryStore())
+        started = time.perf_counter()
+        response = await server.respond("POST", "/wecom", b"", trickle())
+        assert response.status == 408 and response.outcome == "body_timeout"
+        assert time.perf_counter() - started < 2  # well before the trickle would end (5 s)
+        too_big = await server.respond("POST", "/wecom", b"", b"x", content_length=10**9)
+        assert too_big.status == 413 and too_big.channel == "wecom"
+        await server.stop()
+
+    asyncio.run(main())

@@ -104,10 +104,56 @@ class CallbackServer:
         self.pipeline = None
 
     async def handle(self, request: CallbackRequest) -> CallbackResponse:
+        """The pipeline's answer to a request whose body is already read."""
         if self.pipeline is None:
             await self.start()
         assert self.pipeline is not None
         return await self.pipeline.handle(request)
+
+    async def respond(self, method: str, path: str, query_string: bytes,
+                      body: bytes | AsyncIterator[bytes], content_length: int | None = None) -> CallbackResponse:
+        """Everything a web adapter needs: read the body within the size and time limits,
+        run the pipeline, write the access-log line and the metrics."""
+        started = time.perf_counter()
+        try:
+            data = b""
+            if method == "POST":
+                data = await asyncio.wait_for(_read_limited(body, content_length, self.config.max_body_bytes),
+                                              self.config.body_timeout)
+            response = await self.handle(CallbackRequest(method, path, query_string, data))
+        except _TooLarge:
+            response = CallbackResponse(413, b"body too large", outcome="too_large",
+                                        detail=f"body exceeds max_body_bytes = {self.config.max_body_bytes}")
+        except asyncio.TimeoutError:
+            response = CallbackResponse(408, b"body too slow", outcome="body_timeout",
+                                        detail=f"body not received within {self.config.body_timeout:g} s")
+        if response.channel == "-" and self.pipeline is not None:
+            channel = self.pipeline.channel_for(path)
+            response.channel = channel.name if channel else "-"
+        log_exchange(method, path, response, started)
+        self.metrics.observe(response, time.perf_counter() - started)
+        return response
+
+    async def health(self) -> tuple[int, bytes]:
+        """``/healthz``: 200 when the store answers, else 503."""
+        if self.pipeline is None:
+            await self.start()
+        assert self.store is not None
+        healthy = await self.store.healthy()
+        body = json.dumps({"status": "ok" if healthy else "store unavailable",
+                           "channels": [c.name for c in self.config.channels]})
+        return (200 if healthy else 503), body.encode()
+
+    async def metrics_text(self) -> bytes:
+        """``/metrics`` in the Prometheus text format, the outbox depth read from the store."""
+        if self.pipeline is None:
+            await self.start()
+        assert self.store is not None
+        try:
+            self.metrics.outbox_depth.set(await self.store.depth())
+        except Exception:  # the store is down; /healthz says so, metrics still render
+            pass
+        return self.metrics.render()
 
 
 def _platform_of(platform: str) -> Any:
@@ -131,40 +177,19 @@ def create_app(config: ServerConfig, *, store: Store | None = None) -> Starlette
     server = CallbackServer(config, store)
 
     async def callback(request: Request) -> Response:
-        started = time.perf_counter()
-        method = request.method
-        path = _route_path(request.scope)
-        try:
-            body = await _read_body(request, config.max_body_bytes) if method == "POST" else b""
-            response = await server.handle(CallbackRequest(method, path, request.scope.get("query_string", b""), body))
-        except _TooLarge:
-            response = CallbackResponse(413, b"body too large", outcome="too_large",
-                                        detail=f"body exceeds max_body_bytes = {config.max_body_bytes}")
-            channel = server.pipeline.channel_for(path) if server.pipeline else None
-            response.channel = channel.name if channel else "-"
-        log_exchange(method, path, response, started)
-        server.metrics.observe(response, time.perf_counter() - started)
-        return Response(b"" if method == "HEAD" else response.body, response.status,
+        length = request.headers.get("content-length")
+        response = await server.respond(request.method, _route_path(request.scope),
+                                        request.scope.get("query_string", b""), request.stream(),
+                                        int(length) if length and length.isdigit() else None)
+        return Response(b"" if request.method == "HEAD" else response.body, response.status,
                         media_type=response.content_type)
 
     async def healthz(request: Request) -> Response:
-        if server.pipeline is None:
-            await server.start()
-        assert server.store is not None
-        healthy = await server.store.healthy()
-        body = json.dumps({"status": "ok" if healthy else "store unavailable",
-                           "channels": [c.name for c in config.channels]})
-        return Response(body, 200 if healthy else 503, media_type="application/json")
+        status, body = await server.health()
+        return Response(body, status, media_type="application/json")
 
     async def metrics(request: Request) -> Response:
-        if server.pipeline is None:
-            await server.start()
-        assert server.store is not None
-        try:
-            server.metrics.outbox_depth.set(await server.store.depth())
-        except Exception:  # the store is down; /healthz says so, metrics still render
-            pass
-        return Response(server.metrics.render(), media_type="text/plain; version=0.0.4")
+        return Response(await server.metrics_text(), media_type="text/plain; version=0.0.4")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -186,13 +211,16 @@ def create_app(config: ServerConfig, *, store: Store | None = None) -> Starlette
     return app
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+async def _read_limited(body: bytes | AsyncIterator[bytes], declared: int | None, limit: int) -> bytes:
+    if declared is not None and declared > limit:
         raise _TooLarge
+    if isinstance(body, bytes):
+        if len(body) > limit:
+            raise _TooLarge
+        return body
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in body:
         size += len(chunk)
         if size > limit:
             raise _TooLarge

@@ -127,6 +127,8 @@ class ServerConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY
     log_level: str = "info"
     shutdown_grace: float = 10.0
+    # The platforms send a whole callback at once; a body trickling in holds a worker.
+    body_timeout: float = 10.0
 
     def channel_for(self, path: str) -> ChannelConfig | None:
         for channel in self.channels:
@@ -156,7 +158,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     _only(data, "", {"server", "channels"})
     server = _table(data.get("server", {}), "server")
     _only(server, "server", {"host", "port", "workers", "store", "max_body_bytes", "log_level",
-                             "shutdown_grace"})
+                             "shutdown_grace", "body_timeout"})
     channels_table = _table(data.get("channels", {}), "channels")
     if not channels_table:
         raise ConfigError("channels: at least one channel is needed ([channels.NAME] with path, platform, token)")
@@ -176,6 +178,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         max_body_bytes=_int(server, "server", "max_body_bytes", DEFAULT_MAX_BODY, 1024, 1 << 31),
         log_level=_get(server, "server", "log_level", str, "info").lower(),
         shutdown_grace=_number(server, "server", "shutdown_grace", 10.0, 0.0, 3600.0),
+        body_timeout=_number(server, "server", "body_timeout", 10.0, 0.1, 3600.0),
     )
 
 
