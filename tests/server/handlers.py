@@ -10,6 +10,7 @@ from typing import Any
 from wxcallback.messages import Router, TextReply
 
 calls: Counter[str] = Counter()
+finished: Counter[str] = Counter()
 
 router = Router()
 
@@ -23,6 +24,7 @@ def echo(message: Any) -> str:
 async def slow(message: Any) -> str:
     calls["slow"] += 1
     await asyncio.sleep(0.4)
+    finished["slow"] += 1
     return "late answer"
 
 

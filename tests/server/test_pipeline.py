@@ -178,10 +178,9 @@ def test_slow_handler_is_answered_at_the_deadline_and_its_result_kept() -> None:
     async def scenario(client: httpx.AsyncClient) -> None:
         text = wecom_text("slow one", msg_id=777)
         url, data = side.callback(text)
-        started = time.perf_counter()
         response = await client.post(url, content=data)
         assert response.status_code == 200 and response.content == b""  # WeCom "no reply"
-        assert time.perf_counter() - started < 0.35  # answered before the handler finished
+        assert handlers.finished["slow"] == 0  # answered before the handler finished
         await asyncio.sleep(0.6)  # the handler finishes in the background
         url, data = side.callback(text)
         retry = side.open_reply((await client.post(url, content=data)).content, side.last_nonce)
@@ -269,17 +268,19 @@ def test_a_body_trickling_in_is_cut_off_with_408() -> None:
 
     config = parse_config({"server": {"body_timeout": 0.2}, "channels": CHANNELS})
 
+    sent = []
+
     async def trickle():  # type: ignore[no-untyped-def]
         for _ in range(100):
             await asyncio.sleep(0.05)
+            sent.append(1)
             yield b"<"
 
     async def main() -> None:
         server = CallbackServer(config, MemoryStore())
-        started = time.perf_counter()
         response = await server.respond("POST", "/wecom", b"", trickle())
         assert response.status == 408 and response.outcome == "body_timeout"
-        assert time.perf_counter() - started < 2  # well before the trickle would end (5 s)
+        assert len(sent) < 100  # cut off before the body ended
         too_big = await server.respond("POST", "/wecom", b"", b"x", content_length=10**9)
         assert too_big.status == 413 and too_big.channel == "wecom"
         await server.stop()

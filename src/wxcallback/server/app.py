@@ -115,6 +115,8 @@ class CallbackServer:
         """Everything a web adapter needs: read the body within the size and time limits,
         run the pipeline, write the access-log line and the metrics."""
         started = time.perf_counter()
+        if self.pipeline is None:
+            await self.start()
         try:
             data = b""
             if method == "POST":
