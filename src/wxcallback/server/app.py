@@ -39,6 +39,7 @@ from .streams import StreamDriver
 __all__ = ["CallbackServer", "app_from_environment", "create_app"]
 
 RESERVED_PATHS = ("/healthz", "/metrics")
+_LOG = logging.getLogger("wxcallback.server")
 
 
 class _TooLarge(Exception):
@@ -129,6 +130,11 @@ class CallbackServer:
         except asyncio.TimeoutError:
             response = CallbackResponse(408, b"body too slow", outcome="body_timeout",
                                         detail=f"body not received within {self.config.body_timeout:g} s")
+        except Exception as exc:
+            # Only a defect gets here, never bad input; log it with its traceback once.
+            _LOG.exception("unexpected error answering %s %s", method, path[:200])
+            response = CallbackResponse(500, b"internal error", outcome="internal_error",
+                                        detail=f"{type(exc).__name__}: {str(exc)[:200]}")
         if response.channel == "-" and self.pipeline is not None:
             channel = self.pipeline.channel_for(path)
             response.channel = channel.name if channel else "-"
