@@ -1,0 +1,493 @@
+"""Callback server throughput: ``wxcallback serve`` against Flask, Starlette and Node peers, in one run.
+
+    .venv/bin/python bench/bench_server.py [--workers 2] [--connections 16] [--duration 10]
+
+Every server does the same job for a WeCom app channel: check msg_signature, decrypt
+a ~300 B text message, parse it, drop duplicates by message, answer "echo: <content>"
+as an encrypted reply. The servers run one after another on 127.0.0.1, each with the
+same number of worker processes:
+
+- wxcallback     ``wxcallback serve`` (uvicorn), demo echo handler, with the SQLite,
+                 Redis and memory stores: replay guard (timestamp window + nonce cache)
+                 and dedup (claim/complete) in the store, shared by the workers;
+- flask          Flask + wechatpy 1.8.18 under gunicorn sync workers (bench/server/flask_wechatpy.py);
+- starlette      Starlette + wechatpy 1.8.18 under uvicorn (bench/server/starlette_wechatpy.py);
+- node           Node ``http`` + @wecom/crypto, ``cluster`` workers (bench/server/node_wecom.js),
+                 installed with npm into a temp folder; skipped with the reason if npm/node fail.
+
+The three peers dedup with a dict by MsgId per worker process and keep no replay guard.
+
+uvicorn's own ``--workers`` listener loses TCP_NODELAY on the asyncio loop (uvloop sets
+it anyway), which adds ~40 ms to responses; both uvicorn servers therefore run through
+bench/server/nodelay.py, and the "as shipped" row runs plain ``wxcallback serve``.
+
+Load: wrk with bench/server/requests.lua. Every request is a fresh message (unique
+MsgId and nonce, current timestamp), signed and encrypted just before the run and read
+from a file, so the replay guard and the dedup store do real work. The "retry" row
+resends one message (a platform retry): the guard lets it through, dedup answers from
+the cache. Each server is checked first (one reply decrypted and compared), then warmed
+up, then measured. Latencies are wrk's (p50, p99 over all requests of the run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from wxcallback.core import MessageCrypto
+from wxcallback.core.safexml import parse_xml
+
+BENCH = Path(__file__).resolve().parent
+SERVERS = BENCH / "server"
+LUA = SERVERS / "requests.lua"
+
+TOKEN = "QDG6eK"
+KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+CORP_ID = "wx5823bf96d3bd56c7"
+PATH = "/wecom"
+MESSAGE_BYTES = 300
+TARGET_RATIO = 3.5
+TARGET_P99_MS = 10.0
+NODE_RATIO = 3.8  # the Node official library against Flask + wechatpy, as reported for this load
+
+crypto = MessageCrypto(TOKEN, KEY, CORP_ID)
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+class Messages:
+    """Signed, encrypted callbacks as WeCom sends them; MsgIds and nonces never repeat in a run."""
+
+    def __init__(self) -> None:
+        self._next = int(time.time() * 1000) * 1000
+        self._run = os.urandom(3).hex()
+
+    def plaintext(self, msg_id: int) -> str:
+        head = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[zhangsan]]>"
+                f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+                "<Content><![CDATA[")
+        tail = f"]]></Content><MsgId>{msg_id}</MsgId><AgentID>1000002</AgentID></xml>"
+        filler = "hello " * MESSAGE_BYTES
+        return head + filler[: max(1, MESSAGE_BYTES - len(head) - len(tail))] + tail
+
+    def fresh(self) -> tuple[str, bytes, str]:
+        """(path with query, body, content) of a message never sent before."""
+        self._next += 1
+        nonce = f"{self._run}{self._next % 10**9}"
+        text = self.plaintext(self._next)
+        timestamp = str(int(time.time()))
+        encrypt = crypto.encrypt_reply(text, nonce, timestamp=timestamp).encrypt
+        signature = crypto.sign(timestamp, nonce, encrypt)
+        body = f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        content = text.split("<Content><![CDATA[")[1].split("]]>")[0]
+        return f"{PATH}?msg_signature={signature}&timestamp={timestamp}&nonce={nonce}", body.encode(), content
+
+    def write(self, path: Path, count: int, *, retry: bool = False) -> None:
+        """``count`` requests, one per line; with ``retry`` the same request ``count`` times."""
+        with path.open("w", encoding="utf-8") as out:
+            if retry:
+                target, body, _ = self.fresh()
+                line = f"{target}\t{body.decode()}\n"
+                out.write(line * count)
+                return
+            for _ in range(count):
+                target, body, _ = self.fresh()
+                out.write(f"{target}\t{body.decode()}\n")
+
+
+def open_reply(body: bytes, nonce: str) -> dict[str, str]:
+    """Check a reply as WeCom would (signature, decryption, CorpID) and return its fields."""
+    envelope = parse_xml(body)
+    fields = {child.tag: child.text for child in envelope}
+    if fields.get("Nonce") != nonce:
+        raise AssertionError(f"the reply does not echo the nonce: {body[:200]!r}")
+    text = crypto.decrypt(body, fields["MsgSignature"], fields["TimeStamp"], fields["Nonce"]).text
+    return {child.tag: child.text for child in parse_xml(text)}
+
+
+def post(port: int, target: str, body: bytes) -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{target}", data=body, method="POST",
+                                     headers={"Content-Type": "application/xml"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def check_answers(port: int, messages: Messages) -> None:
+    """One fresh message and its retry must both get the encrypted echo."""
+    target, body, content = messages.fresh()
+    nonce = target.rsplit("nonce=", 1)[1]
+    for attempt in ("first", "retry"):
+        status, reply = post(port, target, body)
+        if status != 200:
+            raise AssertionError(f"{attempt} request answered {status}: {reply[:200]!r}")
+        fields = open_reply(reply, nonce)
+        if fields.get("Content") != f"echo: {content}" or fields.get("ToUserName") != "zhangsan":
+            raise AssertionError(f"{attempt} request: unexpected reply {fields}")
+
+
+# -- servers ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    store: str
+    does: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    retry: bool = False
+
+
+@dataclass
+class Result:
+    server: Server
+    workers: int
+    stats: dict[str, Any] | None = None
+    skipped: str = ""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running(server: Server, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, **server.env, "BENCH_TOKEN": TOKEN, "BENCH_AES_KEY": KEY, "BENCH_CORP_ID": CORP_ID}
+    with log.open("wb") as errors:
+        # A session of its own, so stopping it stops its workers and nothing else.
+        process = subprocess.Popen(server.argv, env=env, stdout=errors, stderr=errors, start_new_session=True)
+        try:
+            wait_ready(process, port, log)
+            yield process
+        finally:
+            stop(process)
+
+
+def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}: {log.read_text(errors='replace')[-800:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"not ready after {timeout:.0f} s: {log.read_text(errors='replace')[-800:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def wrk(port: int, requests: Path, duration: float, connections: int, threads: int) -> dict[str, Any]:
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "5s",
+            "-s", str(LUA), f"http://127.0.0.1:{port}"]
+    env = {**os.environ, "WRK_REQUESTS": str(requests), "WRK_THREADS": str(threads)}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=duration + 60)
+    for line in done.stdout.splitlines():
+        if line.startswith("WRK_JSON "):
+            stats: dict[str, Any] = json.loads(line[len("WRK_JSON "):])
+            stats["rps"] = stats["requests"] / (stats["duration_us"] / 1e6)
+            return stats
+    raise RuntimeError(f"wrk gave no summary: {done.stdout[-500:]} {done.stderr[-500:]}")
+
+
+def node_modules(reason: list[str]) -> Path | None:
+    """A node_modules folder with @wecom/crypto, installed into a temp folder (None: say why)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        reason.append("node or npm is not installed")
+        return None
+    folder = Path(tempfile.gettempdir()) / "wxcallback-bench-node"
+    modules = folder / "node_modules"
+    if not (modules / "@wecom" / "crypto" / "package.json").exists():
+        folder.mkdir(exist_ok=True)
+        try:
+            subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(folder),
+                            "@wecom/crypto"], check=True, capture_output=True, timeout=180)
+        except (subprocess.SubprocessError, OSError) as exc:
+            reason.append(f"npm install @wecom/crypto failed: {str(exc)[:200]}")
+            return None
+    return modules
+
+
+def redis_reachable(url: str) -> str:
+    """'' when Redis answers at ``url``, else the reason."""
+    try:
+        import redis
+    except ImportError:
+        return "the redis package is not installed"
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2)
+        client.ping()
+        client.close()
+    except Exception as exc:  # any connection failure means: skip this row
+        return f"Redis at {url} does not answer: {type(exc).__name__}"
+    return ""
+
+
+def clean_redis(url: str, prefix: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start:start + 500])
+    client.close()
+    return len(keys)
+
+
+def servers(args: argparse.Namespace, scratch: Path, skipped: list[tuple[Server, str]]) -> list[Server]:
+    workers = str(args.workers)
+    python = sys.executable
+    config = scratch / "wxcallback.toml"
+    config.write_text(f'[server]\nlog_level = "warning"\n\n[channels.wecom]\npath = "{PATH}"\n'
+                      f'platform = "wecom-app"\ntoken = "{TOKEN}"\nencoding_aes_key = "{KEY}"\n'
+                      f'receive_id = "{CORP_ID}"\n', encoding="utf-8")
+    # uvicorn's own --workers listener loses TCP_NODELAY (see server/nodelay.py): both
+    # uvicorn servers run through the wrapper, and one row shows ``wxcallback serve`` as is.
+    nodelay = [python, str(SERVERS / "nodelay.py")]
+    ours_does = ("verify, replay guard (window + nonce cache), decrypt, parse, dedup claim/complete, "
+                 "echo handler under a deadline, encrypt; access log off (log_level warning)")
+
+    def ours(store_name: str, url: str, *, retry: bool = False, shipped: bool = False) -> Server:
+        name = "wxcallback (retry)" if retry else "wxcallback (as shipped)" if shipped else "wxcallback"
+        launcher = [str(Path(python).parent / "wxcallback")] if shipped else [*nodelay, "wxcallback"]
+        return Server(name, store_name, ours_does, [*launcher, "serve", "--config", str(config), "--store", url,
+                                                    "--workers", workers, "--port", "{port}"], retry=retry)
+
+    peer_does = "verify, decrypt, parse, dedup dict by MsgId per process, encrypt; no replay guard"
+    everything = {
+        "flask": Server("flask+wechatpy", "dict", peer_does + " (gunicorn sync workers, no keep-alive)",
+                        [python, "-m", "gunicorn", "--workers", workers, "--bind", "127.0.0.1:{port}",
+                         "--chdir", str(SERVERS), "flask_wechatpy:app"]),
+        "starlette": Server("starlette+wechatpy", "dict", peer_does + " (uvicorn)",
+                            [*nodelay, "uvicorn", "starlette_wechatpy:app", "--app-dir", str(SERVERS),
+                             "--workers", workers, "--port", "{port}", "--no-access-log", "--log-level",
+                             "warning"]),
+    }
+    node_reason: list[str] = []
+    modules = node_modules(node_reason) if "node" in args.servers else None
+    node = Server("node+@wecom/crypto", "Map", peer_does.replace("dict", "Map") + " (bare http, cluster)",
+                  ["node", str(SERVERS / "node_wecom.js")],
+                  {"NODE_PATH": str(modules), "BENCH_WORKERS": workers, "BENCH_PORT": "{port}"})
+    if modules is not None:
+        everything["node"] = node
+    elif "node" in args.servers:
+        skipped.append((node, node_reason[0]))
+    for store_name in args.stores:
+        if store_name == "sqlite":
+            everything["ours-sqlite"] = ours("sqlite", f"sqlite:///{scratch / 'bench.db'}")
+            everything["ours-sqlite-retry"] = ours("sqlite", f"sqlite:///{scratch / 'retry.db'}", retry=True)
+            if args.workers > 1:
+                everything["ours-shipped"] = ours("sqlite", f"sqlite:///{scratch / 'shipped.db'}", shipped=True)
+        elif store_name == "memory":
+            everything["ours-memory"] = ours("memory (per worker)", "memory://")
+        elif store_name == "redis":
+            reason = redis_reachable(args.redis)
+            url = f"{args.redis}?prefix={args.redis_prefix}"
+            if reason:
+                skipped.append((ours("redis", url), reason))
+            else:
+                everything["ours-redis"] = ours("redis", url)
+    order = ["flask", "starlette", "node", "ours-sqlite", "ours-redis", "ours-memory", "ours-sqlite-retry",
+             "ours-shipped"]
+    wanted = set(args.servers) | ({key for key in order if key.startswith("ours-")}
+                                  if "wxcallback" in args.servers else set())
+    return [everything[key] for key in order if key in everything and key in wanted]
+
+
+def measure(server: Server, args: argparse.Namespace, scratch: Path, messages: Messages) -> Result:
+    port = free_port()
+    server.argv = [part.replace("{port}", str(port)) for part in server.argv]
+    server.env = {name: value.replace("{port}", str(port)) for name, value in server.env.items()}
+    log = scratch / (re.sub(r"[^a-z0-9]+", "-", f"{server.name} {server.store}".lower()) + ".log")
+    result = Result(server, args.workers)
+    print(f"  {server.name} [{server.store}] on :{port} ...", file=sys.stderr, flush=True)
+    try:
+        with running(server, port, log):
+            check_answers(port, messages)
+            warmup = scratch / "warmup.txt"
+            messages.write(warmup, args.warmup_requests, retry=server.retry)
+            warm = wrk(port, warmup, args.warmup, args.connections, args.threads)
+            # Enough fresh messages for the run at three times the warm-up rate: a wrap would resend.
+            count = max(20000, int(warm["rps"] * args.duration * 3))
+            requests = scratch / "requests.txt"
+            messages.write(requests, count, retry=server.retry)
+            result.stats = wrk(port, requests, args.duration, args.connections, args.threads)
+            result.stats["prepared"] = count
+            check_answers(port, messages)  # still answering correctly after the load
+    except (RuntimeError, AssertionError, OSError, subprocess.SubprocessError) as exc:
+        result.skipped = f"failed: {exc}"
+    return result
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = []
+    for package in ("uvicorn", "starlette", "gunicorn", "flask", "wechatpy"):
+        try:
+            versions.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            pass
+    http = "httptools" if _importable("httptools") else "h11"
+    loop = "uvloop" if _importable("uvloop") else "asyncio"
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0].strip()
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip() \
+        if shutil.which("node") else "no node"
+    return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({cpu}), "
+            f"Python {platform.python_version()}, {', '.join(versions)} (uvicorn on {loop} + {http}), "
+            f"node {node}, {wrk_version}")
+
+
+def _importable(name: str) -> bool:
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+def table(results: list[Result], skipped: list[tuple[Server, str]]) -> str:
+    baseline = next((r.stats["rps"] for r in results if r.stats and r.server.name == "flask+wechatpy"), None)
+    head = ("server", "store", "workers", "req/s", "p50 ms", "p99 ms", "errors (http/socket)", "vs flask")
+    rows = []
+    for result in results:
+        stats = result.stats
+        if stats is None:
+            rows.append((result.server.name, result.server.store, str(result.workers), "-", "-", "-", "-",
+                         result.skipped[:60]))
+            continue
+        sockets = stats["connect"] + stats["read"] + stats["write"] + stats["timeout"]
+        ratio = f"{stats['rps'] / baseline:.2f}x" if baseline else "-"
+        rows.append((result.server.name, result.server.store, str(result.workers), f"{stats['rps']:,.0f}",
+                     f"{stats['p50_us'] / 1000:.2f}", f"{stats['p99_us'] / 1000:.2f}",
+                     f"{stats['status']}/{sockets}", ratio))
+    for server, reason in skipped:
+        rows.append((server.name, server.store, "-", "-", "-", "-", "-", f"skipped: {reason}"[:60]))
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(head, widths)) + " |",
+             "|" + "|".join("-" * (width + 2) for width in widths) + "|"]
+    lines += ["| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def verdict(results: list[Result]) -> list[str]:
+    by_name = {(r.server.name, r.server.store): r.stats for r in results if r.stats}
+    flask = by_name.get(("flask+wechatpy", "dict"))
+    node = by_name.get(("node+@wecom/crypto", "Map"))
+    ours = by_name.get(("wxcallback", "sqlite"))
+    lines = []
+    if flask and ours:
+        ratio = ours["rps"] / flask["rps"]
+        p99 = ours["p99_us"] / 1000
+        met = ratio >= TARGET_RATIO and p99 <= TARGET_P99_MS
+        lines.append(f"target (sqlite store): >= {TARGET_RATIO}x flask+wechatpy and p99 <= {TARGET_P99_MS:g} ms: "
+                     f"{ratio:.2f}x, p99 {p99:.2f} ms -> {'met' if met else 'MISSED'}")
+    shipped = by_name.get(("wxcallback (as shipped)", "sqlite"))
+    if flask and shipped:
+        lost = "" if _importable("uvloop") else ", no TCP_NODELAY: ~40 ms stalls"
+        lines.append(f"wxcallback serve as shipped (uvicorn's own --workers listener{lost}): "
+                     f"{shipped['rps'] / flask['rps']:.2f}x, p99 {shipped['p99_us'] / 1000:.2f} ms")
+    if flask and node:
+        lines.append(f"node+@wecom/crypto here: {node['rps'] / flask['rps']:.2f}x flask+wechatpy "
+                     f"(reference figure {NODE_RATIO}x)")
+    wrapped = [f"{r.server.name} [{r.server.store}]" for r in results
+               if r.stats and r.stats["wrapped"] and not r.server.retry]
+    if wrapped:
+        lines.append("WARNING: ran out of fresh messages and resent some: " + ", ".join(wrapped))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="worker processes per server")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (the load generator's own CPU)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per server")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server")
+    parser.add_argument("--warmup-requests", type=int, default=20000)
+    parser.add_argument("--servers", nargs="+", default=["flask", "starlette", "node", "wxcallback"],
+                        choices=["flask", "starlette", "node", "wxcallback", "ours"])
+    parser.add_argument("--stores", nargs="+", default=["sqlite", "redis", "memory"],
+                        choices=["sqlite", "redis", "memory"])
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--redis-prefix", default=f"wxcallback-bench-{os.getpid()}:")
+    args = parser.parse_args(argv)
+    if "ours" in args.servers:
+        args.servers = [name for name in args.servers if name != "ours"] + ["wxcallback"]
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+
+    print(machine())
+    print(f"{args.workers} workers per server, {args.connections} connections, {args.threads} wrk thread(s), "
+          f"{args.warmup:g} s warm-up + {args.duration:g} s per server, ~{MESSAGE_BYTES} B text message, "
+          f"every request a fresh message unless marked retry", flush=True)
+    skipped: list[tuple[Server, str]] = []
+    results = []
+    with tempfile.TemporaryDirectory(prefix="wxcallback-bench-") as folder:
+        scratch = Path(folder)
+        messages = Messages()
+        try:
+            for server in servers(args, scratch, skipped):
+                results.append(measure(server, args, scratch, messages))
+        finally:
+            if "redis" in args.stores and not redis_reachable(args.redis):
+                clean_redis(args.redis, args.redis_prefix)
+    print()
+    print(table(results, skipped))
+    print()
+    for server in {r.server.name: r.server for r in results}.values():
+        print(f"{server.name}: {server.does}")
+    for line in verdict(results):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
