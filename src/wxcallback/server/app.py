@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from .config import ServerConfig, load_config, parse_config
 from .exchange import CallbackRequest, CallbackResponse
@@ -36,7 +36,7 @@ from .replay import ReplayGuard
 from .stores import Store, open_store
 from .streams import StreamDriver
 
-__all__ = ["CallbackServer", "app_from_environment", "create_app"]
+__all__ = ["CallbackApp", "CallbackServer", "app_from_environment", "create_app"]
 
 RESERVED_PATHS = ("/healthz", "/metrics")
 _LOG = logging.getLogger("wxcallback.server")
@@ -121,8 +121,11 @@ class CallbackServer:
         try:
             data = b""
             if method == "POST":
-                data = await asyncio.wait_for(_read_limited(body, content_length, self.config.max_body_bytes),
-                                              self.config.body_timeout)
+                if isinstance(body, bytes):  # already read by the framework
+                    data = await _read_limited(body, content_length, self.config.max_body_bytes)
+                else:
+                    data = await asyncio.wait_for(
+                        _read_limited(body, content_length, self.config.max_body_bytes), self.config.body_timeout)
             response = await self.handle(CallbackRequest(method, path, query_string, data))
         except _TooLarge:
             response = CallbackResponse(413, b"body too large", outcome="too_large",
@@ -180,17 +183,55 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
-def create_app(config: ServerConfig, *, store: Store | None = None) -> Starlette:
+class CallbackApp:
+    """The ASGI app: callbacks handled directly, ``/healthz``, ``/metrics`` and lifespan by Starlette.
+
+    Callbacks skip Starlette's routing and request/response objects: the pipeline has its
+    own routing by path and its own response, and this is the hot path.
+    """
+
+    def __init__(self, server: CallbackServer, starlette: Starlette) -> None:
+        self.server = server
+        self.starlette = starlette
+        self.state = starlette.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.starlette(scope, receive, send)
+            return
+        path = _route_path(scope)
+        if path in RESERVED_PATHS:
+            await self.starlette(scope, receive, send)
+            return
+        method: str = scope["method"]
+        length = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else None
+                break
+        response = await self.server.respond(method, path, scope.get("query_string", b""),
+                                             _body_chunks(receive), length)
+        body = b"" if method == "HEAD" else response.body
+        await send({"type": "http.response.start", "status": response.status, "headers": [
+            (b"content-type", response.content_type.encode("latin-1")),
+            (b"content-length", str(len(response.body)).encode("latin-1")),
+        ]})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+def create_app(config: ServerConfig, *, store: Store | None = None) -> CallbackApp:
     """The ASGI app for ``config``; pass ``store`` to share one (tests use a memory store)."""
     server = CallbackServer(config, store)
-
-    async def callback(request: Request) -> Response:
-        length = request.headers.get("content-length")
-        response = await server.respond(request.method, _route_path(request.scope),
-                                        request.scope.get("query_string", b""), request.stream(),
-                                        int(length) if length and length.isdigit() else None)
-        return Response(b"" if request.method == "HEAD" else response.body, response.status,
-                        media_type=response.content_type)
 
     async def healthz(request: Request) -> Response:
         status, body = await server.health()
@@ -207,16 +248,15 @@ def create_app(config: ServerConfig, *, store: Store | None = None) -> Starlette
         finally:
             await server.stop()
 
-    app = Starlette(
+    starlette = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
-            Route("/{path:path}", callback, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]),
         ],
         lifespan=lifespan,
     )
-    app.state.wxcallback = server
-    return app
+    starlette.state.wxcallback = server
+    return CallbackApp(server, starlette)
 
 
 async def _read_limited(body: bytes | AsyncIterator[bytes], declared: int | None, limit: int) -> bytes:
@@ -236,7 +276,7 @@ async def _read_limited(body: bytes | AsyncIterator[bytes], declared: int | None
     return b"".join(chunks)
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> CallbackApp:
     """The app factory each ``wxcallback serve`` worker runs (configuration from the environment)."""
     inline = os.environ.get("WXCALLBACK_CONFIG_JSON")
     config = parse_config(json.loads(inline)) if inline else load_config(os.environ["WXCALLBACK_CONFIG"])

@@ -27,6 +27,11 @@ ACCESS_LOG = logging.getLogger("wxcallback.access")
 
 
 def log_exchange(method: str, path: str, response: CallbackResponse, started: float) -> None:
+    level = logging.WARNING if response.status >= 400 else logging.INFO
+    if response.outcome in ("handler_error", "store_error", "internal_error"):
+        level = logging.ERROR
+    if not ACCESS_LOG.isEnabledFor(level):
+        return
     record: dict[str, Any] = {
         "channel": response.channel,
         "method": method,
@@ -41,9 +46,6 @@ def log_exchange(method: str, path: str, response: CallbackResponse, started: fl
     if response.detail:
         record["detail"] = response.detail
     record.update(response.fields)
-    level = logging.WARNING if response.status >= 400 else logging.INFO
-    if response.outcome in ("handler_error", "store_error"):
-        level = logging.ERROR
     ACCESS_LOG.log(level, json.dumps(record, ensure_ascii=False, default=str))
 
 
@@ -61,12 +63,23 @@ class Metrics:
                                   ["channel"], registry=self.registry)
         self.late = Counter("wxcallback_late_handlers", "Handlers that missed the deadline and finished later",
                             ["channel"], registry=self.registry)
+        self._request_children: dict[tuple[str, str, int], Any] = {}
+        self._latency_children: dict[str, Any] = {}
         self.outbox_depth = Gauge("wxcallback_outbox_depth", "Messages waiting for delivery to a backend",
                                   registry=self.registry, multiprocess_mode="max")
 
     def observe(self, response: CallbackResponse, seconds: float) -> None:
-        self.requests.labels(response.channel, response.outcome, str(response.code)).inc()
-        self.latency.labels(response.channel).observe(seconds)
+        # labels() takes a lock and builds a key each time; the children are few, keep them.
+        key = (response.channel, response.outcome, response.code)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(response.channel, response.outcome,
+                                                                         str(response.code))
+        counter.inc()
+        histogram = self._latency_children.get(response.channel)
+        if histogram is None:
+            histogram = self._latency_children[response.channel] = self.latency.labels(response.channel)
+        histogram.observe(seconds)
         if response.outcome == "duplicate":
             self.dedup_hits.labels(response.channel).inc()
 

@@ -2,12 +2,18 @@
 
 A platform retry resends the very same request, so it must pass; the dedup cache
 then answers it with the reply already given. A *replay* is a request whose nonce was
-already used with other content: in Official Account plaintext mode the signature
-covers only token, timestamp and nonce, not the body, so a captured URL could carry
-any body. The guard records the nonce and a fingerprint of the request; the same
-fingerprint again is a retry, a new fingerprint on a used nonce is refused. The
-robot doc guarantees nonces are unique for 2 hours (protocol.md §4.1), which bounds
-the cache; the window bounds how old a captured request may be.
+already used with other content.
+
+- Encrypted requests need only the timestamp window: ``msg_signature`` covers the
+  timestamp, the nonce and the ciphertext, so changing any of them breaks the
+  signature, and a byte-identical replay is indistinguishable from a platform retry:
+  dedup answers it with the cached reply and the handler does not run again.
+- Plaintext requests (Official Account plaintext mode, signature-only gateways) also
+  need the nonce cache: their ``signature`` covers only token, timestamp and nonce, not
+  the body, so a captured URL could carry any body. The guard records the nonce and a
+  fingerprint of the request; the same fingerprint again is a retry, a new fingerprint
+  on a used nonce is refused. The robot doc guarantees nonces are unique for 2 hours
+  (protocol.md §4.1), which bounds the cache.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ class ReplayGuard:
             )
 
     async def check(self, timestamp: str, nonce: str, signature: str, body: bytes) -> None:
-        """Refuse a stale timestamp or a nonce reused for different content."""
+        """Refuse a stale timestamp or a nonce reused for different content (plaintext requests)."""
         self.check_timestamp(timestamp)
         fingerprint = hashlib.sha256(b"\0".join((timestamp.encode(), signature.encode(), body))).hexdigest()
         nonce_key = hashlib.sha256(nonce.encode("utf-8", "surrogatepass")).hexdigest()[:32]
