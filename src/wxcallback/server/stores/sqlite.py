@@ -1,7 +1,11 @@
 """SQLite store: one file shared by the worker processes of one host.
 
 The stdlib ``sqlite3`` runs on one background thread per store, so the event loop never blocks
-on disk. WAL mode lets readers and the single writer proceed together; every read-modify-write
+on disk. Cache operations (nonces, dedup claims and replies, streams) that arrive while the thread
+is busy are committed together, one savepoint each inside one transaction: with several worker
+processes on one file the write lock is then taken once per batch rather than once per
+operation, and a process waiting for it sleeps less often (SQLite's busy handler sleeps at least
+1 ms per try). WAL mode lets readers and the single writer proceed together; every read-modify-write
 is one ``BEGIN IMMEDIATE`` transaction, which takes the file's write lock up front, so two
 processes claiming the same key are serialised and exactly one wins. The caches commit with
 ``synchronous=NORMAL`` (losing the last second of nonces on power loss is harmless); the outbox
@@ -13,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .base import (
     CLAIMED,
@@ -103,6 +108,9 @@ class SQLiteStore(Store):
         self._next_purge = 0.0
         # One thread owns the connection: sqlite3 objects are not shared across threads.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wxcallback-sqlite")
+        self._pending: list[_Pending] = []
+        self._pending_lock = threading.Lock()
+        self._flush_scheduled = False
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -111,6 +119,54 @@ class SQLiteStore(Store):
         now = self.clock()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._on_thread, work, now)
+
+    async def _run_grouped(self, work: Callable[[sqlite3.Connection, float], _T]) -> _T:
+        """Run a cache operation in the next group commit (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        with self._pending_lock:
+            self._pending.append((work, self.clock(), future, loop))
+            schedule = not self._flush_scheduled
+            self._flush_scheduled = True
+        if schedule:
+            self._executor.submit(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+            self._flush_scheduled = False
+        outcomes: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop, Any, BaseException | None]] = []
+        try:
+            db = self._connect()
+            now = batch[0][1]
+            if now >= self._next_purge:
+                self._next_purge = now + _PURGE_EVERY
+                self._purge(db, now)
+            db.execute("BEGIN IMMEDIATE")
+            for work, at, future, loop in batch:
+                db.execute("SAVEPOINT operation")
+                try:
+                    value = work(db, at)
+                except Exception as exc:  # this operation fails alone; the others commit
+                    db.execute("ROLLBACK TO operation")
+                    db.execute("RELEASE operation")
+                    outcomes.append((future, loop, None, exc))
+                else:
+                    db.execute("RELEASE operation")
+                    outcomes.append((future, loop, value, None))
+            db.execute("COMMIT")
+        except Exception as exc:  # the batch could not commit: every operation in it failed
+            if self._connection is not None and self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
+            outcomes = [(future, loop, None, exc) for _, _, future, loop in batch]
+        loops = {loop for _, loop, _, _ in outcomes}
+        for loop in loops:
+            mine = [outcome for outcome in outcomes if outcome[1] is loop]
+            try:
+                loop.call_soon_threadsafe(_settle, mine)
+            except RuntimeError:  # pragma: no cover - the loop closed while the batch ran
+                pass
 
     def _on_thread(self, work: Callable[[sqlite3.Connection, float], _T], now: float) -> _T:
         db = self._connect()
@@ -158,7 +214,7 @@ class SQLiteStore(Store):
             )
             return inserted.rowcount == 1
 
-        return await self._run(work)
+        return await self._run_grouped(work)
 
     async def _claim(self, key: str, ttl: float) -> ClaimResult:
         def work(db: sqlite3.Connection, now: float) -> ClaimResult:
@@ -175,7 +231,7 @@ class SQLiteStore(Store):
                 seen = _claim_state(db, key, now)  # the row is live, or the upsert took it
                 return seen if seen is not None else IN_PROGRESS
 
-        return await self._run(work)
+        return await self._run_grouped(work)
 
     async def _complete(self, key: str, reply: CachedReply, ttl: float) -> None:
         def work(db: sqlite3.Connection, now: float) -> None:
@@ -185,16 +241,16 @@ class SQLiteStore(Store):
                 (key, reply.body, reply.content_type, now + ttl),
             )
 
-        await self._run(work)
+        await self._run_grouped(work)
 
     async def _release(self, key: str) -> None:
         def work(db: sqlite3.Connection, now: float) -> None:
             db.execute("DELETE FROM claims WHERE key = ? AND reply IS NULL", (key,))
 
-        await self._run(work)
+        await self._run_grouped(work)
 
     async def _peek_claim(self, key: str) -> ClaimResult | None:
-        return await self._run(lambda db, now: _claim_state(db, key, now))
+        return await self._run_grouped(lambda db, now: _claim_state(db, key, now))
 
     # -- robot streams ------------------------------------------------------------------------
 
@@ -205,10 +261,10 @@ class SQLiteStore(Store):
                 (stream_id, encoded, now + ttl),
             )
 
-        await self._run(work)
+        await self._run_grouped(work)
 
     async def _get_stream(self, stream_id: str) -> str | None:
-        return await self._run(lambda db, now: _stream_state(db, stream_id, now))
+        return await self._run_grouped(lambda db, now: _stream_state(db, stream_id, now))
 
     async def _modify_stream(
         self, stream_id: str, change: Callable[[StreamState], StreamState], ttl: float
@@ -225,7 +281,7 @@ class SQLiteStore(Store):
                 )
                 return _decode_stream(changed)
 
-        return await self._run(work)
+        return await self._run_grouped(work)
 
     # -- outbox -------------------------------------------------------------------------------
 
@@ -330,9 +386,29 @@ class SQLiteStore(Store):
             self._executor.shutdown(wait=False)
 
 
+_Pending = tuple[Callable[[sqlite3.Connection, float], Any], float, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop, Any, BaseException | None]]) -> None:
+    for future, _, value, error in outcomes:
+        if future.done():  # the caller was cancelled
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+
 @contextmanager
 def _transaction(db: sqlite3.Connection, *, durable: bool = False) -> Iterator[None]:
-    """One write transaction, taking the write lock at BEGIN so check-then-set is atomic."""
+    """One write transaction, taking the write lock at BEGIN so check-then-set is atomic.
+
+    Inside a group commit the batch already holds the write lock and a savepoint wraps
+    each operation, so nothing more is needed.
+    """
+    if db.in_transaction and not durable:
+        yield
+        return
     if durable:
         db.execute("PRAGMA synchronous = FULL")
     try:
