@@ -1,7 +1,9 @@
 """The request pipeline, independent of any web framework.
 
-For a POST: verify → replay guard → decrypt (key ring) → parse → dedup → handler under
-a deadline → encrypt the reply with the key that decrypted the request → respond.
+For a POST: verify → decrypt (key ring) → replay guard → parse → dedup → handler under a
+deadline → encrypt the reply with the key that decrypted the request → respond. (The
+replay guard of an encrypted request is its timestamp window, checked once the
+signature is known good; a plaintext request also passes the nonce cache.)
 For a GET: the URL check of the channel's platform, answered as bare text.
 
 Every failure maps to a status here, once: signature or replay → 403, malformed → 400,
@@ -171,13 +173,13 @@ class Pipeline:
         plaintext = exchange.decrypted.text if exchange.decrypted is not None else _plain_body(body)
         message = parse_message(plaintext, channel.platform)
         response = await self._answer(exchange, message)
-        response.msg_type = message.msg_type + (f"/{message.event}" if getattr(message, "event", None) else "")
+        response.msg_type = message.msg_type + (f"/{message.event}" if message.event else "")
         if channel.config.debug:
             response.fields["plaintext"] = plaintext
         return response
 
     async def _open(self, channel: Channel, query: dict[str, str], body: bytes) -> _Exchange:
-        """Verify the request, pass the replay guard, decrypt."""
+        """Verify the request, decrypt it, pass the replay guard."""
         config = channel.config
         if config.platform in (Platform.OFFICIAL_ACCOUNT.value, SIGNATURE_ONLY):
             encrypt_type = query.get("encrypt_type", "raw")
@@ -196,11 +198,11 @@ class Pipeline:
             assert channel.crypto is not None
             msg_signature, timestamp, nonce = _required(query, "msg_signature", "timestamp", "nonce")
             encrypt = extract_encrypt(body, channel.crypto.envelope)
-            channel.crypto.verify_msg_signature(msg_signature, timestamp, nonce, encrypt)
+            # Verifies msg_signature first, so a forged request never reaches the AES code.
+            decrypted = channel.crypto.decrypt_ciphertext(encrypt, msg_signature, timestamp, nonce)
             # The signature binds timestamp, nonce and ciphertext: the window is all a
             # replay check adds here (see replay.py).
             channel.replay.check_timestamp(timestamp)
-            decrypted = channel.crypto.decrypt_ciphertext(encrypt, msg_signature, timestamp, nonce)
             return _Exchange(channel, query, timestamp, nonce, True, decrypted)
         signature, timestamp, nonce = _required(query, "signature", "timestamp", "nonce")
         if not check_signature(signature, config.token, timestamp, nonce, digest=config.digest):
