@@ -8,6 +8,7 @@ five predefined entities exist; expat rejects any other reference as undefined.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -15,7 +16,7 @@ from xml.parsers import expat
 
 from .errors import ParseError
 
-__all__ = ["MAX_DEPTH", "XmlElement", "new_parser", "parse_xml", "run_parser"]
+__all__ = ["MAX_DEPTH", "XmlElement", "new_parser", "parse_flat", "parse_xml", "run_parser"]
 
 MAX_DEPTH = 64
 
@@ -58,6 +59,10 @@ def run_parser(parser: Any, data: str | bytes, what: str = "body") -> None:
     except expat.ExpatError as exc:
         raise ParseError(f"{what} is not well-formed XML: {expat.ErrorString(exc.code)} "
                          f"at line {exc.lineno}, column {exc.offset}") from None
+    except LookupError as exc:
+        # expat asks Python's codec registry for any encoding it does not know itself;
+        # <?xml encoding="UTF-6"?> or "base64" in the declaration ends there.
+        raise ParseError(f"{what} declares an encoding that cannot be used: {exc}") from None
     except (ValueError, TypeError, RecursionError, MemoryError) as exc:
         raise ParseError(f"{what} cannot be parsed as XML: {exc}") from None
 
@@ -128,3 +133,43 @@ def parse_xml(data: str | bytes, *, max_depth: int = MAX_DEPTH, what: str = "bod
     if builder.root is None:  # pragma: no cover - expat reports "no element found" first
         raise ParseError(f"{what} has no root element")
     return builder.root
+
+
+# Flat documents, the shape of nearly every callback: <xml> holding only
+# <Name>text</Name> or <Name><![CDATA[text]]></Name> children, each name once. Read by one
+# regex per child instead of an expat parser with a Python call per event. Anything
+# outside this subset (declaration, BOM, DOCTYPE, attributes, entities, comments,
+# nesting, repeated names, CR, characters XML forbids, "]" in plain text) returns None
+# and goes to expat, so both readings agree wherever this one answers (a property test
+# checks it).
+_FORBIDDEN = "\\x00-\\x08\\x0b-\\x1f\\ud800-\\udfff\\ufffe\\uffff"
+_FLAT_CHILD = re.compile(
+    r"[ \t\r\n]*<([A-Za-z_][A-Za-z0-9_]*)>"
+    rf"(?:<!\[CDATA\[((?:[^\]{_FORBIDDEN}]|\](?!\]>))*)\]\]>|([^<&\]{_FORBIDDEN}]*))"
+    r"</\1>"
+)
+_FLAT_OPEN = re.compile(r"[ \t\r\n]*<xml>")
+_FLAT_CLOSE = re.compile(r"[ \t\r\n]*</xml>[ \t\r\n]*")
+
+
+def parse_flat(data: str | bytes) -> dict[str, str] | None:
+    """The children of a flat ``<xml>`` document as a dict, or None to let expat decide."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    opened = _FLAT_OPEN.match(data)
+    if opened is None:
+        return None
+    fields: dict[str, str] = {}
+    pos = opened.end()
+    while (child := _FLAT_CHILD.match(data, pos)) is not None:
+        name, cdata, text = child.group(1, 2, 3)
+        if name in fields:
+            return None  # repeated elements become a list: expat's reading
+        fields[name] = cdata if cdata is not None else text
+        pos = child.end()
+    if _FLAT_CLOSE.fullmatch(data, pos) is None:
+        return None
+    return fields

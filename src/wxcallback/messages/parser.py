@@ -12,7 +12,7 @@ import json
 from typing import Any, NoReturn
 
 from wxcallback.core.errors import ParseError
-from wxcallback.core.safexml import MAX_DEPTH, XmlElement, new_parser, run_parser
+from wxcallback.core.safexml import MAX_DEPTH, XmlElement, new_parser, parse_flat, run_parser
 
 from .base import Message
 from .errors import MessageParseError
@@ -138,6 +138,13 @@ class _DictBuilder:
 
 
 def _load_xml(plaintext: str | bytes) -> dict[str, Any]:
+    flat = parse_flat(bytes(plaintext) if isinstance(plaintext, bytearray) else plaintext)
+    if flat is not None:
+        return dict(flat)
+    return _load_xml_expat(plaintext)
+
+
+def _load_xml_expat(plaintext: str | bytes) -> dict[str, Any]:
     builder = _DictBuilder()
     parser = new_parser()
     parser.StartElementHandler = builder.start
