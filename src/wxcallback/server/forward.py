@@ -62,16 +62,23 @@ class Forwarder:
         self._client = client
         self._timeout = timeout
 
-    async def submit(self, message: Message, dedup_key: str) -> Reply | None:
-        """Enqueue durably, then try to deliver now; the backend's reply, or None."""
-        payload = _payload(self.channel, self.platform, dedup_key, message)
+    async def persist(self, message: Message, dedup_key: str) -> str:
+        """Write the message to the outbox (idempotent per dedup key); its outbox id.
+
+        Done before anything else, so the message is durable whichever instance handles
+        it, and whatever happens to that instance next.
+        """
+        payload = _payload(self.channel, self.platform, dedup_key, message) | {"delivery": "retry"}
+        return await self._store.enqueue(self.channel, json.dumps(payload).encode(), f"{self.channel}:{dedup_key}")
+
+    async def deliver(self, message: Message, dedup_key: str, item_id: str) -> Reply | None:
+        """Try the backend now, within the forward timeout; its reply, or None (left to the worker)."""
+        payload = _payload(self.channel, self.platform, dedup_key, message) | {"delivery": "inline"}
         idempotency_key = f"{self.channel}:{dedup_key}"
-        item_id = await self._store.enqueue(self.channel, json.dumps(payload | {"delivery": "retry"}).encode(),
-                                            idempotency_key)
-        body = json.dumps(payload | {"delivery": "inline"}).encode()
         try:
-            response = await self._client.post(self.url, content=body, timeout=self._timeout, headers={
-                "Content-Type": "application/json", "Idempotency-Key": idempotency_key})
+            response = await self._client.post(self.url, content=json.dumps(payload).encode(), timeout=self._timeout,
+                                               headers={"Content-Type": "application/json",
+                                                        "Idempotency-Key": idempotency_key})
         except httpx.HTTPError as exc:
             _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_deferred",
                                      "detail": f"backend unreachable ({type(exc).__name__}); queued for retry"}))

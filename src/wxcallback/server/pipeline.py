@@ -53,6 +53,8 @@ from .streams import StreamDriver
 __all__ = ["Channel", "Pipeline", "status_for"]
 
 _LOG = logging.getLogger("wxcallback.pipeline")
+# How long an in-progress claim outlives the deadline before another attempt may take over.
+CLAIM_LEASE_MARGIN = 5.0
 XML = "application/xml; charset=utf-8"
 JSON = "application/json; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
@@ -218,20 +220,33 @@ class Pipeline:
             response.outcome = "stream_refresh"
             return response
         key = f"{channel.name}:dedup:{message.dedup_key}"
-        claim = await self._store.claim(key, channel.config.dedup_ttl)
+        outbox_id = None
+        if channel.forwarder is not None:
+            # Durable before anything else: if this instance or a claim holder dies, the
+            # delivery worker still has the message (the enqueue is idempotent per key).
+            outbox_id = await channel.forwarder.persist(message, message.dedup_key)
+        # The claim is a lease: an instance that dies holding it blocks retries only until
+        # it runs out, then a retry takes the message over.
+        claim = await self._store.claim(key, channel.config.deadline + CLAIM_LEASE_MARGIN)
         if claim.state is ClaimState.DONE:
             assert claim.reply is not None
             return self._replay_cached(exchange, message, claim.reply)
         if claim.state is ClaimState.IN_PROGRESS:
-            # A retry while the first attempt still runs: wait for its answer.
+            # A retry while another attempt holds the message: wait for its answer.
             cached = await self._store.wait_for(key, channel.config.deadline)
             if cached is not None:
                 return self._replay_cached(exchange, message, cached)
+            if outbox_id is None:
+                # Nothing here proves the holder is alive: a 2xx would acknowledge a message
+                # that may be lost. Ask the platform to retry; the lease will have run out.
+                return CallbackResponse(503, b"in progress elsewhere, retry", TEXT, outcome="in_progress_elsewhere",
+                                        detail="another attempt holds this message; answered 503 so the platform "
+                                               "retries after its lease")
             response = self._respond(exchange, message, message.no_reply)
-            response.outcome = "duplicate_in_progress"
+            response.outcome = "duplicate_in_progress"  # safe: the message is in the outbox
             return response
         try:
-            reply, outcome = await self._run(channel, message, key)
+            reply, outcome = await self._run(channel, message, key, outbox_id)
             if isinstance(reply, StreamingReply):
                 reply = await self._streams.start(channel.name, reply)
                 outcome = "stream_started"
@@ -247,10 +262,12 @@ class Pipeline:
         response.outcome = outcome
         return response
 
-    async def _run(self, channel: Channel, message: Message, key: str) -> tuple[Reply | StreamingReply | None, str]:
+    async def _run(self, channel: Channel, message: Message, key: str,
+                   outbox_id: str | None) -> tuple[Reply | StreamingReply | None, str]:
         """The handler's reply under the channel's deadline, and an outcome word for the log."""
         if channel.forwarder is not None:
-            return await channel.forwarder.submit(message, message.dedup_key), "forwarded"
+            assert outbox_id is not None
+            return await channel.forwarder.deliver(message, message.dedup_key, outbox_id), "forwarded"
         assert channel.dispatch is not None
         task: asyncio.Future[Reply | StreamingReply | None] = asyncio.ensure_future(channel.dispatch(message))
         try:
