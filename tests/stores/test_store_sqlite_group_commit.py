@@ -51,3 +51,26 @@ def test_a_failing_operation_does_not_undo_its_batch(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(main())
+
+
+def test_expired_rows_are_purged_a_little_at_a_time(tmp_path: Path) -> None:
+    from wxcallback.server.stores import sqlite as module
+
+    db = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    store = SQLiteStore(tmp_path / "state.db")
+
+    async def main() -> None:
+        await store.claim("warm-up", 1)  # creates the schema
+        await store.close()
+
+    asyncio.run(main())
+    db.executemany("INSERT INTO claims (key, reply, content_type, expires_at) VALUES (?, NULL, NULL, 1.0)",
+                   [(f"old-{i}",) for i in range(module._PURGE_ROWS + 500)])
+    purger = SQLiteStore(tmp_path / "state.db")
+    connection = purger._connect()
+    purger._purge(connection, now=100.0)
+    assert db.execute("SELECT count(*) FROM claims WHERE key LIKE 'old-%'").fetchone()[0] == 500
+    purger._purge(connection, now=100.0)
+    assert db.execute("SELECT count(*) FROM claims WHERE key LIKE 'old-%'").fetchone()[0] == 0
+    connection.close()
+    db.close()
