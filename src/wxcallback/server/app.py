@@ -17,7 +17,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -26,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .config import ServerConfig, load_config, parse_config
+from .config import ConfigError, ServerConfig, load_config, parse_config
 from .exchange import CallbackRequest, CallbackResponse
 from .forward import DeliveryWorker, Forwarder
 from .handlers import load_handler
@@ -61,8 +60,6 @@ class CallbackServer:
         self._lock = asyncio.Lock()
         for channel in config.channels:
             if channel.path in RESERVED_PATHS:
-                from .config import ConfigError
-
                 raise ConfigError(f"channels.{channel.name}.path: {channel.path} is reserved")
         # Import handlers now, so a wrong module name stops the start with the key named.
         self._dispatch = {c.name: load_handler(c.handler, f"channels.{c.name}") for c in config.channels
@@ -80,7 +77,7 @@ class CallbackServer:
             for config in self.config.channels:
                 forwarder = None
                 if config.forward is not None:
-                    forwarder = Forwarder(config.name, _platform_of(config.platform), config.forward, store,
+                    forwarder = Forwarder(config.name, config.message_platform, config.forward, store,
                                           self._client, config.forward_timeout)
                     urls[config.name] = config.forward
                 channels.append(Channel(config, config.crypto(), self._dispatch.get(config.name), forwarder,
@@ -165,12 +162,6 @@ class CallbackServer:
         except Exception:  # the store is down; /healthz says so, metrics still render
             pass
         return self.metrics.render()
-
-
-def _platform_of(platform: str) -> Any:
-    from ..messages import Platform
-
-    return Platform.OFFICIAL_ACCOUNT if platform == "signature-only" else Platform(platform)
 
 
 def _route_path(scope: Scope) -> str:

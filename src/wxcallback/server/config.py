@@ -103,6 +103,11 @@ class ChannelConfig:
             self.modes & {Mode.COMPATIBLE, Mode.SAFE}
         )
 
+    @property
+    def message_platform(self) -> Platform:
+        """The platform whose messages this channel carries (a signature-only gateway: OA XML)."""
+        return Platform.OFFICIAL_ACCOUNT if self.platform == SIGNATURE_ONLY else Platform(self.platform)
+
     def crypto(self) -> MessageCrypto | None:
         """The MessageCrypto for this channel (None for plaintext-only channels)."""
         if self.encoding_aes_key is None:

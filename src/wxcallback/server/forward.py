@@ -46,6 +46,17 @@ def backoff(attempts: int) -> float:
     return base * (0.75 + random.random() * 0.5)
 
 
+async def _post(client: httpx.AsyncClient, url: str, body: bytes, idempotency_key: str,
+                timeout: float) -> tuple[bool, str, httpx.Response | None]:
+    """POST one delivery: (acknowledged, what happened, the response)."""
+    try:
+        response = await client.post(url, content=body, timeout=timeout, headers={
+            "Content-Type": "application/json", "Idempotency-Key": idempotency_key})
+    except httpx.HTTPError as exc:
+        return False, f"backend unreachable ({type(exc).__name__})", None
+    return 200 <= response.status_code < 300, f"backend answered {response.status_code}", response
+
+
 def _payload(channel: str, platform: Platform, dedup_key: str, message: Message) -> dict[str, Any]:
     return {"channel": channel, "platform": platform.value, "dedup_key": dedup_key, "message": message.to_dict()}
 
@@ -74,18 +85,11 @@ class Forwarder:
     async def deliver(self, message: Message, dedup_key: str, item_id: str) -> Reply | None:
         """Try the backend now, within the forward timeout; its reply, or None (left to the worker)."""
         payload = _payload(self.channel, self.platform, dedup_key, message) | {"delivery": "inline"}
-        idempotency_key = f"{self.channel}:{dedup_key}"
-        try:
-            response = await self._client.post(self.url, content=json.dumps(payload).encode(), timeout=self._timeout,
-                                               headers={"Content-Type": "application/json",
-                                                        "Idempotency-Key": idempotency_key})
-        except httpx.HTTPError as exc:
+        ok, detail, response = await _post(self._client, self.url, json.dumps(payload).encode(),
+                                           f"{self.channel}:{dedup_key}", self._timeout)
+        if not ok or response is None:
             _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_deferred",
-                                     "detail": f"backend unreachable ({type(exc).__name__}); queued for retry"}))
-            return None
-        if not 200 <= response.status_code < 300:
-            _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_deferred",
-                                     "detail": f"backend answered {response.status_code}; queued for retry"}))
+                                     "detail": f"{detail}; queued for retry"}))
             return None
         await self._store.ack(item_id)
         return self._reply_of(response)
@@ -159,19 +163,7 @@ class DeliveryWorker:
             # The channel left the configuration: keep the message, look again later.
             await self._store.nack(item.id, now + _MAX_BACKOFF)
             return 0
-        idempotency_key = ""
-        try:
-            idempotency_key = json.loads(item.payload).get("dedup_key", "")
-        except ValueError:
-            pass
-        try:
-            response = await self._client.post(url, content=item.payload, timeout=self._timeout, headers={
-                "Content-Type": "application/json", "Idempotency-Key": f"{item.channel}:{idempotency_key}"})
-            ok = 200 <= response.status_code < 300
-            detail = f"backend answered {response.status_code}"
-        except httpx.HTTPError as exc:
-            ok = False
-            detail = f"backend unreachable ({type(exc).__name__})"
+        ok, detail, _ = await _post(self._client, url, item.payload, item.idempotency_key, self._timeout)
         if ok:
             await self._store.ack(item.id)
             _LOG.info(json.dumps({"channel": item.channel, "outcome": "delivered", "attempts": item.attempts}))

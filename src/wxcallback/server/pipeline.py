@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,10 +81,7 @@ class Channel:
 
     @property
     def platform(self) -> Platform:
-        # A signature-only gateway carries Official Account XML.
-        if self.config.platform == SIGNATURE_ONLY:
-            return Platform.OFFICIAL_ACCOUNT
-        return Platform(self.config.platform)
+        return self.config.message_platform
 
 
 class _Reject(Exception):
@@ -98,7 +93,6 @@ class _Reject(Exception):
 @dataclass
 class _Exchange:
     channel: Channel
-    query: dict[str, str]
     timestamp: str
     nonce: str
     encrypted: bool
@@ -108,12 +102,10 @@ class _Exchange:
 class Pipeline:
     """Answers CallbackRequests for a set of channels, sharing one store."""
 
-    def __init__(self, channels: list[Channel], store: Store, streams: StreamDriver,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, channels: list[Channel], store: Store, streams: StreamDriver) -> None:
         self._channels = {channel.config.path: channel for channel in channels}
         self._store = store
         self._streams = streams
-        self._clock = clock
         self._late: set[asyncio.Future[Any]] = set()
 
     def channel_for(self, path: str) -> Channel | None:
@@ -205,12 +197,12 @@ class Pipeline:
             # The signature binds timestamp, nonce and ciphertext: the window is all a
             # replay check adds here (see replay.py).
             channel.replay.check_timestamp(timestamp)
-            return _Exchange(channel, query, timestamp, nonce, True, decrypted)
+            return _Exchange(channel, timestamp, nonce, True, decrypted)
         signature, timestamp, nonce = _required(query, "signature", "timestamp", "nonce")
         if not check_signature(signature, config.token, timestamp, nonce, digest=config.digest):
             raise SignatureError("signature does not match: check the Token")
         await channel.replay.check(timestamp, nonce, signature, body)
-        return _Exchange(channel, query, timestamp, nonce, False)
+        return _Exchange(channel, timestamp, nonce, False)
 
     async def _answer(self, exchange: _Exchange, message: Message) -> CallbackResponse:
         channel = exchange.channel
