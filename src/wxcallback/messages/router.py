@@ -8,18 +8,25 @@ robot user message, an async iterator of text chunks (a streamed answer, handed 
 a ``StreamingReply`` for the server to drive). The router knows nothing of HTTP or
 crypto, so every server and framework adapter can share one.
 
-``await router.dispatch(message)`` runs async handlers and calls sync handlers directly
-(on the event loop: keep them quick, or make them async). ``router.dispatch_sync`` is
-for WSGI code: it calls sync handlers and runs async ones with ``asyncio.run`` when no
-loop is running in the thread.
+``await router.dispatch(message)`` awaits async handlers on the event loop and runs
+sync handlers in a bounded thread pool, so a handler that blocks (a database call, a
+``time.sleep``) delays neither other callbacks nor its own deadline: the server answers
+"no reply" in time and keeps the late result for a retry. A CPU-bound sync handler still
+competes for the interpreter (the GIL) with the event loop; give it its own process.
+``Router(sync_in_thread=False)`` calls sync handlers directly on the loop, for handlers
+known to be quick. ``router.dispatch_sync`` is for WSGI code: it calls sync handlers and
+runs async ones with ``asyncio.run`` when no loop is running in the thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, overload
 
 from .base import Message
@@ -114,6 +121,20 @@ class _Route:
 # bumped by every registration anywhere, so routers can cache their flattened route lists
 _generation = 0
 
+#: threads for sync handlers, shared by every router of the process
+SYNC_HANDLER_THREADS = 32
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _handler_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(SYNC_HANDLER_THREADS, thread_name_prefix="wxcallback-handler")
+    return _pool
+
 
 def _changed() -> None:
     global _generation
@@ -127,9 +148,11 @@ class Router:
     fallback found, this router's before its children's).
     """
 
-    def __init__(self, name: str = "", *, stream_id_factory: Callable[[], str] = new_stream_id) -> None:
+    def __init__(self, name: str = "", *, stream_id_factory: Callable[[], str] = new_stream_id,
+                 sync_in_thread: bool = True) -> None:
         self.name = name
         self.stream_id_factory = stream_id_factory
+        self.sync_in_thread = sync_in_thread
         self._routes: list[_Route] = []
         self._children: list[Router] = []
         self._fallback: Handler | None = None
@@ -377,7 +400,11 @@ class Router:
         handler = self.find_handler(message)
         if handler is None:
             return None
-        result = handler(message)
+        if self.sync_in_thread and not _is_async(handler):
+            context = contextvars.copy_context()
+            result = await asyncio.get_running_loop().run_in_executor(_handler_pool(), context.run, handler, message)
+        else:
+            result = handler(message)
         if not isinstance(result, (str, Reply)) and inspect.isawaitable(result):
             result = await result
         return self.to_reply(result, message)
@@ -420,6 +447,14 @@ class Router:
         if message.is_user_message:
             return StreamReply(self.stream_id_factory(), text, True)
         raise ReplyNotAllowedError(f"a robot {message.event!r} event cannot be answered with text")
+
+
+def _is_async(handler: Handler) -> bool:
+    """Whether calling ``handler`` only builds a coroutine or async iterator (cheap, on the loop)."""
+    target = getattr(handler, "__func__", handler)
+    if not inspect.isfunction(target) and not inspect.ismethod(target) and callable(target):
+        target = getattr(type(target), "__call__", target)  # a callable object
+    return inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
 
 
 def _run(awaitable: Awaitable[Any]) -> Any:
