@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from ..core import Signer
 from .config import ConfigError, ServerConfig, load_config, parse_config
 from .exchange import CallbackRequest, CallbackResponse
 from .forward import DeliveryWorker, Forwarder
@@ -77,10 +78,12 @@ class CallbackServer:
             for config in self.config.channels:
                 forwarder = None
                 if config.forward is not None:
-                    forwarder = Forwarder(config.name, config.message_platform, config.forward, store,
+                    forwarder = Forwarder(config.name, config.kind.platform, config.forward, store,
                                           self._client, config.forward_timeout)
                     urls[config.name] = config.forward
-                channels.append(Channel(config, config.crypto(), self._dispatch.get(config.name), forwarder,
+                crypto = config.crypto()
+                signer = crypto or Signer(config.token, digest=config.digest)
+                channels.append(Channel(config, crypto, signer, self._dispatch.get(config.name), forwarder,
                                         ReplayGuard(store, config.name, config.replay_window)))
             self.pipeline = Pipeline(channels, store, StreamDriver(store))
             if urls:

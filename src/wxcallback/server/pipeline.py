@@ -25,8 +25,8 @@ from ..core import (
     MessageCrypto,
     ReceiveIdError,
     SignatureError,
+    Signer,
     WXCallbackError,
-    check_signature,
     extract_encrypt,
 )
 from ..core.envelope import EnvelopeFormat
@@ -40,7 +40,7 @@ from ..messages import (
     parse_message,
     render_reply,
 )
-from .config import SIGNATURE_ONLY, ChannelConfig, Mode
+from .config import ChannelConfig
 from .exchange import CallbackRequest, CallbackResponse, QueryError, parse_query
 from .forward import Forwarder
 from .handlers import Dispatch
@@ -71,6 +71,7 @@ class Channel:
 
     config: ChannelConfig
     crypto: MessageCrypto | None
+    signer: Signer
     dispatch: Dispatch | None
     forwarder: Forwarder | None
     replay: ReplayGuard
@@ -81,7 +82,7 @@ class Channel:
 
     @property
     def platform(self) -> Platform:
-        return self.config.message_platform
+        return self.config.kind.platform
 
 
 class _Reject(Exception):
@@ -145,12 +146,10 @@ class Pipeline:
     # -- GET: URL verification ------------------------------------------------------
 
     async def _verify_url(self, channel: Channel, query: dict[str, str]) -> CallbackResponse:
-        config = channel.config
-        if config.platform in (Platform.OFFICIAL_ACCOUNT.value, SIGNATURE_ONLY):
+        if channel.config.kind.plain_url_check:
             # The Official Account echostr is plaintext in every mode: verify, echo verbatim.
             signature, timestamp, nonce, echostr = _required(query, "signature", "timestamp", "nonce", "echostr")
-            if not check_signature(signature, config.token, timestamp, nonce, digest=config.digest):
-                raise SignatureError("signature does not match: check the Token")
+            channel.signer.verify_signature(signature, timestamp, nonce)
             channel.replay.check_timestamp(timestamp)
             return CallbackResponse(200, echostr.encode(), TEXT, outcome="url_verified")
         assert channel.crypto is not None
@@ -175,17 +174,17 @@ class Pipeline:
     async def _open(self, channel: Channel, query: dict[str, str], body: bytes) -> _Exchange:
         """Verify the request, decrypt it, pass the replay guard."""
         config = channel.config
-        if config.platform in (Platform.OFFICIAL_ACCOUNT.value, SIGNATURE_ONLY):
+        if config.kind.always_encrypted:
+            encrypted = True
+        else:
             encrypt_type = query.get("encrypt_type", "raw")
             if encrypt_type not in ("raw", "aes"):
                 raise _Reject(400, "bad_query", f"encrypt_type {encrypt_type!r} is neither raw nor aes")
             encrypted = encrypt_type == "aes"
-        else:
-            encrypted = True
         # The configuration decides which modes are allowed, never the request alone.
-        if encrypted and not (config.modes & {Mode.COMPATIBLE, Mode.SAFE}):
+        if encrypted and not config.accepts_encrypted:
             raise _Reject(400, "mode_refused", "encrypted request on a channel configured for plaintext only")
-        if not encrypted and Mode.PLAINTEXT not in config.modes:
+        if not encrypted and not config.accepts_plaintext:
             raise _Reject(403, "mode_refused", "plaintext request refused: this channel requires encryption",
                           code=-40001)
         if encrypted:
@@ -199,8 +198,7 @@ class Pipeline:
             channel.replay.check_timestamp(timestamp)
             return _Exchange(channel, timestamp, nonce, True, decrypted)
         signature, timestamp, nonce = _required(query, "signature", "timestamp", "nonce")
-        if not check_signature(signature, config.token, timestamp, nonce, digest=config.digest):
-            raise SignatureError("signature does not match: check the Token")
+        channel.signer.verify_signature(signature, timestamp, nonce)
         await channel.replay.check(timestamp, nonce, signature, body)
         return _Exchange(channel, timestamp, nonce, False)
 
