@@ -264,7 +264,7 @@ def test_healthz_and_metrics() -> None:
 
 
 def test_a_body_trickling_in_is_cut_off_with_408() -> None:
-    from wxcallback.server.app import CallbackServer
+    from wxcallback.server.runtime import CallbackServer
 
     config = parse_config({"server": {"body_timeout": 0.2}, "channels": CHANNELS})
 

@@ -123,7 +123,7 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     for channel in config.channels:
         click.echo(f"  {channel.path}  {channel.kind}  {channel.name}"
                    + (f"  -> {channel.forward}" if channel.forward else ""), err=True)
-    uvicorn.run("wxcallback.server.app:app_from_environment", factory=True, host=config.host, port=config.port,
+    uvicorn.run("wxcallback.server.environment:app_from_environment", factory=True, host=config.host, port=config.port,
                 workers=config.workers, log_level=config.log_level, access_log=False,
-                http="wxcallback.server.protocol:NoDelayHTTPProtocol",
+                http="wxcallback.server.nodelay:NoDelayHTTPProtocol",
                 timeout_graceful_shutdown=int(config.shutdown_grace) or None)
