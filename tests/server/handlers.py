@@ -40,3 +40,9 @@ async def streaming(message: Any) -> AsyncIterator[str]:
     for word in ("one ", "two ", "three"):
         await asyncio.sleep(0.05)
         yield word
+
+
+async def long_stream(message: Any) -> AsyncIterator[str]:
+    for _ in range(30):  # 30 x 1000 bytes: past the 20480-byte stream limit
+        await asyncio.sleep(0)
+        yield "é" * 500

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from wxcallback.core.errors import ErrorCode, WXCallbackError
+from wxcallback.messages import MAX_STREAM_CONTENT_BYTES
 
 __all__ = [
     "DEFAULT_DEDUP_TTL",
@@ -57,7 +58,6 @@ DEFAULT_STREAM_TTL = 6 * 60 + 60
 # How long an outbox idempotency key absorbs a duplicate enqueue, delivered or not.
 DEFAULT_OUTBOX_KEY_TTL = 24 * 60 * 60
 # Robot stream content is the full cumulative text, at most 20480 bytes of UTF-8 (§4.3).
-MAX_STREAM_CONTENT_BYTES = 20480
 
 Clock = Callable[[], float]
 StreamState = dict[str, Any]
