@@ -53,14 +53,17 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BODY = 1024 * 1024
-# The platforms drop the connection after 5 s and retry (protocol.md §2.4, §3.3); answer
+# The platforms drop the connection after 5 s and retry (OA passive-reply doc, WeCom doc 90238); answer
 # with a margin for the network and the reply's own encryption.
 PLATFORM_DEADLINE = 5.0
 DEFAULT_DEADLINE_MARGIN = 1.0
 
 
-class ConfigError(ValueError):
-    """The configuration cannot be used; the message names the key at fault."""
+class ConfigError(WXCallbackError, ValueError):
+    """The configuration cannot be used; the message names the key at fault.
+
+    Not a protocol failure, so it carries no official code (0).
+    """
 
 
 _ENCRYPTED_MODES = frozenset({Mode.COMPATIBLE, Mode.SAFE})
@@ -122,12 +125,6 @@ class ServerConfig:
     shutdown_grace: float = 10.0
     # The platforms send a whole callback at once; a body trickling in holds a worker.
     body_timeout: float = 10.0
-
-    def channel_for(self, path: str) -> ChannelConfig | None:
-        for channel in self.channels:
-            if channel.path == path:
-                return channel
-        return None
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> ServerConfig:
