@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from .encoding import strict_b64decode, text_value, utf8_bytes
-from .envelope import EnvelopeFormat, check_reply_values, extract_encrypt, render_envelope
+from .envelope import EnvelopeFormat, check_reply_values, extract_encrypt, render_checked, render_envelope
 from .errors import (
     EncryptError,
     IllegalBufferError,
@@ -236,10 +236,13 @@ class MessageCrypto(Signer):
         random: bytes | None = None,
     ) -> str:
         """The encrypted reply envelope for ``reply``, ready to be the response body."""
-        return self.encrypt_reply(
+        sealed = self.encrypt_reply(
             reply, nonce, timestamp=timestamp, reply_to=reply_to, key_index=key_index,
             receive_id=receive_id, random=random,
-        ).render()
+        )
+        # encrypt_reply has checked the timestamp and nonce; render without checking again.
+        return render_checked(sealed.envelope, sealed.encrypt, sealed.msg_signature, sealed.timestamp,
+                              sealed.nonce, sealed.json_timestamp)
 
 
 def _as_tuple(keys: Iterable[str | bytes | EncodingAESKey]) -> tuple[str | bytes | EncodingAESKey, ...]:
