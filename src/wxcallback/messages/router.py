@@ -1,7 +1,9 @@
 """``Router``: handlers that say what they handle, in the style of aiogram / WeRoBot.
 
 A handler receives the typed Message and returns a Reply, a plain string (a text reply
-of the right kind for the platform), None (the platform's "no reply" answer) or, for a
+of the right kind for the platform), None or ``""`` (the platform's "no reply" answer,
+as in every peer framework: an empty text reply would show the user an empty bubble, or be
+refused) or, for a
 robot user message, an async iterator of text chunks (a streamed answer, handed back as
 a ``StreamingReply`` for the server to drive). The router knows nothing of HTTP or
 crypto, so every server and framework adapter can share one.
@@ -284,6 +286,62 @@ class Router:
             return self.register(handler, event="click", platform=platform, filter=has_key)
         return decorate
 
+    def _changes(self, event: str, change_types: tuple[str, ...]) -> Callable[[H], H]:
+        # events and suite instructions of one name share their fields, ChangeType included
+        wanted = frozenset(change_types)
+
+        def has_change_type(message: Message) -> bool:
+            return not wanted or getattr(message, "change_type", None) in wanted
+
+        def decorate(handler: H) -> H:
+            return self.register(handler, event=event, filter=has_change_type if wanted else None)
+        return decorate
+
+    def contact_change(self, *change_types: str) -> Callable[[H], H]:
+        """Decorator for WeCom address-book changes (app event and suite instruction
+        change_contact), optionally only some ChangeTypes (``"create_user"``, …)."""
+        return self._changes("change_contact", change_types)
+
+    def external_contact(self, *change_types: str) -> Callable[[H], H]:
+        """Decorator for WeCom customer-contact changes (change_external_contact), optionally
+        only some ChangeTypes (``"add_external_contact"``, ``"del_follow_user"``, …)."""
+        return self._changes("change_external_contact", change_types)
+
+    def external_chat(self, *change_types: str) -> Callable[[H], H]:
+        """Decorator for customer group changes (change_external_chat: create, update, dismiss)."""
+        return self._changes("change_external_chat", change_types)
+
+    def external_tag(self, *change_types: str) -> Callable[[H], H]:
+        """Decorator for customer tag changes (change_external_tag: create, update, delete, shuffle)."""
+        return self._changes("change_external_tag", change_types)
+
+    def kf_message(self, handler: H) -> H:
+        """Decorator for 微信客服 kf_msg_or_event: messages wait to be fetched with its token."""
+        return self.register(handler, event="kf_msg_or_event")
+
+    def job_finished(self, handler: H) -> H:
+        """Decorator for Official Account job results: TEMPLATESENDJOBFINISH, MASSSENDJOBFINISH,
+        PUBLISHJOBFINISH."""
+        return self.register(handler, event=("templatesendjobfinish", "masssendjobfinish", "publishjobfinish"))
+
+    def subscribe_message(self, handler: H) -> H:
+        """Decorator for subscription-message events: the pop-up answered, settings changed,
+        messages sent (subscribe_msg_popup_event / _change_event / _sent_event)."""
+        return self.register(handler, event=("subscribe_msg_popup_event", "subscribe_msg_change_event",
+                                              "subscribe_msg_sent_event"))
+
+    def ticket(self, handler: H) -> H:
+        """Decorator for the tickets a third party needs for its access token: a WeCom
+        suite's suite_ticket and an open-platform component_verify_ticket."""
+        return self.register(handler, event=("suite_ticket", "component_verify_ticket"))
+
+    def authorization(self, handler: H) -> H:
+        """Decorator for authorizations granted, changed or revoked: open-platform
+        authorized / updateauthorized / unauthorized and suite create_auth / change_auth /
+        cancel_auth."""
+        return self.register(handler, event=("authorized", "updateauthorized", "unauthorized", "create_auth",
+                                              "change_auth", "cancel_auth"))
+
     def fallback(self, handler: H) -> H:
         """Decorator: the handler for messages no other handler matched."""
         self._fallback = handler
@@ -336,7 +394,7 @@ class Router:
 
     def to_reply(self, result: Any, message: Message) -> Reply | StreamingReply:
         """A handler's return value as a reply checked against ``message``."""
-        if result is None:
+        if result is None or (isinstance(result, str) and not result):
             return message.no_reply
         if isinstance(result, str):
             reply: Reply = self._text_reply(result, message)
