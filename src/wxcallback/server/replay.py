@@ -13,7 +13,7 @@ already used with other content.
   the body, so a captured URL could carry any body. The guard records the nonce and a
   fingerprint of the request; the same fingerprint again is a retry, a new fingerprint
   on a used nonce is refused. The robot doc guarantees nonces are unique for 2 hours
-  (protocol.md §4.1), which bounds the cache.
+  (WeCom doc 101033), which bounds the cache.
 """
 
 from __future__ import annotations
