@@ -24,19 +24,18 @@ module that defines them::
     │   └── InvalidReplyError            a reply breaks a protocol limit (messages.errors)
     │       └── ReplyNotAllowedError     this reply type may not answer this callback
     │
-    │   Outside the protocol (the server, the simulator):
-    ├── ConfigError                   0  the server configuration cannot be used; names the key
+    │   Outside the protocol (the server, the simulator), code 0: no official code applies
+    ├── ConfigError                      the server configuration cannot be used; names the key
     │                                    (server.config; also a ValueError)
-    ├── ReplayError            (-40001)  stale timestamp or reused nonce, answered 403 (server.replay)
-    ├── StoreError             (-40011)  the shared store cannot serve the request (server.stores)
+    ├── ReplayError                      stale timestamp or reused nonce, answered 403 (server.replay)
+    ├── StoreError                       the shared store cannot serve the request (server.stores)
     │   ├── StoreURLError                open_store() was given a URL it cannot use
     │   ├── StoreUnavailableError        the backend failed (SQLite error, Redis unreachable)
     │   └── StreamStateError             a robot stream update breaks the platform's rules
-    └── SimulatorError         (-40002)  a simulator setting is unusable (simulator.errors)
+    └── SimulatorError                   a simulator setting is unusable (simulator.errors)
 
-A code in parentheses is borrowed: the official table has none for that failure, and
-the nearest one is reported (a replay fails authentication like a bad signature, a
-store that fails means no reply can be produced, a setting that cannot be read).
+The official codes are kept for the protocol's own failures, so a code in a log line
+always means what the official table says.
 """
 
 from __future__ import annotations

@@ -32,7 +32,6 @@ from typing import Any, TypeVar, overload
 from .base import Message
 from .errors import InvalidReplyError, ReplyNotAllowedError
 from .platform import Platform
-from .render import check_reply
 from .replies import Reply, TextReply
 from .robot import EnterChatEvent, StreamRefresh
 from .robot_replies import StreamReply, new_stream_id
@@ -392,7 +391,7 @@ class Router:
         return fallback
 
     async def dispatch(self, message: Message) -> Reply | StreamingReply | None:
-        """Run the matching handler and turn its result into a checked reply.
+        """Run the matching handler and turn its result into a reply (``to_reply``).
 
         Returns None when no handler matched (the caller decides, e.g. forwards the
         message), the message's ``no_reply`` answer when the handler returned None.
@@ -420,7 +419,11 @@ class Router:
         return self.to_reply(result, message)
 
     def to_reply(self, result: Any, message: Message) -> Reply | StreamingReply:
-        """A handler's return value as a reply checked against ``message``."""
+        """A handler's return value as a reply for ``message``.
+
+        Whether that reply may answer ``message`` is checked once, where it is rendered
+        (``render_reply``), whoever produced it: a handler, a forwarding backend, a stream.
+        """
         if result is None or (isinstance(result, str) and not result):
             return message.no_reply
         if isinstance(result, str):
@@ -436,7 +439,6 @@ class Router:
         else:
             raise InvalidReplyError(f"a handler returned {type(result).__name__}; return a Reply, a str, "
                                     "None or (robots) an async iterator of str")
-        check_reply(reply, message)
         return reply
 
     def _text_reply(self, text: str, message: Message) -> Reply:

@@ -37,8 +37,8 @@ _MAX_TIMESTAMP_DIGITS = 11
 class ReplayError(WXCallbackError):
     """The request is stale or reuses a nonce with other content (answered 403)."""
 
-    # No official code for replays; the request fails authentication like a bad signature.
-    code = ErrorCode.VALIDATE_SIGNATURE_ERROR
+    # Not a protocol failure (the signature was right): no official code applies.
+    code = ErrorCode.OK
 
 
 class ReplayGuard:

@@ -64,8 +64,8 @@ _S = TypeVar("_S", bound="Store")
 class StoreError(WXCallbackError):
     """The state store cannot do what was asked; the request cannot be answered."""
 
-    # The official table has no storage code; a failing store means the reply cannot be produced.
-    code = ErrorCode.GEN_RETURN_XML_ERROR
+    # Not a protocol failure: the official codes are kept for those (0 = none applies).
+    code = ErrorCode.OK
 
 
 class StoreURLError(StoreError):
