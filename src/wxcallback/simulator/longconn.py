@@ -228,15 +228,15 @@ class FakePlatform:
             self._changed.notify_all()
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        """Wait until ``predicate()`` holds; raise TimeoutError after ``timeout`` seconds."""
-        async def waiting() -> None:
+        """Wait until ``predicate()`` holds (it may look at the bot too); raise TimeoutError
+        after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the fake platform waited {timeout} s in vain")
             async with self._changed:
-                await self._changed.wait_for(predicate)
-
-        try:
-            await asyncio.wait_for(waiting(), timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"the fake platform waited {timeout} s in vain") from None
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.02)
 
     async def _serve(self, ws: ServerConnection) -> None:
         self.connections += 1
