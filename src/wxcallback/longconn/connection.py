@@ -65,10 +65,45 @@ from .frames import (
 )
 from .lease import Lease, default_holder, lease_name
 
-__all__ = ["ConnectionState", "LongConnSettings", "LongConnection", "Phase", "TerminalReason",
+__all__ = ["ConnectionState", "LongConnSettings", "LongConnection", "Phase", "SecretFilter", "TerminalReason",
            "UploadedMedia", "backoff_delay"]
 
 _LOG = logging.getLogger("wxcallback.longconn")
+# websockets' own debug lines show a frame's head and tail, which would show the end of the
+# subscribe secret; its connections log here, through SecretFilter
+_WIRE_LOG = logging.getLogger("wxcallback.longconn.wire")
+
+
+class SecretFilter(logging.Filter):
+    """Withholds any log record that would show one of the registered secrets (or its frame)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def add(self, secret: str) -> None:
+        self._secrets.add(secret)
+
+    def discard(self, secret: str) -> None:
+        self._secrets.discard(secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            data = getattr(arg, "data", None)
+            if isinstance(data, (bytes, bytearray)) and any(s.encode() in data for s in self._secrets):
+                record.msg, record.args = "frame withheld from the log: it carries a secret", None
+                return True
+        message = record.getMessage()
+        if any(secret in message for secret in self._secrets):
+            record.msg, record.args = "log line withheld: it carries a secret", None
+        return True
+
+
+WIRE_FILTER = SecretFilter()
+_WIRE_LOG.addFilter(WIRE_FILTER)
 
 OnCallback = Callable[[Callback], Awaitable[None]]
 
@@ -317,6 +352,7 @@ class LongConnection:
             raise RuntimeError("this LongConnection is already running")
         self._running = True
         self._stopping.clear()
+        WIRE_FILTER.add(self.settings.secret)
         failures = 0
         attempts = 0
         try:
@@ -366,6 +402,7 @@ class LongConnection:
                 self._update(phase=Phase.STOPPED)
             self._stopping.set()
             self._running = False
+            WIRE_FILTER.discard(self.settings.secret)
         return self._state
 
     def _terminate(self, reason: TerminalReason, message: str) -> None:
@@ -427,7 +464,8 @@ class LongConnection:
         self._evicted = False
         try:
             ws = await connect(self.settings.url, open_timeout=self.settings.open_timeout, ping_interval=None,
-                               close_timeout=self.settings.close_timeout, max_size=4 * 1024 * 1024)
+                               close_timeout=self.settings.close_timeout, max_size=4 * 1024 * 1024,
+                               logger=_WIRE_LOG)
         except (OSError, asyncio.TimeoutError, WebSocketException) as exc:
             return _Outcome(_Kind.FAILED, f"cannot connect to {self.settings.url}: {type(exc).__name__}: {exc}")
         tasks: list[asyncio.Task[_Outcome]] = []

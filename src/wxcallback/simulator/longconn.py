@@ -27,6 +27,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from wxcallback.longconn.connection import SecretFilter
 from wxcallback.longconn.errors import FrameBuildError, FrameError
 from wxcallback.longconn.frames import (
     ERRCODE_AUTH_FAILED,
@@ -58,6 +60,10 @@ __all__ = ["MESSAGE_KINDS", "EVENT_KINDS", "FakePlatform", "Pushed", "Received",
 REPLY_WINDOW = 5.0
 # the live platform's errcode for a malformed body is not published; the fake answers this one
 ERRCODE_INVALID_BODY = 40058
+# websockets' debug lines would show the tail of a subscribe frame, and so of its secret
+_WIRE_LOG = logging.getLogger("wxcallback.simulator.longconn.wire")
+_WIRE_FILTER = SecretFilter()
+_WIRE_LOG.addFilter(_WIRE_FILTER)
 MESSAGE_KINDS = ("text", "image", "mixed", "voice", "file", "video", "quote")
 EVENT_KINDS = ("enter_chat", "template_card_event", "feedback_event")
 
@@ -182,7 +188,9 @@ class FakePlatform:
     # --- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> FakePlatform:
-        self._server = await serve(self._serve, self.host, self.port, ping_interval=None, max_size=4 * 1024 * 1024)
+        _WIRE_FILTER.add(self._secret)
+        self._server = await serve(self._serve, self.host, self.port, ping_interval=None, max_size=4 * 1024 * 1024,
+                                   logger=_WIRE_LOG)
         sockets = list(self._server.sockets)
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
@@ -486,7 +494,7 @@ class FakePlatform:
 
     async def evict(self) -> None:
         """Subscribe a second connection for the same bot, which evicts the current one."""
-        rival = await connect(self.url, ping_interval=None)
+        rival = await connect(self.url, ping_interval=None, logger=_WIRE_LOG)
         self._rivals.append(rival)
         await rival.send(subscribe_frame(self.bot_id, self._secret).to_json())
         await rival.recv()
