@@ -31,7 +31,7 @@ from .handlers import load_handler
 from .http import TEXT, BodyTooLarge, CallbackRequest, CallbackResponse, read_body
 from .inbound import Endpoint, Handled, InboundProtocol
 from .observe import Metrics, Outcome, log_request
-from .replay import ReplayGuard
+from .replay import ReplayGuard, replay_scope
 from .stores import Store, open_store
 from .streams import StreamDriver
 
@@ -83,7 +83,8 @@ class CallbackServer:
                 channel = Channel(config.name, config.kind.platform, self._handlers.get(config.name), forwarder,
                                   config.deadline, config.dedup_ttl)
                 endpoints.append(Endpoint(config, crypto, crypto or Signer(config.token, digest=config.digest),
-                                          ReplayGuard(store, config.name, config.replay_window), channel))
+                                          ReplayGuard(store, replay_scope(config.token, config.digest),
+                                                      config.replay_window), channel))
             self.pipeline = InboundProtocol(endpoints, Dispatcher(store, StreamDriver(store)))
             if urls:
                 consumer = f"{socket.gethostname()}-{os.getpid()}"
@@ -126,6 +127,14 @@ class CallbackServer:
             _LOG.exception("unexpected error answering %s %s", method, path[:200])
             handled = self._refused(path, 500, b"internal error", "internal_error",
                                     f"{type(exc).__name__}: {str(exc)[:200]}")
+        log_request(method, path, handled.status, handled.record, started)
+        self.metrics.observe(handled.record, time.perf_counter() - started)
+        return handled
+
+    def refuse(self, method: str, path: str, status: int, outcome: str, detail: str) -> Handled:
+        """Answer a request the adapter refused before the pipeline (logged and counted)."""
+        started = time.perf_counter()
+        handled = self._refused(path, status, detail.encode()[:200], outcome, detail)
         log_request(method, path, handled.status, handled.record, started)
         self.metrics.observe(handled.record, time.perf_counter() - started)
         return handled
