@@ -31,6 +31,7 @@ from .handlers import load_handler
 from .http import TEXT, BodyTooLarge, CallbackRequest, CallbackResponse, read_body
 from .inbound import Endpoint, Handled, InboundProtocol
 from .observe import Metrics, Outcome, log_request
+from .connections import STATS as CONNECTION_STATS
 from .replay import ReplayGuard, replay_scope
 from .stores import Store, open_store
 from .streams import StreamDriver
@@ -145,12 +146,20 @@ class CallbackServer:
                        Outcome(outcome, detail=detail, channel=endpoint.name if endpoint else "-"))
 
     async def health(self) -> tuple[int, bytes]:
-        """``/healthz``: 200 when the store answers, else 503."""
+        """``/healthz``: 200 when the store answers, else 503; with what this worker refused.
+
+        ``connections`` counts the connections this worker closed or refused to protect
+        itself (oversized or slow request heads, idle ones closed to make room, and
+        ``refused_full``: turned away with every slot busy, lost capacity).
+        """
         await self.start()
         assert self.store is not None
         healthy = await self.store.healthy()
+        connections = CONNECTION_STATS.snapshot()
         body = json.dumps({"status": "ok" if healthy else "store unavailable",
-                           "channels": [c.name for c in self.config.channels]})
+                           "channels": [c.name for c in self.config.channels],
+                           "connections": connections,
+                           "degraded": ["connections refused: all slots busy"] if connections["refused_full"] else []})
         return (200 if healthy else 503), body.encode()
 
     async def metrics_text(self) -> bytes:
@@ -158,7 +167,7 @@ class CallbackServer:
         await self.start()
         assert self.store is not None
         try:
-            self.metrics.outbox_depth.set(await self.store.depth())
+            depth: int | None = await self.store.depth()
         except Exception:  # the store is down; /healthz says so, metrics still render
-            pass
-        return self.metrics.render()
+            depth = None
+        return self.metrics.render(depth, CONNECTION_STATS.snapshot())
