@@ -20,6 +20,7 @@ import os
 import socket
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
@@ -155,12 +156,13 @@ class CallbackServer:
         await self.start()
         assert self.store is not None
         healthy = await self.store.healthy()
+        report: dict[str, Any] = {"status": "ok" if healthy else "store unavailable",
+                                  "channels": [c.name for c in self.config.channels]}
         connections = CONNECTION_STATS.snapshot()
-        body = json.dumps({"status": "ok" if healthy else "store unavailable",
-                           "channels": [c.name for c in self.config.channels],
-                           "connections": connections,
-                           "degraded": ["connections refused: all slots busy"] if connections["refused_full"] else []})
-        return (200 if healthy else 503), body.encode()
+        if connections is not None:  # served by wxcallback serve, not mounted in another framework
+            report["connections"] = connections
+            report["degraded"] = ["connections refused: all slots busy"] if connections["refused_full"] else []
+        return (200 if healthy else 503), json.dumps(report).encode()
 
     async def metrics_text(self) -> bytes:
         """``/metrics`` in the Prometheus text format, the outbox depth read from the store."""
