@@ -20,8 +20,10 @@ from .base import (
     ClaimResult,
     ClaimState,
     Clock,
+    DeadLetter,
     OutboxItem,
     Store,
+    StoreHealth,
     StreamState,
     _decode_stream,
     _encode_stream,
@@ -57,6 +59,7 @@ class MemoryStore(Store):
         self._claims: dict[str, tuple[CachedReply | None, float]] = {}
         self._streams: dict[str, tuple[str, float]] = {}
         self._outbox: dict[int, _Delivery] = {}
+        self._dead: dict[int, tuple[_Delivery, float, str]] = {}  # delivery, dead_at, reason
         self._outbox_keys: dict[tuple[str, str], tuple[int, float]] = {}
         self._next_id = 1
         self._last_purge = clock()
@@ -172,8 +175,48 @@ class MemoryStore(Store):
     async def _depth(self) -> int:
         return len(self._outbox)
 
-    async def _healthy(self) -> bool:
+    async def _dead_letter(self, id: str, reason: str) -> bool:
+        delivery = self._outbox.pop(_row_id(id), None)
+        if delivery is None:
+            return False
+        self._dead[_row_id(id)] = (delivery, self._now(), reason)
         return True
+
+    async def _list_dead(self, channel: str | None, limit: int) -> list[DeadLetter]:
+        found = []
+        for id, (delivery, dead_at, reason) in self._dead.items():  # in order of death
+            if channel is not None and delivery.channel != channel:
+                continue
+            found.append(DeadLetter(str(id), delivery.channel, delivery.payload,
+                                    delivery.idempotency_key, delivery.attempts,
+                                    delivery.enqueued_at, dead_at, reason))
+            if len(found) == limit:
+                break
+        return found
+
+    async def _retry_dead(self, id: str) -> str | None:
+        dead = self._dead.pop(_row_id(id), None)
+        if dead is None:
+            return None
+        delivery = dead[0]
+        delivery.attempts = 0
+        delivery.visible_at = self._now()
+        self._outbox[_row_id(id)] = delivery  # behind the items waiting now, as if enqueued again
+        return id
+
+    async def _drop_dead(self, id: str) -> bool:
+        dead = self._dead.pop(_row_id(id), None)
+        if dead is None:
+            return False
+        key = (dead[0].channel, dead[0].idempotency_key)
+        self._outbox_keys[key] = (_row_id(id), self._now() + self.outbox_key_ttl)
+        return True
+
+    async def _dead_count(self) -> int:
+        return len(self._dead)
+
+    async def _health(self) -> StoreHealth:
+        return StoreHealth(True)
 
     async def _close(self) -> None:
         self._nonces.clear()
