@@ -78,6 +78,7 @@ def test_a_redis_that_would_lose_the_outbox_is_reported_in_one_json_line(
 def test_require_durable_refuses_to_start_on_that_redis(
     careless_redis: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, "wxcallback.store")
     async def main() -> None:
         async with open_store(f"{careless_redis}?require_durable=1") as store:
             with pytest.raises(StoreNotDurableError, match="appendonly no.*allkeys-lru"):
@@ -109,6 +110,7 @@ def test_the_settings_a_deployment_needs_pass_the_check(careless_redis: str) -> 
 def test_a_redis_without_config_is_reported_as_unchecked_and_refused_when_required(
     locked_down_redis: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, "wxcallback.store")
     async def main() -> None:
         async with open_store(locked_down_redis) as store:
             [problem] = await store.start()

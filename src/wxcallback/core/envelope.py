@@ -242,13 +242,14 @@ def render_envelope(
 ) -> str:
     """The reply envelope text; RenderError (-40011) when a value cannot be represented."""
     check_reply_values(envelope, timestamp, nonce)
-    return _render_checked(envelope, encrypt, signature, timestamp, nonce, json_timestamp)
+    return render_checked(envelope, encrypt, signature, timestamp, nonce, json_timestamp)
 
 
-def _render_checked(
+def render_checked(
     envelope: EnvelopeFormat, encrypt: str, signature: str, timestamp: str, nonce: str,
     json_timestamp: type[int] | type[str],
 ) -> str:
+    """``render_envelope`` for values ``check_reply_values`` has already passed."""
     if envelope is EnvelopeFormat.XML:
         return (
             f"<xml>\n<Encrypt><![CDATA[{encrypt}]]></Encrypt>\n"

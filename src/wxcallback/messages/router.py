@@ -8,24 +8,30 @@ robot user message, an async iterator of text chunks (a streamed answer, handed 
 a ``StreamingReply`` for the server to drive). The router knows nothing of HTTP or
 crypto, so every server and framework adapter can share one.
 
-``await router.dispatch(message)`` runs async handlers and calls sync handlers directly
-(on the event loop: keep them quick, or make them async). ``router.dispatch_sync`` is
-for WSGI code: it calls sync handlers and runs async ones with ``asyncio.run`` when no
-loop is running in the thread.
+``await router.dispatch(message)`` awaits async handlers on the event loop and runs
+sync handlers in a bounded thread pool, so a handler that blocks (a database call, a
+``time.sleep``) delays neither other callbacks nor its own deadline: the server answers
+"no reply" in time and keeps the late result for a retry. A CPU-bound sync handler still
+competes for the interpreter (the GIL) with the event loop; give it its own process.
+``Router(sync_in_thread=False)`` calls sync handlers directly on the loop, for handlers
+known to be quick. ``router.dispatch_sync`` is for WSGI code: it calls sync handlers and
+runs async ones with ``asyncio.run`` when no loop is running in the thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, overload
 
 from .base import Message
 from .errors import InvalidReplyError, ReplyNotAllowedError
 from .platform import Platform
-from .render import check_reply
 from .replies import Reply, TextReply
 from .robot import EnterChatEvent, StreamRefresh
 from .robot_replies import StreamReply, new_stream_id
@@ -114,6 +120,20 @@ class _Route:
 # bumped by every registration anywhere, so routers can cache their flattened route lists
 _generation = 0
 
+#: threads for sync handlers, shared by every router of the process
+SYNC_HANDLER_THREADS = 32
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _handler_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(SYNC_HANDLER_THREADS, thread_name_prefix="wxcallback-handler")
+    return _pool
+
 
 def _changed() -> None:
     global _generation
@@ -127,9 +147,11 @@ class Router:
     fallback found, this router's before its children's).
     """
 
-    def __init__(self, name: str = "", *, stream_id_factory: Callable[[], str] = new_stream_id) -> None:
+    def __init__(self, name: str = "", *, stream_id_factory: Callable[[], str] = new_stream_id,
+                 sync_in_thread: bool = True) -> None:
         self.name = name
         self.stream_id_factory = stream_id_factory
+        self.sync_in_thread = sync_in_thread
         self._routes: list[_Route] = []
         self._children: list[Router] = []
         self._fallback: Handler | None = None
@@ -369,7 +391,7 @@ class Router:
         return fallback
 
     async def dispatch(self, message: Message) -> Reply | StreamingReply | None:
-        """Run the matching handler and turn its result into a checked reply.
+        """Run the matching handler and turn its result into a reply (``to_reply``).
 
         Returns None when no handler matched (the caller decides, e.g. forwards the
         message), the message's ``no_reply`` answer when the handler returned None.
@@ -377,7 +399,11 @@ class Router:
         handler = self.find_handler(message)
         if handler is None:
             return None
-        result = handler(message)
+        if self.sync_in_thread and not _is_async(handler):
+            context = contextvars.copy_context()
+            result = await asyncio.get_running_loop().run_in_executor(_handler_pool(), context.run, handler, message)
+        else:
+            result = handler(message)
         if not isinstance(result, (str, Reply)) and inspect.isawaitable(result):
             result = await result
         return self.to_reply(result, message)
@@ -393,7 +419,11 @@ class Router:
         return self.to_reply(result, message)
 
     def to_reply(self, result: Any, message: Message) -> Reply | StreamingReply:
-        """A handler's return value as a reply checked against ``message``."""
+        """A handler's return value as a reply for ``message``.
+
+        Whether that reply may answer ``message`` is checked once, where it is rendered
+        (``render_reply``), whoever produced it: a handler, a forwarding backend, a stream.
+        """
         if result is None or (isinstance(result, str) and not result):
             return message.no_reply
         if isinstance(result, str):
@@ -409,7 +439,6 @@ class Router:
         else:
             raise InvalidReplyError(f"a handler returned {type(result).__name__}; return a Reply, a str, "
                                     "None or (robots) an async iterator of str")
-        check_reply(reply, message)
         return reply
 
     def _text_reply(self, text: str, message: Message) -> Reply:
@@ -420,6 +449,14 @@ class Router:
         if message.is_user_message:
             return StreamReply(self.stream_id_factory(), text, True)
         raise ReplyNotAllowedError(f"a robot {message.event!r} event cannot be answered with text")
+
+
+def _is_async(handler: Handler) -> bool:
+    """Whether calling ``handler`` only builds a coroutine or async iterator (cheap, on the loop)."""
+    target = getattr(handler, "__func__", handler)
+    if not inspect.isfunction(target) and not inspect.ismethod(target) and callable(target):
+        target = getattr(type(target), "__call__", target)  # a callable object
+    return inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
 
 
 def _run(awaitable: Awaitable[Any]) -> Any:

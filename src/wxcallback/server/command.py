@@ -19,11 +19,12 @@ from typing import Any
 
 import click
 
-from .config import SIGNATURE_ONLY, ConfigError, ServerConfig, load_config, parse_config
+from ..channel import ChannelKind
+from .config import ConfigError, ServerConfig, load_config, parse_config
 
 __all__ = ["serve"]
 
-_PLATFORMS = ["official-account", "wecom-app", "wecom-robot", SIGNATURE_ONLY]
+_PLATFORMS = [kind.value for kind in ChannelKind]
 
 
 def _flag_config(platform: str, token: str | None, key: str | None, receive_id: str | None, path: str,
@@ -93,7 +94,7 @@ def serve(config_path: str | None, platform: str | None, token: str | None, key:
         sys.exit(2)
     if check:
         click.echo(f"configuration OK: {len(config.channels)} channel(s): "
-                   + ", ".join(f"{c.name} {c.platform} {c.path}" for c in config.channels))
+                   + ", ".join(f"{c.name} {c.kind} {c.path}" for c in config.channels))
         return
     _run(config, env_config)
 
@@ -107,6 +108,8 @@ def _with(config: ServerConfig, overrides: dict[str, Any]) -> ServerConfig:
 def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     import uvicorn
 
+    from .connections import LIMITS_ENV, ConnectionLimits, raise_open_file_limit
+
     logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
     for name in ("WXCALLBACK_CONFIG", "WXCALLBACK_CONFIG_JSON"):
         os.environ.pop(name, None)
@@ -114,15 +117,24 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     # The config's overrides travel to the workers too.
     os.environ["WXCALLBACK_OVERRIDES"] = json.dumps({"host": config.host, "port": config.port,
                                                       "store": config.store, "log_level": config.log_level})
+    # Room for every allowed connection plus the store, the logs and the listener.
+    reserve = 64
+    files = raise_open_file_limit(config.max_connections + reserve)
+    max_connections = min(config.max_connections, max(1, files - reserve))
+    if max_connections < config.max_connections:
+        click.echo(f"wxcallback: max_connections lowered to {max_connections}: the open-file limit is {files}",
+                   err=True)
+    os.environ[LIMITS_ENV] = ConnectionLimits(config.max_header_bytes, config.max_headers, config.header_timeout,
+                                              max_connections).to_environment()
     if config.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker writes its counts here; /metrics on any worker sums them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wxcallback-metrics-")
     click.echo(f"wxcallback: {len(config.channels)} channel(s) on http://{config.host}:{config.port} "
                f"({config.workers} worker(s), store {config.store.split('?')[0]})", err=True)
     for channel in config.channels:
-        click.echo(f"  {channel.path}  {channel.platform}  {channel.name}"
+        click.echo(f"  {channel.path}  {channel.kind}  {channel.name}"
                    + (f"  -> {channel.forward}" if channel.forward else ""), err=True)
-    uvicorn.run("wxcallback.server.app:app_from_environment", factory=True, host=config.host, port=config.port,
+    uvicorn.run("wxcallback.server.environment:app_from_environment", factory=True, host=config.host, port=config.port,
                 workers=config.workers, log_level=config.log_level, access_log=False,
-                http="wxcallback.server.protocol:NoDelayHTTPProtocol",
+                http="wxcallback.server.connections:GuardedHTTPProtocol",
                 timeout_graceful_shutdown=int(config.shutdown_grace) or None)

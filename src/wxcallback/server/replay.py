@@ -13,7 +13,7 @@ already used with other content.
   the body, so a captured URL could carry any body. The guard records the nonce and a
   fingerprint of the request; the same fingerprint again is a retry, a new fingerprint
   on a used nonce is refused. The robot doc guarantees nonces are unique for 2 hours
-  (protocol.md §4.1), which bounds the cache.
+  (WeCom doc 101033), which bounds the cache.
 """
 
 from __future__ import annotations
@@ -29,13 +29,16 @@ from .stores import Store
 __all__ = ["ReplayError", "ReplayGuard"]
 
 _NONCE_TTL = 2 * 60 * 60
+# Unix seconds have 10 digits until 2286; anything longer is not a time (and a few hundred
+# digits overflow the float arithmetic of the window check)
+_MAX_TIMESTAMP_DIGITS = 11
 
 
 class ReplayError(WXCallbackError):
     """The request is stale or reuses a nonce with other content (answered 403)."""
 
-    # No official code for replays; the request fails authentication like a bad signature.
-    code = ErrorCode.VALIDATE_SIGNATURE_ERROR
+    # Not a protocol failure (the signature was right): no official code applies.
+    code = ErrorCode.OK
 
 
 class ReplayGuard:
@@ -48,8 +51,8 @@ class ReplayGuard:
     def check_timestamp(self, timestamp: str) -> None:
         if not self._window:
             return
-        if not (timestamp.isascii() and timestamp.isdigit()):
-            raise ReplayError(f"timestamp {timestamp[:20]!r} is not Unix seconds")
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > _MAX_TIMESTAMP_DIGITS:
+            raise ReplayError(f"timestamp {timestamp[:20]!r}{'…' if len(timestamp) > 20 else ''} is not Unix seconds")
         skew = abs(self._clock() - int(timestamp))
         if skew > self._window:
             raise ReplayError(
