@@ -114,7 +114,7 @@ class MessageCrypto(Signer):
     ) -> str:
         """Official Account URL check: verify ``signature`` and return ``echostr`` verbatim.
 
-        The OA echostr is plaintext in every mode and must not be decrypted (gotcha 7).
+        The OA echostr is plaintext in every mode and must not be decrypted (OA access guide).
         """
         self.verify_signature(signature, timestamp, nonce)
         return text_value(echostr, "echostr", SignatureError)

@@ -1,7 +1,7 @@
 """Envelopes: the XML or JSON wrapper that carries the ciphertext in and out.
 
-Inbound, only the Encrypt value matters for crypto (gotcha 14: the other fields vary
-by platform and are not authenticated). It must occur exactly once, as a direct child
+Inbound, only the Encrypt value matters for crypto (the other fields vary by
+platform and are not authenticated). It must occur exactly once, as a direct child
 of the root / a top-level key, and be a string; it is taken verbatim, never trimmed:
 the signature covers the exact text, so whitespace around it fails the signature
 (-40001), as in every official SDK (vector D36).

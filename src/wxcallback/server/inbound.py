@@ -162,7 +162,7 @@ class InboundProtocol:
                                                                  "echostr")
             plaintext = endpoint.crypto.verify_url(msg_signature, timestamp, nonce, echostr)
             endpoint.replay.check_timestamp(timestamp)
-        # The bare plaintext: no quotes, BOM or newline (gotcha 8).
+        # The bare plaintext: no quotes, BOM or newline (a platform compares the body byte for byte).
         return Handled(CallbackResponse(200, plaintext.encode(), TEXT), Outcome("url_verified", channel=endpoint.name))
 
     # -- POST: callbacks --------------------------------------------------------------
