@@ -86,6 +86,8 @@ class ChannelConfig:
     handler: str | None = None
     forward: str | None = None
     forward_timeout: float = 3.0
+    # how long an undelivered forwarded message is retried before it is a dead letter
+    forward_max_age: float = 86400.0
     deadline: float = PLATFORM_DEADLINE - DEFAULT_DEADLINE_MARGIN
     replay_window: float = 300.0
     dedup_ttl: float = 300.0
@@ -186,6 +188,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
 _CHANNEL_KEYS = {
     "path", "platform", "token", "encoding_aes_key", "previous_keys", "receive_id", "receive_ids",
     "skip_receive_id_check", "modes", "require_encryption", "digest", "handler", "forward", "forward_timeout",
+    "forward_max_age",
     "deadline", "replay_window", "dedup_ttl", "debug",
 }
 
@@ -241,6 +244,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         handler=handler,
         forward=_expand(forward, f"{where}.forward", env) if forward else None,
         forward_timeout=_number(table, where, "forward_timeout", min(3.0, deadline), 0.05, 60.0),
+        forward_max_age=_number(table, where, "forward_max_age", 86400.0, 60.0, 30 * 86400.0),
         deadline=deadline,
         replay_window=replay_window,
         dedup_ttl=dedup_ttl,
