@@ -133,6 +133,8 @@ class ServerConfig:
     max_headers: int = 100
     header_timeout: float = 5.0
     max_connections: int = 1000
+    # where /healthz and /metrics are served: "" the callback port, "host:port", or "off"
+    ops_listen: str = ""
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> ServerConfig:
@@ -157,7 +159,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     server = _table(data.get("server", {}), "server")
     _only(server, "server", {"host", "port", "workers", "store", "max_body_bytes", "log_level",
                              "shutdown_grace", "body_timeout", "max_header_bytes", "max_headers",
-                             "header_timeout", "max_connections"})
+                             "header_timeout", "max_connections", "ops_listen"})
     channels_table = _table(data.get("channels", {}), "channels")
     if not channels_table:
         raise ConfigError("channels: at least one channel is needed ([channels.NAME] with path, platform, token)")
@@ -182,7 +184,27 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         max_headers=_int(server, "server", "max_headers", 100, 8, 10_000),
         header_timeout=_number(server, "server", "header_timeout", 5.0, 0.1, 600.0),
         max_connections=_int(server, "server", "max_connections", 1000, 1, 1_000_000),
+        ops_listen=_ops_listen(server),
     )
+
+
+def parse_listen(value: str) -> tuple[str, int] | None:
+    """``ops_listen`` as (host, port); ``""`` (the callback port) and ``"off"`` give None."""
+    if value in ("", "off"):
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not host:port (or \"off\")")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _ops_listen(server: Mapping[str, Any]) -> str:
+    value: str = _get(server, "server", "ops_listen", str, "")
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        raise ConfigError(f"server.ops_listen: {exc}") from None
+    return value
 
 
 _CHANNEL_KEYS = {
