@@ -71,6 +71,8 @@ def test_claims_are_leases_not_the_whole_dedup_ttl() -> None:
         answered, other = wecom_text("orphaned", msg_id=5151), wecom_text("orphaned", msg_id=6161)
         path, query, body = _request(side, answered)
         assert (await server.respond("POST", path, query, body)).status == 200
+        assert server.pipeline is not None
+        await server.pipeline.drain(1)  # the answer's copy for retries is written just after it
         # The answered message stays cached for dedup_ttl...
         clock.now += 100
         assert (await store.claim(_claim_key(answered), 1)).done
@@ -78,6 +80,24 @@ def test_claims_are_leases_not_the_whole_dedup_ttl() -> None:
         assert (await store.claim(_claim_key(other), 0.1 + CLAIM_LEASE_MARGIN)).claimed
         clock.now += 0.1 + CLAIM_LEASE_MARGIN + 0.01
         assert (await store.claim(_claim_key(other), 1)).claimed
+        await server.stop()
+
+    asyncio.run(main())
+
+
+def test_a_retry_racing_the_cached_copy_gets_the_same_answer() -> None:
+    server, store = _server({}, Clock())
+    side = Platform("wecom-app", "/w")
+
+    async def main() -> None:
+        await server.start()
+        path, query, body = _request(side, wecom_text("twice", msg_id=4242))
+        first = await server.respond("POST", path, query, body)
+        # At once, before the copy is written: the claim is still in progress, the retry waits for it.
+        retry = await server.respond("POST", path, query, body)
+        assert (first.status, first.outcome, retry.status, retry.outcome) == (200, "ok", 200, "duplicate")
+        nonce = query.decode().split("nonce=")[1].split("&")[0]
+        assert side.open_reply(retry.body, nonce) == side.open_reply(first.body, nonce)
         await server.stop()
 
     asyncio.run(main())

@@ -10,6 +10,10 @@ outbox first (durable before anything else), the dedup claim (a platform retry g
 answer already given), the handler under the channel's deadline (a late one runs on and
 its reply is kept for a retry), a robot stream started, the reply rendered once and
 cached under the dedup key.
+
+The cached copy is written after the answer is handed back, not before: one store round trip
+(the claim) stays on the request's path. Until the copy lands the claim is in progress, so a
+retry waits for it (``Store.wait_for``) exactly as it waits while the handler runs.
 """
 
 from __future__ import annotations
@@ -127,7 +131,7 @@ class Dispatcher:
         if answer.kind == "error":
             outcome = "handler_error"
         if outcome != "late":
-            await self._store.complete(key, answer.to_cache(), _CACHE_TYPE, channel.dedup_ttl)
+            self._cache_later(channel, key, answer)
         return Dispatched(answer, outcome)
 
     async def _run(self, channel: Channel, message: Message, dedup_key: str, key: str,
@@ -165,13 +169,25 @@ class Dispatcher:
             return
         reply = task.result()
         answer = self._render(channel, message, None if isinstance(reply, StreamingReply) else reply)
-        cached = asyncio.create_task(self._store.complete(key, answer.to_cache(), _CACHE_TYPE, channel.dedup_ttl))
-        self._late.add(cached)
-        cached.add_done_callback(self._late.discard)
+        self._cache_later(channel, key, answer)
         _LOG.warning(json.dumps({"channel": channel.name, "outcome": "late_reply_kept", "msg_type": message.msg_type,
                                  "dedup_key": dedup_key,
                                  "detail": "the handler answered after the deadline; the platform got no reply, "
                                            "send this one with the active message API"}))
+
+    def _cache_later(self, channel: Channel, key: str, answer: Answer) -> None:
+        """Cache ``answer`` for retries in the background (drain() waits for it)."""
+        cached = asyncio.ensure_future(self._store.complete(key, answer.to_cache(), _CACHE_TYPE, channel.dedup_ttl))
+        self._late.add(cached)
+        cached.add_done_callback(lambda done: self._cached(done, channel, key))
+
+    def _cached(self, done: asyncio.Future[None], channel: Channel, key: str) -> None:
+        self._late.discard(done)
+        exc = None if done.cancelled() else done.exception()
+        if exc is not None:
+            # The claim stays in progress until its lease runs out; then a retry runs the handler again.
+            _LOG.error(json.dumps({"channel": channel.name, "outcome": "reply_not_cached", "dedup_key": key,
+                                   "detail": f"{type(exc).__name__}: {str(exc)[:300]}"}))
 
     def _render(self, channel: Channel, message: Message, reply: Reply | None) -> Answer:
         """Render the reply once; a reply the platform would refuse becomes "no reply"."""
