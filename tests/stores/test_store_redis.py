@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from wxcallback.server.stores import StoreUnavailableError, open_store
+from wxcallback.server.stores import redis as redis_module
 from wxcallback.server.stores.redis import RedisStore
 
 from tests.conftest import free_port
@@ -102,5 +103,47 @@ def test_an_unreachable_redis_is_reported_as_unavailable() -> None:
             assert await store.healthy() is False
             with pytest.raises(StoreUnavailableError, match="RedisStore"):
                 await store.remember_nonce("n", 60)
+
+    asyncio.run(main())
+
+
+def test_claims_of_one_loop_turn_share_one_pipeline_and_each_still_answers_alone(
+    redis_url: str, redis_prefix: str
+) -> None:
+    async def main() -> None:
+        async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
+            sent: list[int] = []
+            pipeline = store._redis.pipeline
+
+            def counting(**options: object) -> object:
+                pipe = pipeline(**options)
+                execute = pipe.execute
+
+                async def counted(**kwargs: object) -> object:
+                    sent.append(len(pipe.command_stack))
+                    return await execute(**kwargs)
+
+                pipe.execute = counted
+                return pipe
+
+            store._redis.pipeline = counting
+            await store.complete("oa:done", b"reply", "text/plain", 300)
+            claims = await asyncio.gather(*(store.claim(key, 300) for key in ("oa:a", "oa:b", "oa:a", "oa:done")))
+            assert [c.state.value for c in claims] == ["claimed", "claimed", "in_progress", "done"]
+            assert claims[3].reply is not None and claims[3].reply.body == b"reply"
+            assert sent == [1, 4]
+
+    asyncio.run(main())
+
+
+def test_a_script_redis_does_not_know_is_loaded_and_run(redis_url: str, redis_prefix: str) -> None:
+    async def main() -> None:
+        async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
+            # As after a Redis restart: the script cache is empty (here, for this script only).
+            store._claim_script = store._redis.register_script(
+                "-- not loaded yet " + redis_prefix + "\n" + redis_module._CLAIM
+            )
+            first, again = await asyncio.gather(store.claim("oa:x", 300), store.claim("oa:x", 300))
+            assert (first.state.value, again.state.value) == ("claimed", "in_progress")
 
     asyncio.run(main())

@@ -15,6 +15,10 @@ a channel always maps to the same shard, so its idempotency keys, its order and 
 letters stay together. The tags are chosen so the shards' slots are evenly spread over the
 slot space, hence over the masters. On a single Redis there is one shard with untagged names.
 
+Claims, replies and releases made in one turn of the event loop go to a single Redis as one
+pipeline (one write, one read for all of them): each script still runs alone and atomically on
+the server, only the round trips are shared. On a cluster each goes on its own.
+
 Every key starts with ``prefix``, so several deployments (or test runs) can share one Redis
 and clean up with ``SCAN MATCH prefix*``.
 """
@@ -35,7 +39,8 @@ from typing import Any, TypeVar, Union
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import RedisError, ResponseError
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from .base import (
     CLAIMED,
@@ -363,6 +368,8 @@ class RedisStore(Store):
         self._retry_dead_script = client.register_script(_RETRY_DEAD)
         self._drop_dead_script = client.register_script(_DROP_DEAD)
         self._next_shard = 0
+        self._queued: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
         self._cluster_ready = not self.cluster
         self._cluster_lock: asyncio.Lock | None = None
 
@@ -418,18 +425,61 @@ class RedisStore(Store):
         return bool(stored)
 
     async def _claim(self, key: str, ttl: float) -> ClaimResult:
-        seen = await self._claim_script(keys=[self._claim_key(key)], args=[_ms(ttl)])
+        seen = await self._coalesced(self._claim_script, [self._claim_key(key)], [_ms(ttl)])
         if seen == [b"claimed"]:
             return CLAIMED
         return _claim_result(seen)
 
     async def _complete(self, key: str, reply: CachedReply, ttl: float) -> None:
-        await self._complete_script(
-            keys=[self._claim_key(key)], args=[reply.body, reply.content_type, _ms(ttl)]
+        await self._coalesced(
+            self._complete_script, [self._claim_key(key)], [reply.body, reply.content_type, _ms(ttl)]
         )
 
     async def _release(self, key: str) -> None:
-        await self._release_script(keys=[self._claim_key(key)])
+        await self._coalesced(self._release_script, [self._claim_key(key)], [])
+
+    async def _coalesced(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """Run ``script``, in one pipeline with the other calls of this turn of the loop."""
+        if self.cluster:
+            return await script(keys=keys, args=args)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queued.append((script, keys, args, future))
+        if len(self._queued) == 1:
+            loop.call_soon(self._send_queued)
+        return await future
+
+    def _send_queued(self) -> None:
+        batch, self._queued = self._queued, []
+        task = asyncio.ensure_future(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for script, keys, args, _ in batch:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            results = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:  # the connection failed: every call in the batch did
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (script, keys, args, future), result in zip(batch, results):
+            if isinstance(result, NoScriptError):  # a restarted Redis: the script call loads it
+                try:
+                    result = await script(keys=keys, args=args)
+                except Exception as exc:
+                    result = exc
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
 
     async def _peek_claim(self, key: str) -> ClaimResult | None:
         seen = await self._redis.hmget(self._claim_key(key), ["state", "body", "type"])
