@@ -14,7 +14,7 @@ from enum import Enum
 from .core import EnvelopeFormat
 from .messages import Platform
 
-__all__ = ["ChannelKind", "Mode"]
+__all__ = ["ChannelKind", "Mode", "Transport"]
 
 
 class Mode(str, Enum):
@@ -23,6 +23,20 @@ class Mode(str, Enum):
     PLAINTEXT = "plaintext"
     COMPATIBLE = "compatible"
     SAFE = "safe"
+
+
+class Transport(str, Enum):
+    """How a channel's callbacks arrive: POSTs to a callback URL, or a WebSocket the bot opens.
+
+    The WebSocket (long connection) exists for smart robots only (WeCom doc 101463): no
+    public URL, no Token or EncodingAESKey; the bot subscribes with its BotID and Secret.
+    """
+
+    HTTP = "http"
+    WEBSOCKET = "websocket"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class ChannelKind(str, Enum):
@@ -66,6 +80,13 @@ class ChannelKind(str, Enum):
         ``msg_signature`` and an encrypted echostr.
         """
         return self in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.SIGNATURE_ONLY)
+
+    @property
+    def transports(self) -> frozenset[Transport]:
+        """The transports the kind can use: a smart robot also has the long connection."""
+        if self is ChannelKind.WECOM_ROBOT:
+            return frozenset(Transport)
+        return frozenset({Transport.HTTP})
 
     @property
     def default_modes(self) -> frozenset[Mode]:

@@ -537,3 +537,81 @@ def test_store_errors_are_library_errors_outside_the_protocol_codes() -> None:
     error = StreamStateError("too long")
     assert isinstance(error, StoreError) and isinstance(error, WXCallbackError)
     assert error.code is ErrorCode.OK  # the official codes are for protocol failures only
+
+
+# -- leases ---------------------------------------------------------------------------------------
+
+
+def test_a_lease_has_one_holder_until_it_is_released(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.lease_owner("longconn:bot") is None
+        assert await store.acquire_lease("longconn:bot", "a", 30) is True
+        assert await store.acquire_lease("longconn:bot", "b", 30) is False
+        assert await store.lease_owner("longconn:bot") == "a"
+        assert await store.acquire_lease("longconn:bot", "a", 30) is True  # re-acquiring extends it
+        await store.release_lease("longconn:bot", "b")  # not b's: nothing happens
+        assert await store.lease_owner("longconn:bot") == "a"
+        await store.release_lease("longconn:bot", "a")
+        assert await store.lease_owner("longconn:bot") is None
+        assert await store.acquire_lease("longconn:bot", "b", 30) is True
+        assert await store.acquire_lease("longconn:other", "a", 30) is True
+
+    backend.run(scenario)
+
+
+def test_concurrent_acquires_of_one_lease_give_it_to_exactly_one(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        results = await asyncio.gather(*(store.acquire_lease("l", f"holder-{i}", 30) for i in range(10)))
+        assert sorted(results) == [False] * 9 + [True]
+        assert await store.lease_owner("l") == f"holder-{results.index(True)}"
+
+    backend.run(scenario)
+
+
+def test_a_lease_renewed_by_its_holder_outlives_its_first_ttl(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.acquire_lease("l", "a", 1)
+        await backend.advance(0.6)
+        assert await store.renew_lease("l", "a", 1) is True
+        await backend.advance(0.6)
+        assert await store.lease_owner("l") == "a"
+        assert await store.acquire_lease("l", "b", 1) is False
+
+    backend.run(scenario)
+
+
+def test_an_expired_lease_is_taken_over_and_never_renewed_by_its_old_holder(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.acquire_lease("l", "a", 1)
+        await backend.advance(1.3)
+        assert await store.lease_owner("l") is None
+        assert await store.renew_lease("l", "a", 1) is False  # lapsed: renewing does not take it back
+        assert await store.acquire_lease("l", "b", 5) is True
+        assert await store.renew_lease("l", "a", 5) is False
+        await store.release_lease("l", "a")
+        assert await store.lease_owner("l") == "b"
+
+    backend.run(scenario)
+
+
+def test_a_lease_is_handed_over_only_from_the_named_holder(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.acquire_lease("l", "a", 30)
+        assert await store.acquire_lease("l", "marker", 30, replacing="someone-else") is False
+        assert await store.acquire_lease("l", "marker", 30, replacing="a") is True
+        assert await store.lease_owner("l") == "marker"
+        assert await store.renew_lease("l", "a", 30) is False
+
+    backend.run(scenario)
+
+
+def test_lease_arguments_are_checked(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        with pytest.raises(StoreError):
+            await store.acquire_lease("", "a", 30)
+        with pytest.raises(StoreError):
+            await store.acquire_lease("l", "a", 0)
+        with pytest.raises(StoreError):
+            await store.renew_lease("l", "", 30)
+
+    backend.run(scenario)

@@ -59,6 +59,7 @@ class MemoryStore(Store):
         self._outbox: dict[int, _Delivery] = {}
         self._outbox_keys: dict[tuple[str, str], tuple[int, float]] = {}
         self._next_id = 1
+        self._leases: dict[str, tuple[str, float]] = {}
         self._last_purge = clock()
 
     def __repr__(self) -> str:
@@ -171,6 +172,29 @@ class MemoryStore(Store):
 
     async def _depth(self) -> int:
         return len(self._outbox)
+
+    async def _acquire_lease(self, name: str, holder: str, ttl: float, replacing: str | None) -> bool:
+        owner = await self._lease_owner(name)
+        if owner is not None and owner != holder and owner != replacing:
+            return False
+        self._leases[name] = (holder, self._now() + ttl)
+        return True
+
+    async def _renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        if await self._lease_owner(name) != holder:
+            return False
+        self._leases[name] = (holder, self._now() + ttl)
+        return True
+
+    async def _release_lease(self, name: str, holder: str) -> None:
+        if await self._lease_owner(name) == holder:
+            del self._leases[name]
+
+    async def _lease_owner(self, name: str) -> str | None:
+        entry = self._leases.get(name)
+        if entry is None or entry[1] <= self._now():
+            return None
+        return entry[0]
 
     async def _healthy(self) -> bool:
         return True

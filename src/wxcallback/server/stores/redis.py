@@ -115,6 +115,33 @@ end
 return redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 """
 
+# Leases: one key each, the holder as its value, expiring by PX on the Redis server's clock.
+# KEYS: lease. ARGV: holder, ttl (ms), the holder it may replace ("" for none).
+_ACQUIRE_LEASE = """
+local owner = redis.call('GET', KEYS[1])
+if not owner or owner == ARGV[1] or (ARGV[3] ~= '' and owner == ARGV[3]) then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 1
+end
+return 0
+"""
+
+# KEYS: lease. ARGV: holder, ttl (ms).
+_RENEW_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS: lease. ARGV: holder.
+_RELEASE_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
@@ -153,6 +180,9 @@ class RedisStore(Store):
         self._enqueue_script = client.register_script(_ENQUEUE)
         self._claim_batch_script = client.register_script(_CLAIM_BATCH)
         self._nack_script = client.register_script(_NACK)
+        self._acquire_lease_script = client.register_script(_ACQUIRE_LEASE)
+        self._renew_lease_script = client.register_script(_RENEW_LEASE)
+        self._release_lease_script = client.register_script(_RELEASE_LEASE)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, **options: Any) -> RedisStore:
@@ -276,6 +306,25 @@ class RedisStore(Store):
 
     async def _depth(self) -> int:
         return int(await self._redis.xlen(self._outbox))
+
+    # -- leases -------------------------------------------------------------------------------
+
+    def _lease_key(self, name: str) -> str:
+        return f"{self.prefix}lease:{name}"
+
+    async def _acquire_lease(self, name: str, holder: str, ttl: float, replacing: str | None) -> bool:
+        taken = await self._acquire_lease_script(keys=[self._lease_key(name)], args=[holder, _ms(ttl), replacing or ""])
+        return bool(taken)
+
+    async def _renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        return bool(await self._renew_lease_script(keys=[self._lease_key(name)], args=[holder, _ms(ttl)]))
+
+    async def _release_lease(self, name: str, holder: str) -> None:
+        await self._release_lease_script(keys=[self._lease_key(name)], args=[holder])
+
+    async def _lease_owner(self, name: str) -> str | None:
+        owner = await self._redis.get(self._lease_key(name))
+        return None if owner is None else _text(owner)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
