@@ -20,7 +20,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
-__all__ = ["ACCESS_LOG", "Metrics", "Outcome", "log_request"]
+__all__ = ["ACCESS_LOG", "Metrics", "Outcome", "log_callback", "log_request"]
 
 ACCESS_LOG = logging.getLogger("wxcallback.access")
 
@@ -66,6 +66,33 @@ def log_request(method: str, path: str, status: int, outcome: Outcome, started: 
     ACCESS_LOG.log(level, json.dumps(record, ensure_ascii=False, default=str))
 
 
+def log_callback(cmd: str, req_id: str, outcome: Outcome, started: float) -> None:
+    """The access-log line of a callback that came over a long connection (no method, path or status)."""
+    level = logging.INFO
+    if outcome.outcome in ("handler_error", "store_error", "internal_error", "send_failed"):
+        level = logging.ERROR
+    elif outcome.outcome in ("rejected", "in_progress_elsewhere"):
+        level = logging.WARNING
+    if not ACCESS_LOG.isEnabledFor(level):
+        return
+    record: dict[str, Any] = {
+        "channel": outcome.channel,
+        "transport": "websocket",
+        "cmd": cmd,
+        "req_id": req_id,
+        "outcome": outcome.outcome,
+        "code": outcome.code,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    if outcome.msg_type:
+        record["msg_type"] = outcome.msg_type
+    if outcome.detail:
+        record["detail"] = outcome.detail
+    if outcome.plaintext is not None:
+        record["plaintext"] = outcome.plaintext
+    ACCESS_LOG.log(level, json.dumps(record, ensure_ascii=False, default=str))
+
+
 class Metrics:
     """Counters and histograms of one process (summed across workers in multiprocess mode)."""
 
@@ -85,6 +112,13 @@ class Metrics:
         self._latency_children: dict[str, Any] = {}
         self.outbox_depth = Gauge("wxcallback_outbox_depth", "Messages waiting for delivery to a backend",
                                   registry=self.registry, multiprocess_mode="max")
+        # The long connection: 1 while a process of this server holds the channel's connection,
+        # subscribed (the max over the workers); reconnects after the first connection.
+        self.longconn_up = Gauge("wxcallback_longconn_up", "1 while the channel's long connection is subscribed",
+                                 ["channel"], registry=self.registry, multiprocess_mode="max")
+        self.longconn_reconnects = Counter("wxcallback_longconn_reconnects",
+                                           "Long-connection attempts after the first (drops, refusals, dead pings)",
+                                           ["channel"], registry=self.registry)
 
     def observe(self, outcome: Outcome, seconds: float) -> None:
         # labels() takes a lock and builds a key each time; the children are few, keep them.

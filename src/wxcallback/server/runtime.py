@@ -9,6 +9,8 @@ framework.
 
 The server starts on first use (``respond``, ``health``, ``metrics_text``) or when
 ``start`` is called (the ASGI lifespan); ``stop`` finishes late handlers and streams.
+A long-connection channel (``transport = "websocket"``) has no URL: ``start`` opens its
+connection (server/longconn_channel.py), which hands callbacks to the same dispatcher.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .forward import DeliveryWorker, Forwarder
 from .handlers import load_handler
 from .http import TEXT, BodyTooLarge, CallbackRequest, CallbackResponse, read_body
 from .inbound import Endpoint, Handled, InboundProtocol
+from .longconn_channel import LongConnChannel
 from .observe import Metrics, Outcome, log_request
 from .replay import ReplayGuard, replay_scope
 from .stores import Store, open_store
@@ -54,8 +57,9 @@ class CallbackServer:
         self._worker: DeliveryWorker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.longconn: dict[str, LongConnChannel] = {}
         for channel in config.channels:
-            if channel.path in RESERVED_PATHS:
+            if not channel.websocket and channel.path in RESERVED_PATHS:
                 raise ConfigError(f"channels.{channel.name}.path: {channel.path} is reserved")
         # Import handlers now, so a wrong module name stops the start with the key named.
         self._handlers = {c.name: load_handler(c.handler, f"channels.{c.name}") for c in config.channels
@@ -73,6 +77,7 @@ class CallbackServer:
             self._client = httpx.AsyncClient()
             endpoints = []
             urls: dict[str, str] = {}
+            dispatcher = Dispatcher(store, StreamDriver(store))
             for config in self.config.channels:
                 forwarder = None
                 if config.forward is not None:
@@ -82,10 +87,15 @@ class CallbackServer:
                 crypto = config.crypto()
                 channel = Channel(config.name, config.kind.platform, self._handlers.get(config.name), forwarder,
                                   config.deadline, config.dedup_ttl)
+                if config.websocket:
+                    self.longconn[config.name] = LongConnChannel(config, channel, dispatcher, store, self.metrics)
+                    continue
                 endpoints.append(Endpoint(config, crypto, crypto or Signer(config.token, digest=config.digest),
                                           ReplayGuard(store, replay_scope(config.token, config.digest),
                                                       config.replay_window), channel))
-            self.pipeline = InboundProtocol(endpoints, Dispatcher(store, StreamDriver(store)))
+            self.pipeline = InboundProtocol(endpoints, dispatcher)
+            for longconn in self.longconn.values():
+                longconn.start()
             if urls:
                 consumer = f"{socket.gethostname()}-{os.getpid()}"
                 self._worker = DeliveryWorker(store, urls, self._client, consumer=consumer)
@@ -94,6 +104,10 @@ class CallbackServer:
 
     async def stop(self) -> None:
         """Graceful stop: finish late handlers and streams, stop delivering, keep the outbox."""
+        for longconn in self.longconn.values():
+            # Answer what came, then close and let go of the bot, so another process takes it at once.
+            await longconn.stop(self.config.shutdown_grace)
+        self.longconn = {}
         if self.pipeline is not None:
             await self.pipeline.drain(self.config.shutdown_grace)
         if self._worker is not None and self._worker_task is not None:
@@ -149,8 +163,11 @@ class CallbackServer:
         await self.start()
         assert self.store is not None
         healthy = await self.store.healthy()
-        body = json.dumps({"status": "ok" if healthy else "store unavailable",
-                           "channels": [c.name for c in self.config.channels]})
+        document: dict[str, object] = {"status": "ok" if healthy else "store unavailable",
+                                       "channels": [c.name for c in self.config.channels]}
+        if self.longconn:
+            document["longconn"] = {name: await channel.health() for name, channel in self.longconn.items()}
+        body = json.dumps(document)
         return (200 if healthy else 503), body.encode()
 
     async def metrics_text(self) -> bytes:

@@ -1,0 +1,297 @@
+"""A smart robot served over its long connection: the dispatch's second transport.
+
+A channel with ``transport = "websocket"`` has no callback URL: each worker runs a
+``LongConnection`` (``wxcallback.longconn``) with a lease in the shared store, so exactly
+one process among all workers and hosts holds the bot's connection (the platform keeps
+one per bot, and two that reconnect evict each other forever). The others stand by and
+take over when the holder's lease runs out.
+
+Each callback is handed to the same ``Dispatcher`` as a callback URL's messages, with a
+``PushTransport`` for what this transport does differently:
+
+- the dedup key is the platform's msgid, so a redelivered callback is handled once;
+- a handler's stream is pushed frame by frame (``respond_stream``: no refresh callbacks),
+  and its final state is what a redelivery is answered with;
+- a late handler's reply to a message is still sent on the callback's req_id (a welcome or
+  card update after the 5 s window would be refused, so those are only logged).
+
+The rendered answer (the reply JSON of the callback-URL mode) is the body of the reply
+frame, under the command the callback takes (``reply_command``). One access-log line per
+callback, the request metrics by outcome, ``wxcallback_longconn_up`` and the reconnects
+counter, and one log line per change of the connection's phase.
+
+A connection that ends for good (evicted by another connection, or its subscribe refused)
+does not let the next process in: its lease is handed to a marker ``down:<reason>:<holder>``
+held for a day, so the whole server stays down instead of fighting or retrying. Starting
+``wxcallback serve`` again clears the marker (``clear_stay_down``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from ..core import WXCallbackError
+from ..longconn import (
+    Callback,
+    ConnectionState,
+    LongConnection,
+    LongConnError,
+    LongConnSettings,
+    default_holder,
+    lease_name,
+)
+from ..longconn.frames import reply_command, respond_frame
+from ..messages import Message, Reply, StreamingReply
+from .config import ChannelConfig, ServerConfig
+from .dispatch import Answer, Channel, Dispatcher
+from .observe import Metrics, Outcome, log_callback
+from .stores import Store, StoreError, open_store
+
+__all__ = ["STAY_DOWN", "LongConnChannel", "StoreLease", "clear_stay_down", "settings_for"]
+
+_LOG = logging.getLogger("wxcallback.server")
+# How long a connection that ended for good keeps the others down (a restart clears it).
+STAY_DOWN = 24 * 60 * 60.0
+_DOWN = "down:"
+
+
+def settings_for(config: ChannelConfig) -> LongConnSettings:
+    """The connection settings of a websocket channel."""
+    return LongConnSettings(
+        config.bot_id, config.secret, url=config.url, heartbeat_interval=config.heartbeat_interval,
+        missed_pings=config.missed_pings, ack_timeout=config.ack_timeout, backoff_base=config.reconnect_delay,
+        backoff_max=config.reconnect_max_delay, max_subscribe_failures=config.max_subscribe_failures,
+        lease_ttl=config.lease_ttl, stream_interval=config.stream_interval)
+
+
+class StoreLease:
+    """The ``Lease`` of ``wxcallback.longconn`` on the shared store (memory, SQLite, Redis).
+
+    ``stay_down(reason)`` makes the next ``release`` hand the lease to a marker instead of
+    freeing it: the connection ended for good, and no other process may take the bot.
+    """
+
+    def __init__(self, store: Store, hold: float = STAY_DOWN) -> None:
+        self._store = store
+        self._hold = hold
+        self._down: str | None = None
+
+    def stay_down(self, reason: str) -> None:
+        self._down = reason
+
+    async def acquire(self, name: str, holder: str, ttl: float) -> bool:
+        return await self._store.acquire_lease(name, holder, ttl)
+
+    async def renew(self, name: str, holder: str, ttl: float) -> bool:
+        return await self._store.renew_lease(name, holder, ttl)
+
+    async def release(self, name: str, holder: str) -> None:
+        if self._down is None:
+            await self._store.release_lease(name, holder)
+            return
+        marker = f"{_DOWN}{self._down}:{holder}"
+        if not await self._store.acquire_lease(name, marker, self._hold, replacing=holder):
+            _LOG.warning(json.dumps({"outcome": "longconn_stay_down_failed", "lease": name,
+                                     "detail": "the lease had already passed to another holder"}))
+
+
+async def clear_stay_down(config: ServerConfig) -> None:
+    """Lift the markers a connection that ended for good left (``wxcallback serve`` at start)."""
+    channels = [c for c in config.channels if c.websocket]
+    if not channels:
+        return
+    async with open_store(config.store) as store:
+        for channel in channels:
+            name = lease_name(channel.bot_id)
+            owner = await store.lease_owner(name)
+            if owner is not None and owner.startswith(_DOWN):
+                await store.release_lease(name, owner)
+                _LOG.info(json.dumps({"outcome": "longconn_stay_down_cleared", "channel": channel.name,
+                                      "detail": f"the previous run ended with {owner.split(':')[1]}; "
+                                                "connecting again"}))
+
+
+class _Push:
+    """The PushTransport of one callback: its msgid, its stream, its late reply."""
+
+    def __init__(self, channel: LongConnChannel, callback: Callback) -> None:
+        self._channel = channel
+        self._callback = callback
+        self.streamed = False
+
+    @property
+    def identity(self) -> str | None:
+        # The platform's msgid names the callback: a redelivery carries the same one.
+        msgid = self._callback.msgid
+        return f"msgid:{msgid}" if msgid else None
+
+    async def stream(self, streaming: StreamingReply) -> Reply:
+        self.streamed = True
+        return await self._channel.connection.respond_stream(
+            self._callback, streaming.source, stream_id=streaming.stream_id, feedback_id=streaming.feedback_id)
+
+    def late(self, reply: Reply | StreamingReply | None) -> None:
+        self._channel.send_late(self._callback, reply)
+
+
+class LongConnChannel:
+    """One websocket channel in one worker: its connection, and its callbacks through the dispatch."""
+
+    def __init__(self, config: ChannelConfig, channel: Channel, dispatcher: Dispatcher, store: Store,
+                 metrics: Metrics, *, holder: str | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self._channel = channel
+        self._dispatcher = dispatcher
+        self._store = store
+        self._metrics = metrics
+        self.lease = StoreLease(store)
+        self.connection = LongConnection(settings_for(config), self._on_callback, lease=self.lease,
+                                         holder=holder or default_holder(), on_state=self._on_state)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._phase = ""
+        self._reconnects = 0
+        self._up = metrics.longconn_up.labels(self.name)
+        self._up.set(0)
+
+    @property
+    def lease_name(self) -> str:
+        return self.connection.lease_name
+
+    def start(self) -> None:
+        self.connection.start()
+
+    async def stop(self, timeout: float) -> None:
+        """Finish what is being answered (up to ``timeout``), then close and release the lease."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        await self.connection.stop()
+        self._up.set(0)
+
+    async def health(self) -> dict[str, Any]:
+        """This process's view of the channel for ``/healthz``: its connection's state, and who
+        holds the bot (another worker or host when this one stands by)."""
+        state = self.connection.state
+        entry = state.to_dict()
+        entry["bot_id"] = self.config.bot_id
+        try:
+            owner = await self._store.lease_owner(self.lease_name)
+        except StoreError:
+            owner = None
+        entry["holder"] = owner
+        entry["held_here"] = owner == self.connection.holder
+        if owner is not None and owner.startswith(_DOWN) and entry["terminal"] is None:
+            # Another process ended for good; this one stays down with it.
+            entry["terminal"] = owner[len(_DOWN):].split(":", 1)[0]
+        return entry
+
+    # -- the connection's state ------------------------------------------------------------
+
+    def _on_state(self, state: ConnectionState) -> None:
+        if state.terminal is not None:
+            self.lease.stay_down(state.terminal.value)
+        if state.reconnects > self._reconnects:
+            self._metrics.longconn_reconnects.labels(self.name).inc(state.reconnects - self._reconnects)
+            self._reconnects = state.reconnects
+        self._up.set(1 if state.connected else 0)
+        if state.phase.value == self._phase:
+            return
+        self._phase = state.phase.value
+        record: dict[str, Any] = {"channel": self.name, "outcome": f"longconn_{state.phase.value}",
+                                  "bot_id": self.config.bot_id, "holder": self.connection.holder,
+                                  "reconnects": state.reconnects}
+        if state.terminal is not None:
+            record["terminal"] = state.terminal.value
+        detail = state.terminal_message or state.last_error
+        if detail and not state.connected:
+            record["detail"] = detail
+        level = logging.ERROR if state.terminal is not None else \
+            logging.WARNING if state.phase.value == "backoff" else logging.INFO
+        _LOG.log(level, json.dumps(record, ensure_ascii=False))
+
+    # -- callbacks -------------------------------------------------------------------------
+
+    async def _on_callback(self, callback: Callback) -> None:
+        started = time.perf_counter()
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            record = await self._answer(callback)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+        log_callback(callback.cmd, callback.req_id, record, started)
+        self._metrics.observe(record, time.perf_counter() - started)
+
+    async def _answer(self, callback: Callback) -> Outcome:
+        plaintext = callback.plaintext() if self.config.debug else None
+        try:
+            message = callback.message()
+        except WXCallbackError as exc:
+            return Outcome("rejected", int(exc.code), f"the callback cannot be read: {exc}", self.name,
+                           callback.msgtype, plaintext)
+        msg_type = message.msg_type + (f"/{message.event}" if message.event else "")
+        push = _Push(self, callback)
+        try:
+            dispatched = await self._dispatcher.dispatch(self._channel, message, push)
+        except StoreError as exc:
+            # Unanswered, and the claim is not kept: a redelivery runs it again.
+            return Outcome("store_error", int(exc.code), str(exc), self.name, msg_type, plaintext)
+        except LongConnError as exc:
+            return Outcome("send_failed", 0, f"{type(exc).__name__}: {exc}", self.name, msg_type, plaintext)
+        outcome = dispatched.outcome
+        answer = dispatched.answer
+        if answer is None:
+            return Outcome(outcome, 0, "another attempt holds this message; nothing sent", self.name, msg_type,
+                           plaintext)
+        if push.streamed and outcome == "streamed":
+            return Outcome(outcome, 0, "", self.name, msg_type, plaintext)
+        try:
+            sent = await self._send(callback, message, answer)
+        except LongConnError as exc:
+            return Outcome("send_failed", 0, f"{type(exc).__name__}: {exc}", self.name, msg_type, plaintext)
+        except WXCallbackError as exc:
+            return Outcome("handler_error", int(exc.code), f"the reply cannot be sent: {exc}", self.name, msg_type,
+                           plaintext)
+        detail = "" if sent or outcome in ("late", "handler_error") else "no reply"
+        return Outcome(outcome, 0, detail, self.name, msg_type, plaintext)
+
+    async def _send(self, callback: Callback, message: Message, answer: Answer) -> bool:
+        """Send the rendered answer as the reply frame; False when there is nothing to send."""
+        if answer.kind != "reply" or not answer.text:
+            return False
+        body = json.loads(answer.text)
+        await self.connection.request(respond_frame(reply_command(callback, message), callback.req_id, body))
+        return True
+
+    def send_late(self, callback: Callback, reply: Reply | StreamingReply | None) -> None:
+        """A handler finished after the deadline: send its reply to a message on the callback's req_id."""
+        if reply is None:
+            return
+        if callback.is_event:
+            _LOG.warning(json.dumps({"channel": self.name, "outcome": "late_reply_dropped", "req_id": callback.req_id,
+                                     "msg_type": f"event/{callback.eventtype}",
+                                     "detail": "the handler answered after the deadline; an event's reply is "
+                                               "refused after 5 s, send a proactive message instead"}))
+            return
+        task = asyncio.ensure_future(self._send_late(callback, reply))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_late(self, callback: Callback, reply: Reply | StreamingReply) -> None:
+        outcome, detail = "late_reply_sent", ""
+        try:
+            if isinstance(reply, StreamingReply):
+                await self.connection.respond_stream(callback, reply.source, stream_id=reply.stream_id,
+                                                     feedback_id=reply.feedback_id)
+            else:
+                await self.connection.respond(callback, reply)
+        except (LongConnError, WXCallbackError) as exc:
+            outcome, detail = "late_reply_failed", f"{type(exc).__name__}: {exc}"
+        _LOG.log(logging.INFO if not detail else logging.WARNING,
+                 json.dumps({"channel": self.name, "outcome": outcome, "req_id": callback.req_id, "detail": detail}))
