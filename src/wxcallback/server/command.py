@@ -87,6 +87,9 @@ def serve(config_path: str | None, platform: str | None, token: str | None, key:
         overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers, "log_level": log_level,
                                        "store": store}.items() if v is not None}
         config = _with(config, overrides)
+        if config.workers > 1 and config.store.startswith("memory:") and any(c.websocket for c in config.channels):
+            raise ConfigError("server.store: memory:// is private to each worker, so every worker would open the "
+                              "bot's long connection and they would evict each other; use sqlite:// or redis://")
         # Build the app once here so every problem (keys, handler imports) shows before binding.
         from .app import create_app
 
@@ -96,7 +99,8 @@ def serve(config_path: str | None, platform: str | None, token: str | None, key:
         sys.exit(2)
     if check:
         click.echo(f"configuration OK: {len(config.channels)} channel(s): "
-                   + ", ".join(f"{c.name} {c.kind} {c.path}" for c in config.channels))
+                   + ", ".join(f"{c.name} {c.kind} " + (f"websocket {c.bot_id}" if c.websocket else c.path)
+                               for c in config.channels))
         return
     _run(config, env_config)
 
@@ -134,7 +138,9 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wxcallback-metrics-")
     _LOG.info(json.dumps({"outcome": "starting", "listen": f"http://{config.host}:{config.port}",
                           "workers": config.workers, "store": redact_url(config.store), "channels": [
-                              {"name": c.name, "path": c.path, "platform": str(c.kind)}
+                              {"name": c.name, "platform": str(c.kind)}
+                              | ({"transport": "websocket", "bot_id": c.bot_id, "url": redact_url(c.url)}
+                                 if c.websocket else {"path": c.path})
                               | ({"forward": redact_url(c.forward)} if c.forward else {})
                               for c in config.channels]}, ensure_ascii=False))
     for channel in config.channels:
@@ -142,6 +148,13 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
             _LOG.warning(json.dumps({"outcome": "replay_guard_off", "channel": channel.name,
                                      "detail": f"channels.{channel.name}.replay_window = 0: captured requests can "
                                                "be replayed at any time; set a window (300 s is the default)"}))
+    if any(c.websocket for c in config.channels):
+        import asyncio
+
+        from .longconn_channel import clear_stay_down
+
+        # A connection that ended for good (evicted, refused) kept every worker down until now.
+        asyncio.run(clear_stay_down(config))
     uvicorn.run("wxcallback.server.environment:app_from_environment", factory=True, host=config.host, port=config.port,
                 workers=config.workers, log_level=config.log_level, access_log=False,
                 http="wxcallback.server.connections:GuardedHTTPProtocol",

@@ -104,15 +104,19 @@ async def clear_stay_down(config: ServerConfig) -> None:
     channels = [c for c in config.channels if c.websocket]
     if not channels:
         return
-    async with open_store(config.store) as store:
-        for channel in channels:
-            name = lease_name(channel.bot_id)
-            owner = await store.lease_owner(name)
-            if owner is not None and owner.startswith(_DOWN):
-                await store.release_lease(name, owner)
-                _LOG.info(json.dumps({"outcome": "longconn_stay_down_cleared", "channel": channel.name,
-                                      "detail": f"the previous run ended with {owner.split(':')[1]}; "
-                                                "connecting again"}))
+    try:
+        async with open_store(config.store) as store:
+            for channel in channels:
+                name = lease_name(channel.bot_id)
+                owner = await store.lease_owner(name)
+                if owner is not None and owner.startswith(_DOWN):
+                    await store.release_lease(name, owner)
+                    _LOG.info(json.dumps({"outcome": "longconn_stay_down_cleared", "channel": channel.name,
+                                          "detail": f"the previous run ended with {owner.split(':')[1]}; "
+                                                    "connecting again"}))
+    except StoreError as exc:  # the workers retry the store; a marker left expires by itself
+        _LOG.warning(json.dumps({"outcome": "store_error", "detail": f"cannot clear the long-connection markers: "
+                                                                     f"{exc}"}))
 
 
 class _Push:
