@@ -7,8 +7,11 @@ process holds the bot's connection. Timings are shortened (heartbeat 1 s, backof
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +101,16 @@ def test_two_workers_hold_one_connection_and_answer_as_the_http_channel_does(
         assert body is not None and body["stream"]["content"] == "you said: hello"
         assert [line for line in _calls(calls_file) if text.body["msgid"] in line] != []
         assert len([line for line in _calls(calls_file) if text.body["msgid"] in line]) == 1
+
+        # a proactive message from another process (the CLI), sent by the holder
+        sent = subprocess.run([sys.executable, "-m", "wxcallback", "send", "--config", str(config), "--chat",
+                               "zhangsan", "--markdown", "**from the CLI**"], capture_output=True, text=True,
+                              timeout=30)
+        assert sent.returncode == 0, sent.stderr
+        assert json.loads(sent.stdout)["errcode"] == 0
+        frames = [r.frame for r in fake.fake.received if r.frame is not None and r.frame.cmd == Cmd.SEND_MSG]
+        assert [f.body for f in frames] == [{"chatid": "zhangsan", "msgtype": "markdown",
+                                             "markdown": {"content": "**from the CLI**"}}]
 
         health = _longconn(server)
         assert health["holder"] is not None and SECRET not in str(health)

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from tests.e2e.servers import Backend
-from wxcallback.longconn import Cmd
+from wxcallback.longconn import Cmd, NotConnected
 from wxcallback.server.config import parse_config
+from wxcallback.server.longconn_channel import LongConnClient
 from wxcallback.server.runtime import CallbackServer
 from wxcallback.server.stores import MemoryStore
 from wxcallback.simulator.longconn import FakePlatform
@@ -178,3 +179,36 @@ def test_an_evicted_channel_stays_down_and_keeps_the_others_down() -> None:
         assert json.loads(body)["longconn"]["assistant"]["terminal"] == "evicted"
 
     run(scenario)
+
+
+def test_proactive_sends_and_uploads_from_another_process_go_through_the_holder() -> None:
+    async def main() -> None:
+        async with FakePlatform(bot_id=BOT_ID, secret=SECRET) as fake:
+            store = MemoryStore()
+            server = CallbackServer(parse_config(_config(fake.url)), store)
+            await server.start()
+            try:
+                await server.longconn["assistant"].connection.wait_connected(WAIT)
+                # a client with no connection of its own, on the same store (another worker or host)
+                client = LongConnClient(store, BOT_ID, timeout=5)
+                ack = await client.send_markdown("zhangsan", "**build** passed")
+                assert ack["errcode"] == 0
+                media = await client.upload_media(b"x" * 700_000, media_type="file", filename="r.bin")
+                assert fake.uploads[media.media_id] == b"x" * 700_000
+                await client.send_template_card("zhangsan", {"card_type": "text_notice",
+                                                             "main_title": {"title": "hi"},
+                                                             "card_action": {"type": 1, "url": "https://e.com"}})
+                sent = [r.frame for r in fake.received if r.frame is not None and r.frame.cmd == Cmd.SEND_MSG]
+                assert [f.body["msgtype"] for f in sent if f.body] == ["markdown", "template_card"]
+                assert sent[0].body == {"chatid": "zhangsan", "msgtype": "markdown",
+                                        "markdown": {"content": "**build** passed"}}
+                via_server = await server.longconn_client("assistant", timeout=5)
+                assert (await via_server.send_markdown("zhangsan", "again"))["errcode"] == 0
+            finally:
+                await server.stop()
+            # nobody holds the bot now: the sender says so instead of hanging
+            with pytest.raises(NotConnected, match="no process holding bot"):
+                await LongConnClient(store, BOT_ID, timeout=0.5).send_markdown("zhangsan", "lost")
+            assert fake.violations == []
+
+    asyncio.run(asyncio.wait_for(main(), 60))

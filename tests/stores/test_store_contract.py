@@ -615,3 +615,33 @@ def test_lease_arguments_are_checked(backend: Backend) -> None:
             await store.renew_lease("l", "", 30)
 
     backend.run(scenario)
+
+
+# -- request queues -------------------------------------------------------------------------------
+
+
+def test_requests_are_taken_oldest_first_each_by_one_taker(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.pop_requests("send:bot", 10) == []
+        for i in range(5):
+            await store.push_request("send:bot", f"r{i}".encode() + b"\x00\xff:", 60)
+        await store.push_request("send:other", b"x", 60)
+        assert await store.pop_requests("send:bot", 2) == [b"r0\x00\xff:", b"r1\x00\xff:"]
+        takers = await asyncio.gather(store.pop_requests("send:bot", 10), store.pop_requests("send:bot", 10))
+        assert sorted(takers[0] + takers[1]) == [b"r2\x00\xff:", b"r3\x00\xff:", b"r4\x00\xff:"]
+        assert await store.pop_requests("send:bot", 10) == []
+        assert await store.pop_requests("send:other", 10) == [b"x"]
+
+    backend.run(scenario)
+
+
+def test_a_request_left_past_its_ttl_is_dropped_unread(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.push_request("q", b"old", 1)
+        await backend.advance(1.3)
+        await store.push_request("q", b"new", 60)
+        assert await store.pop_requests("q", 10) == [b"new"]
+        with pytest.raises(StoreError):
+            await store.pop_requests("q", 0)
+
+    backend.run(scenario)

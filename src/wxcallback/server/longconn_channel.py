@@ -20,6 +20,11 @@ frame, under the command the callback takes (``reply_command``). One access-log 
 callback, the request metrics by outcome, ``wxcallback_longconn_up`` and the reconnects
 counter, and one log line per change of the connection's phase.
 
+Proactive messages and uploads (``LongConnClient``) may come from any process: the request
+goes to the store's queue ``longconn-send:<bot_id>``, which the holder polls while
+connected; the holder sends it over its connection and leaves the platform's ack in the
+dedup cache under the request's key, where the sender waits for it.
+
 A connection that ends for good (evicted by another connection, or its subscribe refused)
 does not let the next process in: its lease is handed to a marker ``down:<reason>:<holder>``
 held for a day, so the whole server stays down instead of fighting or retrying. Starting
@@ -29,34 +34,114 @@ held for a day, so the whole server stays down instead of fighting or retrying. 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
+import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ..core import WXCallbackError
 from ..longconn import (
+    AckError,
     Callback,
     ConnectionState,
     LongConnection,
     LongConnError,
     LongConnSettings,
+    NotConnected,
+    UploadedMedia,
     default_holder,
     lease_name,
 )
-from ..longconn.frames import reply_command, respond_frame
+from ..longconn.frames import (
+    MEDIA_TYPES,
+    chunk_media,
+    markdown_body,
+    reply_command,
+    respond_frame,
+    send_msg_frame,
+    template_card_body,
+)
 from ..messages import Message, Reply, StreamingReply
 from .config import ChannelConfig, ServerConfig
 from .dispatch import Answer, Channel, Dispatcher
 from .observe import Metrics, Outcome, log_callback
 from .stores import Store, StoreError, open_store
 
-__all__ = ["STAY_DOWN", "LongConnChannel", "StoreLease", "clear_stay_down", "settings_for"]
+__all__ = ["STAY_DOWN", "LongConnChannel", "LongConnClient", "StoreLease", "clear_stay_down", "settings_for"]
 
 _LOG = logging.getLogger("wxcallback.server")
 # How long a connection that ended for good keeps the others down (a restart clears it).
 STAY_DOWN = 24 * 60 * 60.0
 _DOWN = "down:"
+# How often the holder looks for proactive sends while idle (seconds).
+_SEND_POLL = 0.1
+
+
+def _send_queue(bot_id: str) -> str:
+    return f"longconn-send:{bot_id}"
+
+
+class LongConnClient:
+    """Proactive messages and uploads through a bot's long connection, from any process that
+    shares the server's store (another worker, another host, a script, ``wxcallback send``).
+
+    Each call waits for the platform's ack, up to ``timeout``; NotConnected when no process
+    holding the bot answered by then (the server is down, standing by, or ended for good).
+    """
+
+    def __init__(self, store: Store, bot_id: str, *, timeout: float = 15.0) -> None:
+        self._store = store
+        self.bot_id = bot_id
+        self.timeout = timeout
+
+    async def send_message(self, chatid: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Push a message (``aibot_send_msg``) to a chat: a userid for a single chat, a group's chatid.
+        Returns the ack (``errcode`` 0); AckError when the platform refuses it."""
+        frame = send_msg_frame(chatid, body)  # checked here, so a bad body fails in the caller
+        assert frame.body is not None
+        return await self._request({"op": "send", "chatid": chatid, "body": frame.body})
+
+    async def send_markdown(self, chatid: str, content: str) -> dict[str, Any]:
+        return await self.send_message(chatid, markdown_body(content))
+
+    async def send_template_card(self, chatid: str, card: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.send_message(chatid, template_card_body(card))
+
+    async def upload_media(self, data: bytes, *, media_type: str, filename: str) -> UploadedMedia:
+        """Upload a temporary media file (valid 3 days) in chunks, through the holder."""
+        if media_type not in MEDIA_TYPES:
+            raise ValueError(f"media_type must be one of {sorted(MEDIA_TYPES)}, not {media_type!r}")
+        chunk_media(data)  # the size limits, checked here
+        result = await self._request({"op": "upload", "media_type": media_type, "filename": filename,
+                                      "data": base64.b64encode(data).decode("ascii")})
+        return UploadedMedia(str(result["media_id"]), str(result["type"]), result.get("created_at"))
+
+    async def _request(self, request: dict[str, Any]) -> dict[str, Any]:
+        request_id = secrets.token_hex(12)
+        key = _result_key(self.bot_id, request_id)
+        # In progress until the holder leaves its answer: wait_for watches this entry.
+        await self._store.claim(key, self.timeout + 5)
+        await self._store.push_request(_send_queue(self.bot_id), json.dumps({"id": request_id, **request}).encode(),
+                                       self.timeout)
+        cached = await self._store.wait_for(key, self.timeout)
+        if cached is None:
+            await self._store.release(key)
+            raise NotConnected(f"no process holding bot {self.bot_id!r} answered within {self.timeout:g} s: is "
+                               "`wxcallback serve` running with this channel, and connected (see /healthz)?")
+        result: dict[str, Any] = json.loads(cached.body)
+        if result.get("ok"):
+            return result
+        if result.get("errcode"):
+            raise AckError(str(result.get("error")), errcode=int(result["errcode"]),
+                           errmsg=str(result.get("errmsg", "")), req_id=str(result.get("req_id", "")))
+        raise NotConnected(str(result.get("error")))
+
+
+def _result_key(bot_id: str, request_id: str) -> str:
+    return f"longconn-send:{bot_id}:{request_id}"
 
 
 def settings_for(config: ChannelConfig) -> LongConnSettings:
@@ -157,6 +242,7 @@ class LongConnChannel:
         self.connection = LongConnection(settings_for(config), self._on_callback, lease=self.lease,
                                          holder=holder or default_holder(), on_state=self._on_state)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._sends: asyncio.Task[None] | None = None
         self._phase = ""
         self._reconnects = 0
         self._up = metrics.longconn_up.labels(self.name)
@@ -168,13 +254,74 @@ class LongConnChannel:
 
     def start(self) -> None:
         self.connection.start()
+        self._sends = asyncio.ensure_future(self._serve_sends())
 
     async def stop(self, timeout: float) -> None:
         """Finish what is being answered (up to ``timeout``), then close and release the lease."""
+        if self._sends is not None:
+            self._sends.cancel()
+            await asyncio.gather(self._sends, return_exceptions=True)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
         await self.connection.stop()
         self._up.set(0)
+
+    def client(self, timeout: float = 15.0) -> LongConnClient:
+        """Proactive sends and uploads for this channel's bot (from this process or any other)."""
+        return LongConnClient(self._store, self.config.bot_id, timeout=timeout)
+
+    # -- proactive sends, for whichever process asked ----------------------------------------
+
+    async def _serve_sends(self) -> None:
+        queue = _send_queue(self.config.bot_id)
+        while True:
+            if not self.connection.state.connected:
+                await asyncio.sleep(_SEND_POLL * 2)
+                continue
+            try:
+                requests = await self._store.pop_requests(queue, 16)
+            except StoreError:
+                await asyncio.sleep(1.0)  # /healthz shows the store down; look again
+                continue
+            for raw in requests:
+                task = asyncio.ensure_future(self._perform(raw))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if not requests:
+                await asyncio.sleep(_SEND_POLL)
+
+    async def _perform(self, raw: bytes) -> None:
+        started = time.perf_counter()
+        try:
+            request = json.loads(raw)
+            request_id, op = str(request["id"]), str(request["op"])
+        except (ValueError, KeyError, TypeError):
+            _LOG.warning(json.dumps({"channel": self.name, "outcome": "send_refused", "detail": "unreadable request"}))
+            return
+        result: dict[str, Any]
+        try:
+            if op == "upload":
+                media = await self.connection.upload_media(base64.b64decode(request["data"]),
+                                                           media_type=str(request["media_type"]),
+                                                           filename=str(request["filename"]))
+                result = {"ok": True, "media_id": media.media_id, "type": media.type, "created_at": media.created_at}
+            else:
+                ack = await self.connection.send_message(str(request["chatid"]), request["body"])
+                result = {"ok": True, "errcode": ack.errcode, "errmsg": ack.errmsg, "req_id": ack.req_id}
+        except AckError as exc:
+            result = {"ok": False, "error": str(exc), "errcode": exc.errcode, "errmsg": exc.errmsg, "req_id": exc.req_id}
+        except (LongConnError, WXCallbackError, ValueError, KeyError, TypeError) as exc:
+            result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        record = {"channel": self.name, "transport": "websocket", "cmd": op, "outcome": "sent" if result["ok"] else
+                  "send_failed", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+        if not result["ok"]:
+            record["detail"] = result["error"]
+        _LOG.log(logging.INFO if result["ok"] else logging.WARNING, json.dumps(record, ensure_ascii=False))
+        try:
+            await self._store.complete(_result_key(self.config.bot_id, request_id), json.dumps(result).encode(),
+                                       "application/json", 60)
+        except StoreError:
+            pass  # the sender times out and says so
 
     async def health(self) -> dict[str, Any]:
         """This process's view of the channel for ``/healthz``: its connection's state, and who

@@ -32,7 +32,7 @@ from .forward import DeliveryWorker, Forwarder
 from .handlers import load_handler
 from .http import TEXT, BodyTooLarge, CallbackRequest, CallbackResponse, read_body
 from .inbound import Endpoint, Handled, InboundProtocol
-from .longconn_channel import LongConnChannel
+from .longconn_channel import LongConnChannel, LongConnClient
 from .observe import Metrics, Outcome, log_request
 from .replay import ReplayGuard, replay_scope
 from .stores import Store, open_store
@@ -118,6 +118,15 @@ class CallbackServer:
         if self.store is not None and self._given_store is None:
             await self.store.close()
         self.pipeline = None
+
+    async def longconn_client(self, channel: str, timeout: float = 15.0) -> LongConnClient:
+        """Proactive sends and uploads through ``channel``'s long connection, wherever it is held."""
+        await self.start()
+        longconn = self.longconn.get(channel)
+        if longconn is None:
+            names = ", ".join(sorted(self.longconn)) or "none"
+            raise ConfigError(f"channels.{channel}: not a long-connection channel (those: {names})")
+        return longconn.client(timeout)
 
     async def respond(self, method: str, path: str, query_string: bytes,
                       body: bytes | AsyncIterator[bytes], content_length: int | None = None) -> Handled:

@@ -346,6 +346,24 @@ class Store(ABC):
         _check_key(name, "name")
         return await self._guard(self._lease_owner(name))
 
+    # -- request queues (to whichever process holds a lease) ---------------------------------
+
+    async def push_request(self, queue: str, payload: bytes, ttl: float) -> None:
+        """Append ``payload`` to ``queue``; it is dropped unread once ``ttl`` seconds have passed."""
+        _check_key(queue, "queue")
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            raise StoreError(f"payload must be bytes, not {type(payload).__name__}")
+        _check_seconds(ttl, "ttl")
+        await self._guard(self._push_request(queue, bytes(payload), ttl))
+
+    async def pop_requests(self, queue: str, count: int) -> list[bytes]:
+        """Take up to ``count`` unexpired payloads from ``queue``, oldest first; each is given
+        to one caller only (a taker that dies loses it: the sender's wait times out)."""
+        _check_key(queue, "queue")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise StoreError(f"count must be a positive int, not {count!r}")
+        return await self._guard(self._pop_requests(queue, count))
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def healthy(self) -> bool:
@@ -451,6 +469,12 @@ class Store(ABC):
 
     async def _lease_owner(self, name: str) -> str | None:
         raise StoreError(f"{self!r} keeps no leases")
+
+    async def _push_request(self, queue: str, payload: bytes, ttl: float) -> None:
+        raise StoreError(f"{self!r} keeps no request queues")
+
+    async def _pop_requests(self, queue: str, count: int) -> list[bytes]:
+        raise StoreError(f"{self!r} keeps no request queues")
 
     @abstractmethod
     async def _healthy(self) -> bool: ...

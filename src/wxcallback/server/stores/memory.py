@@ -60,6 +60,7 @@ class MemoryStore(Store):
         self._outbox_keys: dict[tuple[str, str], tuple[int, float]] = {}
         self._next_id = 1
         self._leases: dict[str, tuple[str, float]] = {}
+        self._requests: dict[str, list[tuple[bytes, float]]] = {}
         self._last_purge = clock()
 
     def __repr__(self) -> str:
@@ -195,6 +196,17 @@ class MemoryStore(Store):
         if entry is None or entry[1] <= self._now():
             return None
         return entry[0]
+
+    async def _push_request(self, queue: str, payload: bytes, ttl: float) -> None:
+        self._requests.setdefault(queue, []).append((payload, self._now() + ttl))
+
+    async def _pop_requests(self, queue: str, count: int) -> list[bytes]:
+        now = self._now()
+        waiting = [entry for entry in self._requests.pop(queue, []) if entry[1] > now]
+        taken, left = waiting[:count], waiting[count:]
+        if left:
+            self._requests[queue] = left
+        return [payload for payload, _ in taken]
 
     async def _healthy(self) -> bool:
         return True

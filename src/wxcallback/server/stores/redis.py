@@ -142,6 +142,35 @@ end
 return 0
 """
 
+# Request queues: a list per queue, each entry "<expiry ms>:<payload>" on the Redis server's
+# clock; the list itself expires when nothing was pushed for a ttl.
+# KEYS: queue. ARGV: payload, ttl (ms).
+_PUSH_REQUEST = """
+local now = redis.call('TIME')
+local expires = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[2])
+redis.call('RPUSH', KEYS[1], string.format('%d', expires) .. ':' .. ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: queue. ARGV: count.
+_POP_REQUESTS = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local taken = {}
+while #taken < tonumber(ARGV[1]) do
+    local entry = redis.call('LPOP', KEYS[1])
+    if not entry then
+        break
+    end
+    local colon = string.find(entry, ':', 1, true)
+    if tonumber(string.sub(entry, 1, colon - 1)) > ms then
+        taken[#taken + 1] = string.sub(entry, colon + 1)
+    end
+end
+return taken
+"""
+
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
@@ -183,6 +212,8 @@ class RedisStore(Store):
         self._acquire_lease_script = client.register_script(_ACQUIRE_LEASE)
         self._renew_lease_script = client.register_script(_RENEW_LEASE)
         self._release_lease_script = client.register_script(_RELEASE_LEASE)
+        self._push_request_script = client.register_script(_PUSH_REQUEST)
+        self._pop_requests_script = client.register_script(_POP_REQUESTS)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, **options: Any) -> RedisStore:
@@ -325,6 +356,15 @@ class RedisStore(Store):
     async def _lease_owner(self, name: str) -> str | None:
         owner = await self._redis.get(self._lease_key(name))
         return None if owner is None else _text(owner)
+
+    # -- request queues -----------------------------------------------------------------------
+
+    async def _push_request(self, queue: str, payload: bytes, ttl: float) -> None:
+        await self._push_request_script(keys=[f"{self.prefix}queue:{queue}"], args=[payload, _ms(ttl)])
+
+    async def _pop_requests(self, queue: str, count: int) -> list[bytes]:
+        taken = await self._pop_requests_script(keys=[f"{self.prefix}queue:{queue}"], args=[count])
+        return [bytes(entry) for entry in taken]
 
     # -- lifecycle ----------------------------------------------------------------------------
 

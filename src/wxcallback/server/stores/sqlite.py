@@ -88,6 +88,14 @@ CREATE TABLE IF NOT EXISTS leases (
     expires_at  REAL NOT NULL
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS requests (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue       TEXT NOT NULL,
+    payload     BLOB NOT NULL,
+    expires_at  REAL NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS requests_queue ON requests (queue, id);
 CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
 CREATE INDEX IF NOT EXISTS claims_expiry ON claims (expires_at);
 CREATE INDEX IF NOT EXISTS streams_expiry ON streams (expires_at);
@@ -416,6 +424,25 @@ class SQLiteStore(Store):
         def work(db: sqlite3.Connection, now: float) -> str | None:
             row = db.execute("SELECT holder FROM leases WHERE name = ? AND expires_at > ?", (name, now)).fetchone()
             return None if row is None else str(row[0])
+
+        return await self._run_grouped(work)
+
+    # -- request queues -----------------------------------------------------------------------
+
+    async def _push_request(self, queue: str, payload: bytes, ttl: float) -> None:
+        def work(db: sqlite3.Connection, now: float) -> None:
+            db.execute("INSERT INTO requests (queue, payload, expires_at) VALUES (?, ?, ?)", (queue, payload, now + ttl))
+
+        await self._run_grouped(work)
+
+    async def _pop_requests(self, queue: str, count: int) -> list[bytes]:
+        def work(db: sqlite3.Connection, now: float) -> list[bytes]:
+            with _transaction(db):
+                db.execute("DELETE FROM requests WHERE queue = ? AND expires_at <= ?", (queue, now))
+                rows = db.execute("SELECT id, payload FROM requests WHERE queue = ? ORDER BY id LIMIT ?",
+                                  (queue, count)).fetchall()
+                db.executemany("DELETE FROM requests WHERE id = ?", [(row[0],) for row in rows])
+            return [bytes(row[1]) for row in rows]
 
         return await self._run_grouped(work)
 
