@@ -18,7 +18,10 @@ Each callback is handed to the same ``Dispatcher`` as a callback URL's messages,
 The rendered answer (the reply JSON of the callback-URL mode) is the body of the reply
 frame, under the command the callback takes (``reply_command``). One access-log line per
 callback, the request metrics by outcome, ``wxcallback_longconn_up`` and the reconnects
-counter, and one log line per change of the connection's phase.
+counter, and one log line per change of the connection's phase. The holder publishes its
+connection's state in the store (``longconn-state:<bot_id>``, refreshed every lease_ttl / 3,
+gone a lease_ttl after the holder dies), so ``/healthz`` and ``/metrics`` on any worker or
+host show the bot's connection, not only their own process's.
 
 Proactive messages and uploads (``LongConnClient``) may come from any process: the request
 goes to the store's queue ``longconn-send:<bot_id>``, which the holder polls while
@@ -140,6 +143,10 @@ class LongConnClient:
         raise NotConnected(str(result.get("error")))
 
 
+def _state_key(bot_id: str) -> str:
+    return f"longconn-state:{bot_id}"
+
+
 def _result_key(bot_id: str, request_id: str) -> str:
     return f"longconn-send:{bot_id}:{request_id}"
 
@@ -243,10 +250,10 @@ class LongConnChannel:
                                          holder=holder or default_holder(), on_state=self._on_state)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sends: asyncio.Task[None] | None = None
+        self._publishing: asyncio.Task[None] | None = None
+        self._published_at = 0.0
         self._phase = ""
         self._reconnects = 0
-        self._up = metrics.longconn_up.labels(self.name)
-        self._up.set(0)
 
     @property
     def lease_name(self) -> str:
@@ -263,8 +270,11 @@ class LongConnChannel:
             await asyncio.gather(self._sends, return_exceptions=True)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
-        await self.connection.stop()
-        self._up.set(0)
+        final = await self.connection.stop()
+        if self._publishing is not None:
+            await asyncio.gather(self._publishing, return_exceptions=True)
+        if final.terminal is not None:
+            await self._publish(final)
 
     def client(self, timeout: float = 15.0) -> LongConnClient:
         """Proactive sends and uploads for this channel's bot (from this process or any other)."""
@@ -275,7 +285,10 @@ class LongConnChannel:
     async def _serve_sends(self) -> None:
         queue = _send_queue(self.config.bot_id)
         while True:
-            if not self.connection.state.connected:
+            state = self.connection.state
+            if state.holds_lease and time.monotonic() - self._published_at >= self.config.lease_ttl / 3:
+                await self._publish(state)
+            if not state.connected:
                 await asyncio.sleep(_SEND_POLL * 2)
                 continue
             try:
@@ -324,21 +337,48 @@ class LongConnChannel:
             pass  # the sender times out and says so
 
     async def health(self) -> dict[str, Any]:
-        """This process's view of the channel for ``/healthz``: its connection's state, and who
-        holds the bot (another worker or host when this one stands by)."""
-        state = self.connection.state
-        entry = state.to_dict()
-        entry["bot_id"] = self.config.bot_id
+        """The channel for ``/healthz``: the bot's connection as its holder published it (this
+        process's own state when it holds the bot or nothing is published), who holds it, and
+        this process's phase (``standby`` while another worker or host holds it)."""
+        own = self.connection.state
+        entry: dict[str, Any] = own.to_dict()
         try:
             owner = await self._store.lease_owner(self.lease_name)
+            cached = None if owner == self.connection.holder else await self._store.wait_for(
+                _state_key(self.config.bot_id), 0)
         except StoreError:
-            owner = None
+            owner, cached = None, None
+        if cached is not None:
+            entry = json.loads(cached.body)
+        if owner is None or owner.startswith(_DOWN) or (cached is None and owner != self.connection.holder):
+            entry["connected"] = False  # nobody holds the bot, or its holder published nothing yet
+        entry["bot_id"] = self.config.bot_id
         entry["holder"] = owner
-        entry["held_here"] = owner == self.connection.holder
-        if owner is not None and owner.startswith(_DOWN) and entry["terminal"] is None:
+        entry["held_here"] = owner is not None and owner == self.connection.holder
+        entry["this_process"] = own.phase.value
+        if owner is not None and owner.startswith(_DOWN) and entry.get("terminal") is None:
             # Another process ended for good; this one stays down with it.
             entry["terminal"] = owner[len(_DOWN):].split(":", 1)[0]
         return entry
+
+    async def _publish(self, state: ConnectionState) -> None:
+        """Leave the holder's state in the store for every worker's /healthz and /metrics."""
+        ttl = STAY_DOWN if state.terminal is not None else self.config.lease_ttl
+        self._published_at = time.monotonic()
+        try:
+            await self._store.complete(_state_key(self.config.bot_id), json.dumps(state.to_dict()).encode(),
+                                       "application/json", ttl)
+        except StoreError:
+            pass  # /healthz of this process still shows it; the others see it expire
+
+    def _publish_soon(self, state: ConnectionState) -> None:
+        if self._publishing is not None and not self._publishing.done():
+            self._publishing.add_done_callback(lambda _: self._publish_soon(self.connection.state))
+            return
+        try:
+            self._publishing = asyncio.ensure_future(self._publish(state))
+        except RuntimeError:  # no running loop (the connection is being torn down)
+            self._publishing = None
 
     # -- the connection's state ------------------------------------------------------------
 
@@ -348,7 +388,8 @@ class LongConnChannel:
         if state.reconnects > self._reconnects:
             self._metrics.longconn_reconnects.labels(self.name).inc(state.reconnects - self._reconnects)
             self._reconnects = state.reconnects
-        self._up.set(1 if state.connected else 0)
+        if state.holds_lease or state.terminal is not None:
+            self._publish_soon(state)
         if state.phase.value == self._phase:
             return
         self._phase = state.phase.value

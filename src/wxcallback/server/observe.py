@@ -15,10 +15,13 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["ACCESS_LOG", "Metrics", "Outcome", "log_callback", "log_request"]
 
@@ -110,12 +113,8 @@ class Metrics:
                             ["channel"], registry=self.registry)
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[str, Any] = {}
-        self.outbox_depth = Gauge("wxcallback_outbox_depth", "Messages waiting for delivery to a backend",
-                                  registry=self.registry, multiprocess_mode="max")
-        # The long connection: 1 while a process of this server holds the channel's connection,
-        # subscribed (the max over the workers); reconnects after the first connection.
-        self.longconn_up = Gauge("wxcallback_longconn_up", "1 while the channel's long connection is subscribed",
-                                 ["channel"], registry=self.registry, multiprocess_mode="max")
+        # Long-connection attempts after the first (drops, refusals, dead pings), summed over workers;
+        # wxcallback_longconn_up is read at scrape time (see render).
         self.longconn_reconnects = Counter("wxcallback_longconn_reconnects",
                                            "Long-connection attempts after the first (drops, refusals, dead pings)",
                                            ["channel"], registry=self.registry)
@@ -137,9 +136,51 @@ class Metrics:
         elif outcome.outcome == "late":
             self.late.labels(channel).inc()
 
-    def render(self) -> bytes:
+    def render(self, outbox_depth: int | None = None, connections: dict[str, int] | None = None,
+               dead_letters: int | None = None, longconn_up: dict[str, bool] | None = None) -> bytes:
+        """The Prometheus text: this process's (or every worker's) counters, then the
+        values read at scrape time.
+
+        The outbox depth is the store's, read now: a per-process gauge would, with
+        several workers, keep showing whatever a dead worker last wrote.
+        """
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            counted = generate_latest(registry)
+        else:
+            counted = generate_latest(self.registry)
+        now = CollectorRegistry()
+        now.register(_ScrapeTime(outbox_depth, connections or {}, dead_letters, longconn_up or {}))
+        return counted + generate_latest(now)
+
+
+class _ScrapeTime(Collector):
+    """Gauges whose value is read when /metrics is scraped, never stored per process."""
+
+    def __init__(self, outbox_depth: int | None, connections: dict[str, int], dead_letters: int | None,
+                 longconn_up: dict[str, bool]) -> None:
+        self._outbox_depth = outbox_depth
+        self._connections = connections
+        self._dead_letters = dead_letters
+        self._longconn_up = longconn_up
+
+    def collect(self) -> Iterator[Metric]:
+        if self._outbox_depth is not None:
+            yield GaugeMetricFamily("wxcallback_outbox_depth", "Messages waiting for delivery to a backend "
+                                    "(read from the store)", value=self._outbox_depth)
+        if self._dead_letters is not None:
+            yield GaugeMetricFamily("wxcallback_dead_letters", "Forwarded messages set aside after delivery "
+                                    "failed for good (wxcallback outbox list)", value=self._dead_letters)
+        refused = CounterMetricFamily("wxcallback_connections_closed",
+                                      "Connections this worker closed or refused to protect itself, by reason",
+                                      labels=["reason"])
+        for reason, count in self._connections.items():
+            refused.add_metric([reason], count)
+        yield refused
+        if self._longconn_up:
+            up = GaugeMetricFamily("wxcallback_longconn_up", "1 while the channel's long connection is subscribed, "
+                                   "in whichever process holds it (read from the store)", labels=["channel"])
+            for channel, connected in sorted(self._longconn_up.items()):
+                up.add_metric([channel], 1 if connected else 0)
+            yield up

@@ -22,6 +22,7 @@ import os
 import socket
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
@@ -34,6 +35,7 @@ from .http import TEXT, BodyTooLarge, CallbackRequest, CallbackResponse, read_bo
 from .inbound import Endpoint, Handled, InboundProtocol
 from .longconn_channel import LongConnChannel, LongConnClient
 from .observe import Metrics, Outcome, log_request
+from .connections import STATS as CONNECTION_STATS
 from .replay import ReplayGuard, replay_scope
 from .stores import Store, open_store
 from .streams import StreamDriver
@@ -72,7 +74,10 @@ class CallbackServer:
         async with self._lock:
             if self.pipeline is not None:
                 return self.pipeline
-            store = self.store or open_store(self.config.store)
+            store = self.store
+            if store is None:
+                store = open_store(self.config.store)
+                await store.start()  # connects; warns once per worker of a store at risk
             self.store = store
             self._client = httpx.AsyncClient()
             endpoints = []
@@ -98,7 +103,8 @@ class CallbackServer:
                 longconn.start()
             if urls:
                 consumer = f"{socket.gethostname()}-{os.getpid()}"
-                self._worker = DeliveryWorker(store, urls, self._client, consumer=consumer)
+                max_ages = {c.name: c.forward_max_age for c in self.config.channels if c.forward is not None}
+                self._worker = DeliveryWorker(store, urls, self._client, consumer=consumer, max_ages=max_ages)
                 self._worker_task = asyncio.create_task(self._worker.run())
             return self.pipeline
 
@@ -168,23 +174,34 @@ class CallbackServer:
                        Outcome(outcome, detail=detail, channel=endpoint.name if endpoint else "-"))
 
     async def health(self) -> tuple[int, bytes]:
-        """``/healthz``: 200 when the store answers, else 503."""
+        """``/healthz``: 200 when the store answers, else 503; with what this worker refused.
+
+        ``connections`` counts the connections this worker closed or refused to protect
+        itself (oversized or slow request heads, idle ones closed to make room, and
+        ``refused_full``: turned away with every slot busy, lost capacity).
+        """
         await self.start()
         assert self.store is not None
-        healthy = await self.store.healthy()
-        document: dict[str, object] = {"status": "ok" if healthy else "store unavailable",
-                                       "channels": [c.name for c in self.config.channels]}
+        store_health = await self.store.health()
+        healthy = store_health.ok
+        report: dict[str, Any] = {"status": "ok" if healthy else f"store unavailable: {store_health.reason}",
+                                  "channels": [c.name for c in self.config.channels]}
+        connections = CONNECTION_STATS.snapshot()
+        if connections is not None:  # served by wxcallback serve, not mounted in another framework
+            report["connections"] = connections
+            report["degraded"] = ["connections refused: all slots busy"] if connections["refused_full"] else []
         if self.longconn:
-            document["longconn"] = {name: await channel.health() for name, channel in self.longconn.items()}
-        body = json.dumps(document)
-        return (200 if healthy else 503), body.encode()
+            report["longconn"] = {name: await channel.health() for name, channel in self.longconn.items()}
+        return (200 if healthy else 503), json.dumps(report).encode()
 
     async def metrics_text(self) -> bytes:
         """``/metrics`` in the Prometheus text format, the outbox depth read from the store."""
         await self.start()
         assert self.store is not None
         try:
-            self.metrics.outbox_depth.set(await self.store.depth())
+            depth: int | None = await self.store.depth()
+            dead: int | None = await self.store.dead_count()
         except Exception:  # the store is down; /healthz says so, metrics still render
-            pass
-        return self.metrics.render()
+            depth = dead = None
+        up = {name: bool((await channel.health())["connected"]) for name, channel in self.longconn.items()}
+        return self.metrics.render(depth, CONNECTION_STATS.snapshot(), dead, up)
