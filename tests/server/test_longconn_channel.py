@@ -58,6 +58,7 @@ def _calls(path: Any) -> list[str]:
 
 def test_a_text_message_is_answered_with_a_stream_pushed_as_the_text_grows(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="wxcallback")  # other tests may have quietened it
 
     async def scenario(fake: FakePlatform, server: CallbackServer) -> None:
         pushed = await fake.push_message("text", text="hi there")
