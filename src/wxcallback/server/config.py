@@ -92,6 +92,8 @@ class ChannelConfig:
     replay_window: float = 300.0
     dedup_ttl: float = 300.0
     debug: bool = False
+    # the data format chosen in the console ("xml" or "json": mini programs, Official Accounts)
+    data_format: str = "xml"
 
     @property
     def accepts_encrypted(self) -> bool:
@@ -107,7 +109,8 @@ class ChannelConfig:
         if self.encoding_aes_key is None:
             return None
         return MessageCrypto(self.token, self.encoding_aes_key, self.receive_id,
-                             previous_keys=self.previous_keys, envelope=self.kind.envelope, digest=self.digest)
+                             previous_keys=self.previous_keys, envelope=self.kind.envelope_for(self.data_format),
+                             digest=self.digest)
 
     def __repr__(self) -> str:
         return f"ChannelConfig(name={self.name!r}, path={self.path!r}, kind={self.kind.value!r})"
@@ -211,7 +214,7 @@ _CHANNEL_KEYS = {
     "path", "platform", "token", "encoding_aes_key", "previous_keys", "receive_id", "receive_ids",
     "skip_receive_id_check", "modes", "require_encryption", "digest", "handler", "forward", "forward_timeout",
     "forward_max_age",
-    "deadline", "replay_window", "dedup_ttl", "debug",
+    "deadline", "replay_window", "dedup_ttl", "debug", "data_format",
 }
 
 
@@ -271,6 +274,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         replay_window=replay_window,
         dedup_ttl=dedup_ttl,
         debug=_get(table, where, "debug", bool, False),
+        data_format=_data_format(table, where, kind),
     )
     # Build the crypto once now so a bad key or digest is refused at start, naming the key.
     try:
@@ -289,10 +293,21 @@ def _kind(value: str, where: str) -> ChannelKind:
         raise ConfigError(f"{where}.platform: must be one of {names}, not {value!r}") from None
 
 
+def _data_format(table: Mapping[str, Any], where: str, kind: ChannelKind) -> str:
+    value: str = _get(table, where, "data_format", str, "xml").lower()
+    if value not in ("xml", "json"):
+        raise ConfigError(f"{where}.data_format: must be \"xml\" or \"json\", not {value!r}")
+    if value == "json" and not kind.json_allowed:
+        raise ConfigError(f"{where}.data_format: {kind.value} channels have no JSON format "
+                          f"(robots are always JSON, WeCom apps always XML)")
+    return value
+
+
 def _modes(table: Mapping[str, Any], where: str, kind: ChannelKind) -> frozenset[Mode]:
-    if kind is not ChannelKind.OFFICIAL_ACCOUNT:
+    if not kind.has_modes:
         if "modes" in table:
-            raise ConfigError(f"{where}.modes: only Official Account channels have encryption modes")
+            raise ConfigError(f"{where}.modes: only Official Account and mini-program channels have "
+                              "encryption modes")
         return kind.default_modes
     raw = _list(table.get("modes", ["safe"]), f"{where}.modes")
     try:
