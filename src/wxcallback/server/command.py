@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from .config import SIGNATURE_ONLY, ConfigError, ServerConfig, load_config, parse_config
+from .preflight import ListenError, check_can_listen, echo_warnings
 
 __all__ = ["serve"]
 
@@ -59,14 +60,17 @@ def _flag_config(platform: str, token: str | None, key: str | None, receive_id: 
 @click.option("--store", default=None, help="memory:// | sqlite:///file.db | redis://host:port/0 "
                                             "(default: the config's, or sqlite:///wxcallback.db).")
 @click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Listen port (default 8000).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Listen port (default 8000; 0: any free port).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
 @click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--app-dir", type=click.Path(file_okay=False), default=None,
+              help="Import handler modules from this directory first (default: the config's app_dir, "
+                   "or the working directory).")
 @click.option("--check", is_flag=True, help="Check the configuration and exit.")
 def serve(config_path: str | None, platform: str | None, token: str | None, key: str | None,
           receive_id: str | None, modes: tuple[str, ...], path: str, handler: str | None, forward: str | None,
           store: str | None, host: str | None, port: int | None, workers: int | None, log_level: str | None,
-          check: bool) -> None:
+          app_dir: str | None, check: bool) -> None:
     """Run the callback server (all channels of --config, or one channel from flags)."""
     try:
         if config_path is not None:
@@ -82,7 +86,9 @@ def serve(config_path: str | None, platform: str | None, token: str | None, key:
         else:
             raise ConfigError("give --config FILE, or --platform with --token (see --help)")
         overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers, "log_level": log_level,
-                                       "store": store}.items() if v is not None}
+                                       "store": store, "app_dir": app_dir}.items() if v is not None}
+        # The workers import the handlers too: give them the directory this command resolved.
+        overrides["app_dir"] = os.path.abspath(app_dir if app_dir is not None else config.app_dir)
         config = _with(config, overrides)
         # Build the app once here so every problem (keys, handler imports) shows before binding.
         from .app import create_app
@@ -91,10 +97,17 @@ def serve(config_path: str | None, platform: str | None, token: str | None, key:
     except ConfigError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
+    for warning in echo_warnings(config):
+        click.echo(warning, err=True)
     if check:
         click.echo(f"configuration OK: {len(config.channels)} channel(s): "
                    + ", ".join(f"{c.name} {c.platform} {c.path}" for c in config.channels))
         return
+    try:
+        check_can_listen(config.host, config.port)
+    except ListenError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     _run(config, env_config)
 
 
@@ -113,7 +126,8 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     os.environ.update(env_config)
     # The config's overrides travel to the workers too.
     os.environ["WXCALLBACK_OVERRIDES"] = json.dumps({"host": config.host, "port": config.port,
-                                                      "store": config.store, "log_level": config.log_level})
+                                                      "store": config.store, "log_level": config.log_level,
+                                                      "app_dir": config.app_dir})
     if config.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker writes its counts here; /metrics on any worker sums them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wxcallback-metrics-")

@@ -134,6 +134,8 @@ class ServerConfig:
     shutdown_grace: float = 10.0
     # The platforms send a whole callback at once; a body trickling in holds a worker.
     body_timeout: float = 10.0
+    # Where handler modules are imported from first (relative to the working directory).
+    app_dir: str = "."
 
     def channel_for(self, path: str) -> ChannelConfig | None:
         for channel in self.channels:
@@ -163,7 +165,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     _only(data, "", {"server", "channels"})
     server = _table(data.get("server", {}), "server")
     _only(server, "server", {"host", "port", "workers", "store", "max_body_bytes", "log_level",
-                             "shutdown_grace", "body_timeout"})
+                             "shutdown_grace", "body_timeout", "app_dir"})
     channels_table = _table(data.get("channels", {}), "channels")
     if not channels_table:
         raise ConfigError("channels: at least one channel is needed ([channels.NAME] with path, platform, token)")
@@ -184,6 +186,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         log_level=_get(server, "server", "log_level", str, "info").lower(),
         shutdown_grace=_number(server, "server", "shutdown_grace", 10.0, 0.0, 3600.0),
         body_timeout=_number(server, "server", "body_timeout", 10.0, 0.1, 3600.0),
+        app_dir=_get(server, "server", "app_dir", str, "."),
     )
 
 
