@@ -288,7 +288,7 @@ def _receive_id(table: Mapping[str, Any], where: str, platform: str, env: Mappin
         if not ids:
             raise ConfigError(f"{where}.receive_ids: must not be empty")
         return ReceiveIdPolicy.one_of(ids)
-    if table.get("skip_receive_id_check") is True:
+    if _get(table, where, "skip_receive_id_check", bool, False):
         return ReceiveIdPolicy.any()
     if "receive_id" in table:
         return ReceiveIdPolicy.exact(_expand(_str(table["receive_id"], f"{where}.receive_id"),
