@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,7 +45,8 @@ def write_config(path: Path, store: str, channels: dict[str, dict[str, Any]], **
 
 
 class ServerProcess:
-    def __init__(self, config: Path, port: int, workers: int = 1, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, port: int, workers: int = 1, env: dict[str, str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = tempfile.NamedTemporaryFile(prefix="wxcallback-e2e-", suffix=".log", delete=False)
@@ -53,6 +54,7 @@ class ServerProcess:
             [sys.executable, "-m", "wxcallback", "serve", "--config", str(config), "--port", str(port),
              "--workers", str(workers)],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            preexec_fn=preexec_fn,
         )
         self.wait_ready()
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.servers import Backend, serve, write_config
 from tests.server.platform import APPID, KEY, TOKEN, Platform, oa_text, robot_refresh, robot_text, wecom_text
+from wxcallback.messages import parse_message
 
 HANDLER = "tests.e2e.e2e_handlers:counting_echo"
 
@@ -70,7 +71,7 @@ def test_two_processes_sharing_redis_behave_as_one(tmp_path: Path, calls_file: P
         url, data = side.callback(text)
         second = side.open_reply(httpx.post(b.url + url, content=data).content, side.last_nonce)
         assert first == second and "echo: shared" in first
-        assert _calls(calls_file) == ["msgid:99001"]
+        assert _calls(calls_file) == [parse_message(text, "wecom-app").dedup_key]
 
         # A stream started on A is refreshed on B until it finishes.
         robot = Platform("wecom-robot", "/robot", receive_id="")
@@ -94,10 +95,10 @@ def test_backend_down_then_up_loses_nothing_and_delivers_once(tmp_path: Path) ->
                         "receive_id": APPID, "forward": backend.url, "forward_timeout": 0.5}}
     config = write_config(tmp_path / "wx.toml", f"sqlite:///{tmp_path}/state.db", channels)
     side = Platform("wecom-app", "/fwd")
-    sent = [f"{5000 + i}" for i in range(12)]
+    sent = [wecom_text(f"m{5000 + i}", msg_id=5000 + i) for i in range(12)]
     with serve(config) as server:
-        for msg_id in sent:  # the backend is down: each is answered at once, and kept
-            url, data = side.callback(wecom_text(f"m{msg_id}", msg_id=int(msg_id)))
+        for plaintext in sent:  # the backend is down: each is answered at once, and kept
+            url, data = side.callback(plaintext)
             response = httpx.post(server.url + url, content=data, timeout=5)
             assert (response.status_code, response.content) == (200, b"")
         time.sleep(1.0)
@@ -107,7 +108,8 @@ def test_backend_down_then_up_loses_nothing_and_delivers_once(tmp_path: Path) ->
             while len({k for k, _ in backend.deliveries}) < len(sent) and time.monotonic() < deadline:
                 time.sleep(0.2)
             keys = [key for key, _ in backend.deliveries]
-            assert sorted(keys) == sorted(f"fwd:msgid:{m}" for m in sent)  # all of them, each once
+            # all of them, each once
+            assert sorted(keys) == sorted(f"fwd:{parse_message(m, 'wecom-app').dedup_key}" for m in sent)
             payload = backend.deliveries[0][1]
             assert payload["channel"] == "fwd" and payload["message"]["msg_type"] == "text"
             metrics = httpx.get(server.url + "/metrics").text

@@ -12,6 +12,7 @@ import httpx
 from tests.conftest import free_port
 from tests.e2e.servers import Backend, ServerProcess, write_config
 from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
+from wxcallback.messages import parse_message
 
 
 def test_sigterm_finishes_the_request_in_flight(tmp_path: Path) -> None:
@@ -41,8 +42,9 @@ def test_the_outbox_survives_a_restart(tmp_path: Path) -> None:
     config = write_config(tmp_path / "wx.toml", f"sqlite:///{tmp_path}/state.db", channels)
     side = Platform("wecom-app", "/fwd")
     first = ServerProcess(config, free_port())
-    for msg_id in (801, 802, 803):
-        url, data = side.callback(wecom_text("keep me", msg_id=msg_id))
+    sent = [wecom_text("keep me", msg_id=msg_id) for msg_id in (801, 802, 803)]
+    for plaintext in sent:
+        url, data = side.callback(plaintext)
         assert httpx.post(first.url + url, content=data, timeout=5).status_code == 200
     first.stop()  # SIGTERM with the backend still down
     backend.start()
@@ -51,7 +53,8 @@ def test_the_outbox_survives_a_restart(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while len(backend.deliveries) < 3 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert sorted(key for key, _ in backend.deliveries) == ["fwd:msgid:801", "fwd:msgid:802", "fwd:msgid:803"]
+        assert sorted(key for key, _ in backend.deliveries) == sorted(
+            f"fwd:{parse_message(m, 'wecom-app').dedup_key}" for m in sent)
     finally:
         second.stop()
         backend.stop()

@@ -169,9 +169,9 @@ def test_job_finish_events_read_msgid_with_capital_d() -> None:
 
 
 def test_unknown_types_parse_into_generic_objects_that_keep_every_field() -> None:
-    unknown_event = parse_message(event("kf_create_session", "<KfAccount>test1@test</KfAccount>"), OA)
+    unknown_event = parse_message(event("kf_not_yet_documented", "<KfAccount>test1@test</KfAccount>"), OA)
     assert type(unknown_event) is GenericEvent
-    assert unknown_event.event == "kf_create_session"
+    assert unknown_event.event == "kf_not_yet_documented"
     assert unknown_event.raw["KfAccount"] == "test1@test"
     unknown = parse_message(xml("<MsgType>miniprogrampage</MsgType><Title>t</Title><MsgId>9</MsgId>"), OA)
     assert type(unknown) is GenericMessage

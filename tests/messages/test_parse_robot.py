@@ -44,7 +44,7 @@ def test_vector_e10_group_text(plaintexts: dict[str, str]) -> None:
     assert (message.source, message.target, message.chat_id, message.chat_type) == (
         "USERID", "AIBOTID", "CHATID", "group")
     assert message.msg_id == "CAIQ16HMjQYY/NGagIOAgAMgq4KM0AI="
-    assert message.dedup_key == "msgid:CAIQ16HMjQYY/NGagIOAgAMgq4KM0AI="
+    assert message.dedup_key.startswith("msgid:CAIQ16HMjQYY/NGagIOAgAMgq4KM0AI=:")
     assert message.no_reply == EmptyReply()
     assert message.create_time is None and message.response_url is None
 
@@ -87,7 +87,7 @@ def test_stream_refresh_dedups_on_stream_id_and_msgid() -> None:
     message = parse_message(callback("stream", stream={"id": "STREAMID"}), ROBOT)
     assert isinstance(message, StreamRefresh)
     assert message.stream_id == "STREAMID"
-    assert message.dedup_key == "stream:STREAMID:CAIQ16HMjQYY"
+    assert message.dedup_key.startswith("stream:STREAMID:")
     assert not message.is_user_message
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -40,3 +41,14 @@ async def streaming(message: Any) -> AsyncIterator[str]:
     for word in ("one ", "two ", "three"):
         await asyncio.sleep(0.05)
         yield word
+
+
+# set by a test once it has seen other channels answered while a blocking handler runs
+release_blocking = threading.Event()
+
+
+def blocking(message: Any) -> str:
+    calls["blocking"] += 1
+    release_blocking.wait(timeout=10)  # a handler stuck in a blocking call (DB, sleep)
+    finished["blocking"] += 1
+    return "blocked answer"

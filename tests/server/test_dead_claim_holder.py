@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
+from wxcallback.messages import parse_message
 from wxcallback.server.app import CallbackServer
 from wxcallback.server.config import parse_config
 from wxcallback.server.pipeline import CLAIM_LEASE_MARGIN
@@ -27,10 +28,15 @@ def _server(channel: dict[str, Any], clock: Clock) -> tuple[CallbackServer, Memo
     return CallbackServer(parse_config({"channels": {"w": base | channel}}), store), store
 
 
-def _request(side: Platform, msg_id: int) -> tuple[str, bytes, bytes]:
-    url, body = side.callback(wecom_text("orphaned", msg_id=msg_id))
+def _request(side: Platform, plaintext: str) -> tuple[str, bytes, bytes]:
+    # a retry is the same plaintext encrypted again
+    url, body = side.callback(plaintext)
     path, _, query = url.partition("?")
     return path, query.encode(), body
+
+
+def _claim_key(plaintext: str) -> str:
+    return "w:dedup:" + parse_message(plaintext, "wecom-app").dedup_key
 
 
 def test_handler_channel_answers_503_then_takes_over_after_the_lease() -> None:
@@ -41,12 +47,13 @@ def test_handler_channel_answers_503_then_takes_over_after_the_lease() -> None:
     async def main() -> None:
         await server.start()
         # Another instance claimed this message and died before answering it.
-        await store.claim("w:dedup:msgid:4242", 300)
-        path, query, body = _request(side, 4242)
+        plaintext = wecom_text("orphaned", msg_id=4242)
+        await store.claim(_claim_key(plaintext), 300)
+        path, query, body = _request(side, plaintext)
         first = await server.respond("POST", path, query, body)
         assert first.status == 503 and first.outcome == "in_progress_elsewhere"
         clock.now += 400  # the dead holder's claim has run out by the platform's next retry
-        path, query, body = _request(side, 4242)
+        path, query, body = _request(side, plaintext)
         retry = await server.respond("POST", path, query, body)
         assert retry.status == 200 and "echo: orphaned" in side.open_reply(retry.body)
         await server.stop()
@@ -61,15 +68,16 @@ def test_claims_are_leases_not_the_whole_dedup_ttl() -> None:
 
     async def main() -> None:
         await server.start()
-        path, query, body = _request(side, 5151)
+        answered, other = wecom_text("orphaned", msg_id=5151), wecom_text("orphaned", msg_id=6161)
+        path, query, body = _request(side, answered)
         assert (await server.respond("POST", path, query, body)).status == 200
         # The answered message stays cached for dedup_ttl...
         clock.now += 100
-        assert (await store.claim("w:dedup:msgid:5151", 1)).done
+        assert (await store.claim(_claim_key(answered), 1)).done
         # ...while a fresh claim (another message) would expire after deadline + margin.
-        assert (await store.claim("w:dedup:msgid:6161", 0.1 + CLAIM_LEASE_MARGIN)).claimed
+        assert (await store.claim(_claim_key(other), 0.1 + CLAIM_LEASE_MARGIN)).claimed
         clock.now += 0.1 + CLAIM_LEASE_MARGIN + 0.01
-        assert (await store.claim("w:dedup:msgid:6161", 1)).claimed
+        assert (await store.claim(_claim_key(other), 1)).claimed
         await server.stop()
 
     asyncio.run(main())
@@ -82,8 +90,9 @@ def test_forwarding_channel_persists_before_claiming() -> None:
 
     async def main() -> None:
         await server.start()
-        await store.claim("w:dedup:msgid:7373", 300)  # a holder that died before its enqueue
-        path, query, body = _request(side, 7373)
+        plaintext = wecom_text("orphaned", msg_id=7373)
+        await store.claim(_claim_key(plaintext), 300)  # a holder that died before its enqueue
+        path, query, body = _request(side, plaintext)
         response = await server.respond("POST", path, query, body)
         # Acknowledged only because the message is now in the outbox.
         assert response.status == 200 and response.outcome == "duplicate_in_progress"

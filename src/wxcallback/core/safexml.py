@@ -170,7 +170,8 @@ def parse_flat(data: str | bytes) -> dict[str, str] | None:
         name, cdata, text = child.group(1, 2, 3)
         if name in fields:
             return None  # repeated elements become a list: expat's reading
-        fields[name] = cdata if cdata is not None else text
+        # plain text is trimmed as expat's reading trims it (whitespace around CDATA is layout)
+        fields[name] = cdata if cdata is not None else text.strip(" \t\n")
         pos = child.end()
     if _FLAT_CLOSE.fullmatch(data, pos) is None:
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -15,6 +16,9 @@ __all__ = ["Message"]
 
 _EMPTY = EmptyReply()
 _SUCCESS = SuccessReply()
+# a dedup key's readable label is built from received text: keep it short and key-safe
+_UNSAFE_LABEL = re.compile(r"[^A-Za-z0-9_.@:/+=-]+")
+_MAX_LABEL = 64
 
 
 class Message:
@@ -25,7 +29,7 @@ class Message:
     lower-cased so dispatch is case-insensitive (``SCAN``, ``CLICK``, ``click`` all occur).
     """
 
-    __slots__ = ("raw", "platform", "msg_type", "event")
+    __slots__ = ("raw", "platform", "msg_type", "event", "_plaintext", "_dedup_key")
 
     # where the sender / receiver / time live in raw; set by each family of messages
     _source_paths: ClassVar[tuple[Path, ...]] = ()
@@ -40,11 +44,14 @@ class Message:
     is_user_message: ClassVar[bool] = False
 
     def __init__(self, raw: Mapping[str, Any], platform: Platform, msg_type: str,
-                 event: str | None = None) -> None:
+                 event: str | None = None, *, plaintext: str | bytes | None = None) -> None:
         self.raw = raw
         self.platform = platform
         self.msg_type = msg_type
         self.event = event
+        # the callback as received: its digest is the callback's identity (see dedup_key)
+        self._plaintext = plaintext
+        self._dedup_key: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -89,19 +96,37 @@ class Message:
 
     @property
     def dedup_key(self) -> str:
-        """What identifies a platform retry of this callback (the server prefixes its channel).
+        """What identifies this callback among all others (the server prefixes its channel).
 
-        Messages: their MsgId. Events: sender + CreateTime + event (+ EventKey), since
-        several events can share a second. Without any of those, a digest of the fields.
+        Equal for a platform retry, which carries the same plaintext re-encrypted; different
+        for any two distinct callbacks. It is ``<label>:<digest>``: the label names the
+        callback for a person (``msgid:<MsgId>``, ``event:<event>``,
+        ``instruction:<InfoType>``, …) and the digest (BLAKE2b, 128 bits) is taken over the
+        whole decrypted plaintext, byte for byte as received. No subset of fields is
+        trusted to be unique: MsgIds have been seen to collide across apps, and events
+        carry no id of their own, so two events of one sender in one second (contact
+        changes, job results) differ only in fields a hand-picked key leaves out.
+        Nothing is normalised: no platform has been shown to change a callback between
+        attempts.
         """
-        return self._fallback_dedup_key()
+        key = self._dedup_key
+        if key is None:
+            label = _UNSAFE_LABEL.sub("_", self._identity_label())[:_MAX_LABEL]
+            key = self._dedup_key = f"{label}:{self._plaintext_digest()}"
+        return key
 
-    def _fallback_dedup_key(self) -> str:
-        source, create_time = self.source, self.create_time
-        if source and create_time is not None:
-            return f"{self.msg_type}:{source}:{create_time}:{self.event or ''}"
-        canonical = json.dumps(self.raw, sort_keys=True, ensure_ascii=True, default=str)
-        return "sha1:" + hashlib.sha1(canonical.encode("ascii")).hexdigest()
+    def _identity_label(self) -> str:
+        """The readable part of ``dedup_key``; families name their own id here."""
+        return f"event:{self.event}" if self.event is not None else self.msg_type
+
+    def _plaintext_digest(self) -> str:
+        """BLAKE2b-128 of the plaintext as received (of ``raw`` in its order when the
+        message was built from data rather than parsed)."""
+        plaintext = self._plaintext
+        if plaintext is None:
+            plaintext = json.dumps(self.raw, ensure_ascii=False, separators=(",", ":"), default=str)
+        data = plaintext.encode("utf-8", "surrogatepass") if isinstance(plaintext, str) else bytes(plaintext)
+        return hashlib.blake2b(data, digest_size=16).hexdigest()
 
     def fields(self) -> dict[str, Any]:
         """The typed attributes of this class, by name."""

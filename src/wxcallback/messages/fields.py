@@ -6,6 +6,13 @@ A field may name several spellings (``MsgId`` / ``MsgID``) and nested paths
 (``("from", "userid")``); a key that is not found exactly is retried case-insensitively,
 because the platforms are inconsistent about case. Conversions never raise: a value of
 the wrong shape reads as the field's empty value.
+
+A repeated XML element is a list in ``raw``. List fields (``items``) gather every value
+along their path, through lists at any level, because the platforms repeat elements at
+different levels for the same data: one ``<PicList>`` per picture in some pushes, one
+``<item>`` per picture inside a single ``<PicList>`` in others. A path segment ``item``
+is XML's name for an array element; JSON bodies carry the array itself, so a missing
+``item`` key is stepped over.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ __all__ = [
     "as_mapping",
     "as_optional_str",
     "as_str",
+    "collect",
     "floating",
     "integer",
     "items",
@@ -76,6 +84,44 @@ def lookup(data: Mapping[str, Any], paths: tuple[Path, ...]) -> Any:
         if value is not MISSING:
             return value
     return MISSING
+
+
+# XML's conventional array-element name; JSON bodies have the array without it
+_ITEM = "item"
+
+
+def collect(data: Mapping[str, Any], paths: tuple[Path, ...]) -> list[Any]:
+    """Every value found along the first of ``paths`` that matches, lists flattened at each step."""
+    for path in paths:
+        keys = (path,) if isinstance(path, str) else path
+        found: list[Any] = [data]
+        matched = True
+        for key in keys:
+            step: list[Any] = []
+            for value in found:
+                for node in value if isinstance(value, list) else (value,):
+                    if not isinstance(node, Mapping):
+                        continue
+                    child = _get(node, key)
+                    if child is MISSING and key == _ITEM:
+                        child = node  # a JSON array element: the object itself
+                    if child is not MISSING:
+                        step.append(child)
+            if not step and key == _ITEM:
+                step = found  # a JSON array holds its elements without an "item" wrapper
+            if not step:
+                matched = False
+                break
+            found = step
+        if matched:
+            gathered: list[Any] = []
+            for value in found:
+                if isinstance(value, list):
+                    gathered.extend(value)
+                elif value is not None and value != "":
+                    gathered.append(value)
+            return gathered
+    return []
 
 
 def as_str(value: Any) -> str:
@@ -180,5 +226,22 @@ def mapping(*paths: Path) -> Field[dict[str, Any]]:
     return Field(paths, as_mapping)
 
 
-def items(*paths: Path) -> Field[list[Any]]:
-    return Field(paths, as_items)
+class ItemsField(Field[list[Any]]):
+    """A list field: every value along the path, repeated elements at any level included."""
+
+    __slots__ = ()
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> ItemsField: ...
+
+    @overload
+    def __get__(self, instance: HasRaw, owner: type | None = None) -> list[Any]: ...
+
+    def __get__(self, instance: HasRaw | None, owner: type | None = None) -> ItemsField | list[Any]:
+        if instance is None:
+            return self
+        return collect(instance.raw, self.paths)
+
+
+def items(*paths: Path) -> ItemsField:
+    return ItemsField(paths, as_items)

@@ -12,25 +12,29 @@ import json
 from typing import Any, NoReturn
 
 from wxcallback.core.errors import ParseError
-from wxcallback.core.safexml import MAX_DEPTH, XmlElement, new_parser, parse_flat, run_parser
+from wxcallback.core.safexml import MAX_DEPTH, new_parser, parse_flat, run_parser
 
 from .base import Message
 from .errors import MessageParseError
 from .fields import MISSING, lookup
 from .platform import Platform
+from .official_account import OA_EVENT_CLASSES
+from .open_platform import COMPONENT_CLASSES, ComponentInstruction
 from .robot import ROBOT_EVENT_CLASSES, ROBOT_MESSAGE_CLASSES, RobotGenericEvent, RobotGenericMessage
 from .wecom import INSTRUCTION_CLASSES, WECOM_EVENT_CLASSES, SuiteInstruction
 from .xml_events import EVENT_CLASSES, GenericEvent
 from .xml_messages import MESSAGE_CLASSES, GenericMessage
 
-__all__ = ["MAX_JSON_DEPTH", "parse_message", "xml_to_dict"]
+__all__ = ["MAX_JSON_DEPTH", "parse_message"]
 
 # WeChat payloads nest a few levels; deeper input is refused before anything walks it
 MAX_JSON_DEPTH = 64
 _WHITESPACE = " \t\r\n\ufeff"
+# MsgTypes whose callbacks name an Event: events, and WeChat hardware's device events
+_EVENT_TYPES = frozenset({"event", "device_event"})
 
 _EVENTS_BY_PLATFORM = {
-    Platform.OFFICIAL_ACCOUNT: EVENT_CLASSES,
+    Platform.OFFICIAL_ACCOUNT: {**EVENT_CLASSES, **OA_EVENT_CLASSES},
     Platform.WECOM_APP: WECOM_EVENT_CLASSES,
 }
 
@@ -58,49 +62,35 @@ def parse_message(plaintext: str | bytes, platform: Platform | str) -> Message:
     if where is Platform.WECOM_ROBOT:
         if first != "{":
             raise MessageParseError("a robot callback must be a JSON object")
-        return _robot_message(_load_json(plaintext), where)
+        return _robot_message(_load_json(plaintext), where, plaintext)
     if first == "<":
-        return _xml_family_message(_load_xml(plaintext), where)
+        return _xml_family_message(_load_xml(plaintext), where, plaintext)
     if first == "{":
-        return _xml_family_message(_load_json(plaintext), where)
+        return _xml_family_message(_load_json(plaintext), where, plaintext)
     if not first:
         raise MessageParseError("the plaintext is empty")
     raise MessageParseError("the plaintext is neither XML nor a JSON object")
 
 
-def xml_to_dict(element: XmlElement) -> Any:
-    """An element as plain data: text for a leaf, a dict for children (repeats become lists)."""
-    children = element.children
-    if not children:
-        return element.text
-    result: dict[str, Any] = {}
-    for child in children:
-        value = child.text if not child.children else xml_to_dict(child)
-        tag = child.tag
-        existing = result.get(tag, MISSING)
-        if existing is MISSING:
-            result[tag] = value
-        elif isinstance(existing, list):  # XML values are str/dict, so a list means "repeated"
-            existing.append(value)
-        else:
-            result[tag] = [existing, value]
-    return result
-
-
 class _DictBuilder:
-    """expat handlers that build the plain-data form of ``xml_to_dict`` directly.
+    """expat handlers that build the plain-data form of a document directly.
 
-    Callback XML is parsed on every request, so this skips the intermediate element tree
-    and allocates a dict only for elements that have children; the parser itself is
-    ``safexml.new_parser()`` (DTDs and entities refused).
+    Callback XML is parsed on every request, so this skips an intermediate element tree
+    and allocates a dict only for elements that have children (a leaf is its text,
+    repeated elements become a list); the parser itself is ``safexml.new_parser()``
+    (DTDs and entities refused). A leaf's text keeps CDATA verbatim and drops the
+    whitespace around it (``<ToUserName> <![CDATA[gh_…]]> </ToUserName>`` in the
+    platforms' own docs), as every peer parser does.
     """
 
-    __slots__ = ("tags", "children", "texts", "root")
+    __slots__ = ("tags", "children", "texts", "in_cdata", "root")
 
     def __init__(self) -> None:
         self.tags: list[str] = []
         self.children: list[dict[str, Any] | None] = []
-        self.texts: list[str] = []
+        # per open element: its text pieces, each (text, inside CDATA)
+        self.texts: list[list[tuple[str, bool]]] = []
+        self.in_cdata = False
         self.root: Any = MISSING
 
     def start(self, tag: str, attributes: Any) -> None:
@@ -109,13 +99,13 @@ class _DictBuilder:
             raise ValueError(f"elements are nested deeper than {MAX_DEPTH} levels")
         tags.append(tag)
         self.children.append(None)
-        self.texts.append("")
+        self.texts.append([])
 
     def end(self, _tag: str) -> None:
         tag = self.tags.pop()
         children = self.children.pop()
-        text = self.texts.pop()
-        value: Any = text if children is None else children
+        pieces = self.texts.pop()
+        value: Any = leaf_text(pieces) if children is None else children
         if not self.tags:
             self.root = value
             return
@@ -134,7 +124,44 @@ class _DictBuilder:
     def data(self, text: str) -> None:
         texts = self.texts
         if texts:
-            texts[-1] += text
+            texts[-1].append((text, self.in_cdata))
+
+    def start_cdata(self) -> None:
+        self.in_cdata = True
+
+    def end_cdata(self) -> None:
+        self.in_cdata = False
+
+
+_XML_SPACE = " \t\r\n"
+
+
+def leaf_text(pieces: list[tuple[str, bool]]) -> str:
+    """An element's text: CDATA as written, the text outside it trimmed at the edges.
+
+    Whitespace-only text between sections is layout, not content, and is dropped.
+    """
+    if not any(in_cdata for _, in_cdata in pieces):
+        return "".join(text for text, _ in pieces).strip(_XML_SPACE)
+    # merge neighbouring pieces of one kind (expat may split text), then trim outside runs
+    runs: list[list[Any]] = []
+    for text, in_cdata in pieces:
+        if runs and runs[-1][1] == in_cdata:
+            runs[-1][0] += text
+        else:
+            runs.append([text, in_cdata])
+    out: list[str] = []
+    last = len(runs) - 1
+    for index, (text, in_cdata) in enumerate(runs):
+        if not in_cdata:
+            if not text.strip(_XML_SPACE):
+                continue
+            if index == 0:
+                text = text.lstrip(_XML_SPACE)
+            if index == last:
+                text = text.rstrip(_XML_SPACE)
+        out.append(text)
+    return "".join(out)
 
 
 def _load_xml(plaintext: str | bytes) -> dict[str, Any]:
@@ -150,6 +177,8 @@ def _load_xml_expat(plaintext: str | bytes) -> dict[str, Any]:
     parser.StartElementHandler = builder.start
     parser.EndElementHandler = builder.end
     parser.CharacterDataHandler = builder.data
+    parser.StartCdataSectionHandler = builder.start_cdata
+    parser.EndCdataSectionHandler = builder.end_cdata
     try:
         run_parser(parser, plaintext, "message")
     except ParseError as exc:
@@ -200,28 +229,39 @@ def _required_text(value: Any, name: str) -> str:
     return value.strip().lower()
 
 
-def _xml_family_message(raw: dict[str, Any], platform: Platform) -> Message:
+def _instruction_class(raw: dict[str, Any], platform: Platform, info_type: str) -> type[Message]:
+    # A WeCom suite names its SuiteId; an open-platform component its AppId. The root
+    # decides; without either, the channel's platform does.
+    if lookup(raw, ("SuiteId", "ServiceCorpId")) is not MISSING:
+        return INSTRUCTION_CLASSES.get(info_type, SuiteInstruction)
+    if lookup(raw, ("AppId",)) is not MISSING or platform is Platform.OFFICIAL_ACCOUNT:
+        return COMPONENT_CLASSES.get(info_type, ComponentInstruction)
+    return INSTRUCTION_CLASSES.get(info_type, SuiteInstruction)
+
+
+def _xml_family_message(raw: dict[str, Any], platform: Platform, plaintext: str | bytes) -> Message:
     msg_type_value = lookup(raw, ("MsgType",))
     if msg_type_value is MISSING:
         info_type = lookup(raw, ("InfoType",))
         if info_type is not MISSING:
             event = _required_text(info_type, "InfoType")
-            instruction = INSTRUCTION_CLASSES.get(event, SuiteInstruction)
-            return instruction(raw, platform, "instruction", event)
+            instruction = _instruction_class(raw, platform, event)
+            return instruction(raw, platform, "instruction", event, plaintext=plaintext)
     msg_type = _required_text(msg_type_value, "MsgType")
-    if msg_type == "event":
+    if msg_type in _EVENT_TYPES:
         event_value = lookup(raw, ("Event",))
         event = event_value.strip().lower() if isinstance(event_value, str) else ""
         event_class = _EVENTS_BY_PLATFORM[platform].get(event, GenericEvent)
-        return event_class(raw, platform, msg_type, event)
-    return MESSAGE_CLASSES.get(msg_type, GenericMessage)(raw, platform, msg_type)
+        return event_class(raw, platform, msg_type, event, plaintext=plaintext)
+    return MESSAGE_CLASSES.get(msg_type, GenericMessage)(raw, platform, msg_type, plaintext=plaintext)
 
 
-def _robot_message(raw: dict[str, Any], platform: Platform) -> Message:
+def _robot_message(raw: dict[str, Any], platform: Platform, plaintext: str | bytes) -> Message:
     msg_type = _required_text(lookup(raw, ("msgtype",)), "msgtype")
     if msg_type == "event":
         event_object = raw.get("event")
         name = event_object.get("eventtype") if isinstance(event_object, dict) else None
         event = name.strip().lower() if isinstance(name, str) else ""
-        return ROBOT_EVENT_CLASSES.get(event, RobotGenericEvent)(raw, platform, msg_type, event)
-    return ROBOT_MESSAGE_CLASSES.get(msg_type, RobotGenericMessage)(raw, platform, msg_type)
+        return ROBOT_EVENT_CLASSES.get(event, RobotGenericEvent)(raw, platform, msg_type, event,
+                                                                  plaintext=plaintext)
+    return ROBOT_MESSAGE_CLASSES.get(msg_type, RobotGenericMessage)(raw, platform, msg_type, plaintext=plaintext)

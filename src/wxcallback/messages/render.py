@@ -27,6 +27,7 @@ from .replies import (
     Reply,
     SuccessReply,
     TextReply,
+    TransferCustomerServiceReply,
     UpdateButtonReply,
     UpdateTemplateCardReply,
     VideoReply,
@@ -41,7 +42,7 @@ from .robot_replies import (
     check_template_card,
     utf8_length,
 )
-from .wecom import SuiteInstruction
+from .instruction import Instruction
 
 __all__ = ["MAX_WECOM_TEXT_BYTES", "check_reply", "news_article_limit", "render_reply",
            "render_stream_refresh"]
@@ -53,8 +54,8 @@ _MAX_CARD_DEPTH = 16
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
-_OA_REPLIES = (TextReply, ImageReply, VoiceReply, VideoReply, MusicReply, NewsReply, EmptyReply,
-               SuccessReply)
+_OA_REPLIES = (TextReply, ImageReply, VoiceReply, VideoReply, MusicReply, NewsReply,
+               TransferCustomerServiceReply, EmptyReply, SuccessReply)
 _WECOM_REPLIES = (TextReply, ImageReply, VoiceReply, VideoReply, NewsReply, EmptyReply)
 _WECOM_CARD_REPLIES = (UpdateButtonReply, UpdateTemplateCardReply)
 _WECOM_CARD_EVENTS = ("template_card_event", "template_card_menu_event")
@@ -75,9 +76,11 @@ def _refuse(reply: Reply, to: Message, accepted: str) -> None:
 def check_reply(reply: Reply, to: Message) -> None:
     """Raise ReplyNotAllowedError unless ``reply`` is a valid answer to ``to``.
 
-    Official Account: text, image, voice, video, music, news, success, empty.
+    Official Account: text, image, voice, video, music, news, transfer_customer_service,
+    success, empty.
     WeCom app: text, image, voice, video, news, empty; update_button and
-    update_template_card only for template card events; suite instructions: success only.
+    update_template_card only for template card events.
+    Instructions (suite and open-platform InfoType callbacks): success only.
     Robot: feedback_event → empty only; stream refresh → a stream (same id) or
     stream_with_template_card; enter_chat → text or template_card welcome; template_card_event
     → update_template_card; user messages → stream, template_card, stream_with_template_card.
@@ -88,16 +91,20 @@ def check_reply(reply: Reply, to: Message) -> None:
     if not isinstance(to, Message):
         raise InvalidReplyError(f"a reply answers a Message, got {type(to).__name__}")
     platform = to.platform
+    if isinstance(to, Instruction):
+        if not isinstance(reply, SuccessReply):
+            _refuse(reply, to, "instruction callbacks (InfoType) must be answered with the literal success")
+        return
     if platform is Platform.OFFICIAL_ACCOUNT:
         if not isinstance(reply, _OA_REPLIES):
             _refuse(reply, to, "Official Accounts accept text, image, voice, video, music, news, "
-                               "success or an empty body")
+                               "transfer_customer_service, success or an empty body")
         return
+    if isinstance(reply, TransferCustomerServiceReply):
+        _refuse(reply, to, "only Official Accounts can transfer a conversation to customer service "
+                           "(WeCom 微信客服 is driven by its own API)")
     if platform is Platform.WECOM_APP:
-        if isinstance(to, SuiteInstruction):
-            if not isinstance(reply, SuccessReply):
-                _refuse(reply, to, "suite instruction callbacks must be answered with the literal success")
-        elif isinstance(reply, _WECOM_CARD_REPLIES):
+        if isinstance(reply, _WECOM_CARD_REPLIES):
             if to.event not in _WECOM_CARD_EVENTS:
                 _refuse(reply, to, "update_button / update_template_card only answer template card events")
         elif not isinstance(reply, _WECOM_REPLIES):
@@ -220,6 +227,9 @@ def _render_xml(reply: Reply, to: Message, create_time: int) -> str:
                       _element("PicUrl", article.pic_url, "Article.pic_url"),
                       _element("Url", article.url, "Article.url"), "</item>"]
         parts.append("</Articles>")
+    elif isinstance(reply, TransferCustomerServiceReply):
+        if reply.kf_account is not None:
+            parts.append(f"<TransInfo>{_element('KfAccount', reply.kf_account, 'kf_account')}</TransInfo>")
     elif isinstance(reply, UpdateButtonReply):
         parts.append(f"<Button>{_element('ReplaceName', reply.replace_name, 'replace_name')}</Button>")
     elif isinstance(reply, UpdateTemplateCardReply):

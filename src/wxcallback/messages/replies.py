@@ -25,6 +25,7 @@ __all__ = [
     "Reply",
     "SuccessReply",
     "TextReply",
+    "TransferCustomerServiceReply",
     "UpdateButtonReply",
     "UpdateTemplateCardReply",
     "VideoReply",
@@ -225,6 +226,28 @@ class NewsReply(Reply):
         data: dict[str, Any] = {"type": self.type, "articles": [a.to_dict() for a in self.articles]}
         if self.max_articles is not None:
             data["max_articles"] = self.max_articles
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class TransferCustomerServiceReply(Reply):
+    """Official Account only: hand the conversation to customer service (多客服).
+
+    The message goes to the customer-service staff instead of being answered; with
+    ``kf_account`` (``name@account``) to that one account, which must be online, else
+    to whoever is free.
+    """
+
+    kf_account: str | None = None
+    type: ClassVar[str] = "transfer_customer_service"
+
+    def __post_init__(self) -> None:
+        require_text(self.kf_account, "TransferCustomerServiceReply.kf_account", optional=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.type}
+        if self.kf_account is not None:
+            data["kf_account"] = self.kf_account
         return data
 
 

@@ -74,10 +74,9 @@ class RobotMessage(Message):
         value = self.raw.get("quote")
         return Quote(value) if isinstance(value, dict) else None
 
-    @property
-    def dedup_key(self) -> str:
+    def _identity_label(self) -> str:
         msg_id = self.msg_id
-        return f"msgid:{msg_id}" if msg_id else self._fallback_dedup_key()
+        return f"msgid:{msg_id}" if msg_id else super()._identity_label()
 
     def fields(self) -> dict[str, Any]:
         data = super().fields()
@@ -153,9 +152,8 @@ class StreamRefresh(RobotMessage):
     __slots__ = ()
     stream_id = text(("stream", "id"))
 
-    @property
-    def dedup_key(self) -> str:
-        return f"stream:{self.stream_id}:{self.msg_id}"
+    def _identity_label(self) -> str:
+        return f"stream:{self.stream_id}"
 
 
 class RobotEvent(RobotMessage):

@@ -1,23 +1,32 @@
 """``Router``: handlers that say what they handle, in the style of aiogram / WeRoBot.
 
 A handler receives the typed Message and returns a Reply, a plain string (a text reply
-of the right kind for the platform), None (the platform's "no reply" answer) or, for a
+of the right kind for the platform), None or ``""`` (the platform's "no reply" answer,
+as in every peer framework: an empty text reply would show the user an empty bubble, or be
+refused) or, for a
 robot user message, an async iterator of text chunks (a streamed answer, handed back as
 a ``StreamingReply`` for the server to drive). The router knows nothing of HTTP or
 crypto, so every server and framework adapter can share one.
 
-``await router.dispatch(message)`` runs async handlers and calls sync handlers directly
-(on the event loop: keep them quick, or make them async). ``router.dispatch_sync`` is
-for WSGI code: it calls sync handlers and runs async ones with ``asyncio.run`` when no
-loop is running in the thread.
+``await router.dispatch(message)`` awaits async handlers on the event loop and runs
+sync handlers in a bounded thread pool, so a handler that blocks (a database call, a
+``time.sleep``) delays neither other callbacks nor its own deadline: the server answers
+"no reply" in time and keeps the late result for a retry. A CPU-bound sync handler still
+competes for the interpreter (the GIL) with the event loop; give it its own process.
+``Router(sync_in_thread=False)`` calls sync handlers directly on the loop, for handlers
+known to be quick. ``router.dispatch_sync`` is for WSGI code: it calls sync handlers and
+runs async ones with ``asyncio.run`` when no loop is running in the thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, overload
 
 from .base import Message
@@ -112,6 +121,20 @@ class _Route:
 # bumped by every registration anywhere, so routers can cache their flattened route lists
 _generation = 0
 
+#: threads for sync handlers, shared by every router of the process
+SYNC_HANDLER_THREADS = 32
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _handler_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(SYNC_HANDLER_THREADS, thread_name_prefix="wxcallback-handler")
+    return _pool
+
 
 def _changed() -> None:
     global _generation
@@ -125,9 +148,11 @@ class Router:
     fallback found, this router's before its children's).
     """
 
-    def __init__(self, name: str = "", *, stream_id_factory: Callable[[], str] = new_stream_id) -> None:
+    def __init__(self, name: str = "", *, stream_id_factory: Callable[[], str] = new_stream_id,
+                 sync_in_thread: bool = True) -> None:
         self.name = name
         self.stream_id_factory = stream_id_factory
+        self.sync_in_thread = sync_in_thread
         self._routes: list[_Route] = []
         self._children: list[Router] = []
         self._fallback: Handler | None = None
@@ -284,6 +309,62 @@ class Router:
             return self.register(handler, event="click", platform=platform, filter=has_key)
         return decorate
 
+    def _changes(self, event: str, change_types: tuple[str, ...]) -> Callable[[H], H]:
+        # events and suite instructions of one name share their fields, ChangeType included
+        wanted = frozenset(change_types)
+
+        def has_change_type(message: Message) -> bool:
+            return not wanted or getattr(message, "change_type", None) in wanted
+
+        def decorate(handler: H) -> H:
+            return self.register(handler, event=event, filter=has_change_type if wanted else None)
+        return decorate
+
+    def contact_change(self, *change_types: str) -> Callable[[H], H]:
+        """Decorator for WeCom address-book changes (app event and suite instruction
+        change_contact), optionally only some ChangeTypes (``"create_user"``, …)."""
+        return self._changes("change_contact", change_types)
+
+    def external_contact(self, *change_types: str) -> Callable[[H], H]:
+        """Decorator for WeCom customer-contact changes (change_external_contact), optionally
+        only some ChangeTypes (``"add_external_contact"``, ``"del_follow_user"``, …)."""
+        return self._changes("change_external_contact", change_types)
+
+    def external_chat(self, *change_types: str) -> Callable[[H], H]:
+        """Decorator for customer group changes (change_external_chat: create, update, dismiss)."""
+        return self._changes("change_external_chat", change_types)
+
+    def external_tag(self, *change_types: str) -> Callable[[H], H]:
+        """Decorator for customer tag changes (change_external_tag: create, update, delete, shuffle)."""
+        return self._changes("change_external_tag", change_types)
+
+    def kf_message(self, handler: H) -> H:
+        """Decorator for 微信客服 kf_msg_or_event: messages wait to be fetched with its token."""
+        return self.register(handler, event="kf_msg_or_event")
+
+    def job_finished(self, handler: H) -> H:
+        """Decorator for Official Account job results: TEMPLATESENDJOBFINISH, MASSSENDJOBFINISH,
+        PUBLISHJOBFINISH."""
+        return self.register(handler, event=("templatesendjobfinish", "masssendjobfinish", "publishjobfinish"))
+
+    def subscribe_message(self, handler: H) -> H:
+        """Decorator for subscription-message events: the pop-up answered, settings changed,
+        messages sent (subscribe_msg_popup_event / _change_event / _sent_event)."""
+        return self.register(handler, event=("subscribe_msg_popup_event", "subscribe_msg_change_event",
+                                              "subscribe_msg_sent_event"))
+
+    def ticket(self, handler: H) -> H:
+        """Decorator for the tickets a third party needs for its access token: a WeCom
+        suite's suite_ticket and an open-platform component_verify_ticket."""
+        return self.register(handler, event=("suite_ticket", "component_verify_ticket"))
+
+    def authorization(self, handler: H) -> H:
+        """Decorator for authorizations granted, changed or revoked: open-platform
+        authorized / updateauthorized / unauthorized and suite create_auth / change_auth /
+        cancel_auth."""
+        return self.register(handler, event=("authorized", "updateauthorized", "unauthorized", "create_auth",
+                                              "change_auth", "cancel_auth"))
+
     def fallback(self, handler: H) -> H:
         """Decorator: the handler for messages no other handler matched."""
         self._fallback = handler
@@ -319,7 +400,11 @@ class Router:
         handler = self.find_handler(message)
         if handler is None:
             return None
-        result = handler(message)
+        if self.sync_in_thread and not _is_async(handler):
+            context = contextvars.copy_context()
+            result = await asyncio.get_running_loop().run_in_executor(_handler_pool(), context.run, handler, message)
+        else:
+            result = handler(message)
         if not isinstance(result, (str, Reply)) and inspect.isawaitable(result):
             result = await result
         return self.to_reply(result, message)
@@ -336,7 +421,7 @@ class Router:
 
     def to_reply(self, result: Any, message: Message) -> Reply | StreamingReply:
         """A handler's return value as a reply checked against ``message``."""
-        if result is None:
+        if result is None or (isinstance(result, str) and not result):
             return message.no_reply
         if isinstance(result, str):
             reply: Reply = self._text_reply(result, message)
@@ -362,6 +447,14 @@ class Router:
         if message.is_user_message:
             return StreamReply(self.stream_id_factory(), text, True)
         raise ReplyNotAllowedError(f"a robot {message.event!r} event cannot be answered with text")
+
+
+def _is_async(handler: Handler) -> bool:
+    """Whether calling ``handler`` only builds a coroutine or async iterator (cheap, on the loop)."""
+    target = getattr(handler, "__func__", handler)
+    if not inspect.isfunction(target) and not inspect.ismethod(target) and callable(target):
+        target = getattr(type(target), "__call__", target)  # a callable object
+    return inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
 
 
 def _run(awaitable: Awaitable[Any]) -> Any:

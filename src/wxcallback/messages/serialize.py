@@ -9,6 +9,7 @@ is an error rather than a silently empty reply)::
     {"type": "video", "media_id": str, "title": str, "description": str}
     {"type": "music", "title", "description", "music_url", "hq_music_url", "thumb_media_id"}
     {"type": "news", "articles": [{"title", "description", "pic_url", "url"}], "max_articles": int}
+    {"type": "transfer_customer_service", "kf_account": str}         (Official Account)
     {"type": "update_button", "replace_name": str}
     {"type": "update_template_card", "template_card": {...}, "user_ids": [str]}
     {"type": "template_card", "template_card": {...}, "feedback_id": str}
@@ -36,6 +37,7 @@ from .replies import (
     Reply,
     SuccessReply,
     TextReply,
+    TransferCustomerServiceReply,
     UpdateButtonReply,
     UpdateTemplateCardReply,
     VideoReply,
@@ -131,6 +133,7 @@ _BUILDERS: dict[str, _Builder] = {
     "video": _simple(VideoReply, ("media_id",), ("title", "description")),
     "music": _simple(MusicReply, (), ("title", "description", "music_url", "hq_music_url", "thumb_media_id")),
     "news": _news,
+    "transfer_customer_service": _simple(TransferCustomerServiceReply, (), ("kf_account",)),
     "update_button": _simple(UpdateButtonReply, ("replace_name",)),
     "update_template_card": _update_card,
     "template_card": _template_card,
@@ -141,7 +144,7 @@ _BUILDERS: dict[str, _Builder] = {
 #: reply types each platform has; reply_from_dict refuses the others
 REPLY_TYPES: dict[Platform, frozenset[str]] = {
     Platform.OFFICIAL_ACCOUNT: frozenset({"empty", "success", "text", "image", "voice", "video", "music",
-                                          "news"}),
+                                          "news", "transfer_customer_service"}),
     Platform.WECOM_APP: frozenset({"empty", "success", "text", "image", "voice", "video", "news",
                                    "update_button", "update_template_card"}),
     Platform.WECOM_ROBOT: frozenset({"empty", "text", "template_card", "stream", "stream_with_template_card",

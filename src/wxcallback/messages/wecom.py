@@ -7,10 +7,19 @@ TimeStamp, and they must be answered with the literal ``success``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-from .fields import Path, as_items, as_mapping, integer, lookup, mapping, optional_text, text
-from .replies import NoReply, SuccessReply
+from .fields import as_items, as_mapping, integer, lookup, mapping, optional_text, text
+from .instruction import Instruction
+from .wecom_contact import (
+    CustomerAcquisitionEvent,
+    ExternalChatChange,
+    ExternalChatChangeEvent,
+    ExternalContactChange,
+    ExternalContactChangeEvent,
+    ExternalTagChange,
+    ExternalTagChangeEvent,
+)
 from .xml_events import EVENT_CLASSES, XmlEvent
 from .xml_messages import XmlMessage
 
@@ -38,8 +47,6 @@ __all__ = [
     "TemplateCardMenuEvent",
 ]
 
-_SUCCESS = SuccessReply()
-
 
 class EnterAgentEvent(XmlEvent):
     __slots__ = ()
@@ -53,19 +60,43 @@ class BatchJobResultEvent(XmlEvent):
     err_msg = text(("BatchJob", "ErrMsg"))
 
 
-class ChangeContactEvent(XmlEvent):
-    """Contacts changed (FromUserName is ``sys``); ChangeType says what (create_user, …)."""
+class ContactChange(XmlMessage):
+    """The fields of an address-book change (doc 90970), as an app event or a suite instruction.
+
+    ChangeType: create_user, update_user, delete_user, create_party, update_party,
+    delete_party, update_tag. A tag change lists the members added and removed.
+    """
 
     __slots__ = ()
     change_type = text("ChangeType")
     user_id = optional_text("UserID")
     new_user_id = optional_text("NewUserID")
+    name = optional_text("Name")
     party_id = optional_text("Id")
+    parent_id = optional_text("ParentId")
     tag_id = optional_text("TagId")
+    add_user_items = optional_text("AddUserItems")
+    del_user_items = optional_text("DelUserItems")
+    add_party_items = optional_text("AddPartyItems")
+    del_party_items = optional_text("DelPartyItems")
 
-    @property
-    def dedup_key(self) -> str:
-        return f"{super().dedup_key}:{self.change_type}:{self.user_id or self.party_id or self.tag_id or ''}"
+
+class ChangeContactEvent(XmlEvent, ContactChange):
+    """Contacts changed (FromUserName is ``sys``); ChangeType says what (create_user, …)."""
+
+    __slots__ = ()
+
+
+class KfMsgOrEvent(XmlEvent):
+    """微信客服: new messages or events wait for the account ``open_kf_id`` (doc 94670).
+
+    The callback carries no message: fetch them with ``kf/sync_msg`` and this ``token``
+    (valid 10 minutes). It has no FromUserName.
+    """
+
+    __slots__ = ()
+    token = text("Token")
+    open_kf_id = text("OpenKfId")
 
 
 def selected_items(container: Any, item_key: str, question_key: str, options_key: str,
@@ -164,35 +195,24 @@ WECOM_EVENT_CLASSES: dict[str, type[XmlEvent]] = {
     "low_active_alert": LowActiveAlertEvent,
     "low_active": LowActiveEvent,
     "active_restored": ActiveRestoredEvent,
+    "kf_msg_or_event": KfMsgOrEvent,
+    "change_external_contact": ExternalContactChangeEvent,
+    "change_external_chat": ExternalChatChangeEvent,
+    "change_external_tag": ExternalTagChangeEvent,
+    "customer_acquisition": CustomerAcquisitionEvent,
 }
 
 
-class SuiteInstruction(XmlMessage):
-    """A suite instruction callback (or an open-platform push); ``event`` is its InfoType, lower-cased.
+class SuiteInstruction(Instruction):
+    """A WeCom suite instruction callback (doc 90600); ``event`` is its InfoType, lower-cased.
 
     ``msg_type`` is ``"instruction"``. The only accepted answer is the literal
     ``success`` (``no_reply`` says so).
     """
 
     __slots__ = ()
-    # open-platform pushes (component_verify_ticket, …) name the AppId instead
-    _source_paths: ClassVar[tuple[Path, ...]] = ("SuiteId", "AppId")
-    _target_paths: ClassVar[tuple[Path, ...]] = ("SuiteId", "AppId")
-    _create_time_paths: ClassVar[tuple[Path, ...]] = ("TimeStamp", "CreateTime")
-
-    suite_id = text("SuiteId", "AppId")
-    info_type = text("InfoType")
+    suite_id = text("SuiteId")
     auth_corp_id = optional_text("AuthCorpId")
-
-    @property
-    def no_reply(self) -> NoReply:
-        return _SUCCESS
-
-    @property
-    def dedup_key(self) -> str:
-        create_time = self.create_time
-        second = "" if create_time is None else create_time
-        return f"instruction:{self.suite_id}:{self.info_type}:{second}:{self.auth_corp_id or ''}"
 
 
 class SuiteTicketInstruction(SuiteInstruction):
@@ -200,10 +220,6 @@ class SuiteTicketInstruction(SuiteInstruction):
 
     __slots__ = ()
     suite_ticket = text("SuiteTicket")
-
-    @property
-    def dedup_key(self) -> str:
-        return f"{super().dedup_key}:{self.suite_ticket}"
 
 
 class CreateAuthInstruction(SuiteInstruction):
@@ -226,10 +242,48 @@ class ResetPermanentCodeInstruction(SuiteInstruction):
     auth_code = text("AuthCode")
 
 
+class ChangeContactInstruction(SuiteInstruction, ContactChange):
+    """An authorized corp's address book changed (the suite form of change_contact)."""
+
+    __slots__ = ()
+
+
+class RegisterCorpInstruction(SuiteInstruction):
+    """A corp registered through the suite's registration link (InfoType register_corp)."""
+
+    __slots__ = ()
+    service_corp_id = text("ServiceCorpId")
+    register_code = text("RegisterCode")
+    access_token = text(("ContactSync", "AccessToken"))
+    expires_in = integer(("ContactSync", "ExpiresIn"))
+    auth_user_id = text(("AuthUserInfo", "UserId"))
+    state = optional_text("State")
+    template_id = optional_text("TemplateId")
+
+
+class ExternalContactChangeInstruction(SuiteInstruction, ExternalContactChange):
+    """Customer contact change in an authorized corp (the suite form of change_external_contact)."""
+
+    __slots__ = ()
+
+
+class ExternalChatChangeInstruction(SuiteInstruction, ExternalChatChange):
+    __slots__ = ()
+
+
+class ExternalTagChangeInstruction(SuiteInstruction, ExternalTagChange):
+    __slots__ = ()
+
+
 INSTRUCTION_CLASSES: dict[str, type[SuiteInstruction]] = {
     "suite_ticket": SuiteTicketInstruction,
     "create_auth": CreateAuthInstruction,
     "change_auth": ChangeAuthInstruction,
     "cancel_auth": CancelAuthInstruction,
     "reset_permanent_code": ResetPermanentCodeInstruction,
+    "change_contact": ChangeContactInstruction,
+    "register_corp": RegisterCorpInstruction,
+    "change_external_contact": ExternalContactChangeInstruction,
+    "change_external_chat": ExternalChatChangeInstruction,
+    "change_external_tag": ExternalTagChangeInstruction,
 }

@@ -6,9 +6,7 @@ The ``Event`` value arrives in mixed case (``subscribe``, ``SCAN``, ``CLICK``, `
 
 from __future__ import annotations
 
-from typing import Any
-
-from .fields import as_items, as_mapping, floating, integer, items, lookup, mapping, optional_text, text
+from .fields import collect, floating, integer, items, mapping, optional_text, text
 from .xml_messages import XmlMessage
 
 __all__ = [
@@ -39,13 +37,6 @@ class XmlEvent(XmlMessage):
 
     __slots__ = ()
     event_key = text("EventKey")
-
-    @property
-    def dedup_key(self) -> str:
-        # sender + second + event + key: several events (menu clicks) can share a second
-        create_time = self.create_time
-        second = "" if create_time is None else create_time
-        return f"event:{self.source}:{second}:{self.event}:{self.event_key}"
 
 
 class GenericEvent(XmlEvent):
@@ -129,14 +120,13 @@ class PicEvent(XmlEvent):
 
     @property
     def pic_md5_sums(self) -> list[str]:
-        """PicMd5Sum of each picture sent (SendPicsInfo/PicList/item)."""
-        pic_list = as_mapping(lookup(self.raw, (("SendPicsInfo", "PicList"),)))
-        sums: list[str] = []
-        for item in as_items(pic_list.get("item")):
-            value: Any = item.get("PicMd5Sum") if isinstance(item, dict) else None
-            if isinstance(value, str):
-                sums.append(value)
-        return sums
+        """PicMd5Sum of each picture sent, in order.
+
+        Pushes repeat ``<PicList>`` once per picture or ``<item>`` inside one PicList;
+        both read the same.
+        """
+        return [value for value in collect(self.raw, (("SendPicsInfo", "PicList", "item", "PicMd5Sum"),))
+                if isinstance(value, str)]
 
 
 class PicSysPhotoEvent(PicEvent):

@@ -36,12 +36,11 @@ class XmlMessage(Message):
     msg_id = integer("MsgId", "MsgID")
     agent_id = integer("AgentID", "AgentId")
 
-    @property
-    def dedup_key(self) -> str:
+    def _identity_label(self) -> str:
         msg_id = self.msg_id
         if msg_id is not None and self.event is None:
             return f"msgid:{msg_id}"
-        return self._fallback_dedup_key()
+        return super()._identity_label()
 
 
 class _UserMessage(XmlMessage):

@@ -120,6 +120,8 @@ def _with(config: ServerConfig, overrides: dict[str, Any]) -> ServerConfig:
 def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     import uvicorn
 
+    from .protocol import LIMITS_ENV, ConnectionLimits, raise_open_file_limit
+
     logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
     for name in ("WXCALLBACK_CONFIG", "WXCALLBACK_CONFIG_JSON"):
         os.environ.pop(name, None)
@@ -128,6 +130,15 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     os.environ["WXCALLBACK_OVERRIDES"] = json.dumps({"host": config.host, "port": config.port,
                                                       "store": config.store, "log_level": config.log_level,
                                                       "app_dir": config.app_dir})
+    # Room for every allowed connection plus the store, the logs and the listener.
+    reserve = 64
+    files = raise_open_file_limit(config.max_connections + reserve)
+    max_connections = min(config.max_connections, max(1, files - reserve))
+    if max_connections < config.max_connections:
+        click.echo(f"wxcallback: max_connections lowered to {max_connections}: the open-file limit is {files}",
+                   err=True)
+    os.environ[LIMITS_ENV] = ConnectionLimits(config.max_header_bytes, config.max_headers, config.header_timeout,
+                                              max_connections).to_environment()
     if config.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker writes its counts here; /metrics on any worker sums them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wxcallback-metrics-")
@@ -138,5 +149,5 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
                    + (f"  -> {channel.forward}" if channel.forward else ""), err=True)
     uvicorn.run("wxcallback.server.app:app_from_environment", factory=True, host=config.host, port=config.port,
                 workers=config.workers, log_level=config.log_level, access_log=False,
-                http="wxcallback.server.protocol:NoDelayHTTPProtocol",
+                http="wxcallback.server.protocol:GuardedHTTPProtocol",
                 timeout_graceful_shutdown=int(config.shutdown_grace) or None)

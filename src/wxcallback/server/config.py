@@ -134,6 +134,12 @@ class ServerConfig:
     shutdown_grace: float = 10.0
     # The platforms send a whole callback at once; a body trickling in holds a worker.
     body_timeout: float = 10.0
+    # What one connection may cost (see server/protocol.py): the request head's size and
+    # field count, the time it may take to arrive, and open connections per worker.
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    header_timeout: float = 5.0
+    max_connections: int = 1000
     # Where handler modules are imported from first (relative to the working directory).
     app_dir: str = "."
 
@@ -165,7 +171,8 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     _only(data, "", {"server", "channels"})
     server = _table(data.get("server", {}), "server")
     _only(server, "server", {"host", "port", "workers", "store", "max_body_bytes", "log_level",
-                             "shutdown_grace", "body_timeout", "app_dir"})
+                             "shutdown_grace", "body_timeout", "max_header_bytes", "max_headers",
+                             "header_timeout", "max_connections", "app_dir"})
     channels_table = _table(data.get("channels", {}), "channels")
     if not channels_table:
         raise ConfigError("channels: at least one channel is needed ([channels.NAME] with path, platform, token)")
@@ -186,6 +193,10 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         log_level=_get(server, "server", "log_level", str, "info").lower(),
         shutdown_grace=_number(server, "server", "shutdown_grace", 10.0, 0.0, 3600.0),
         body_timeout=_number(server, "server", "body_timeout", 10.0, 0.1, 3600.0),
+        max_header_bytes=_int(server, "server", "max_header_bytes", 64 * 1024, 1024, 1 << 24),
+        max_headers=_int(server, "server", "max_headers", 100, 8, 10_000),
+        header_timeout=_number(server, "server", "header_timeout", 5.0, 0.1, 600.0),
+        max_connections=_int(server, "server", "max_connections", 1000, 1, 1_000_000),
         app_dir=_get(server, "server", "app_dir", str, "."),
     )
 

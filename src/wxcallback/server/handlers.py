@@ -28,7 +28,7 @@ Dispatch = Callable[[Message], Awaitable[Reply | StreamingReply | None]]
 
 
 def demo_router() -> Router:
-    router = Router()
+    router = Router(sync_in_thread=False)  # one f-string: no reason to leave the loop
 
     @router.text
     def echo(message: Any) -> str:

@@ -1,23 +1,120 @@
-"""uvicorn's HTTP protocol with TCP_NODELAY on every connection.
+"""uvicorn's HTTP protocol, guarded for the public internet, with TCP_NODELAY on every connection.
 
-With several workers uvicorn binds the listening socket itself, with protocol number 0,
-and asyncio only sets TCP_NODELAY on sockets whose protocol is IPPROTO_TCP. Without it,
-Nagle's algorithm holds the response's last segment until the client's delayed ACK:
-about 40 ms added to most callbacks (measured here: 48 ms instead of 3 ms per request).
+The platforms require a public callback URL, so anyone can open a connection. uvicorn
+bounds neither the request head nor the time a client may take to send it: one 100 MiB
+header was accepted (19 s, +100 MB RSS, URL checks on other channels delayed 4-6 s), and
+1,100 sockets that send nothing kept every legitimate request out under ``ulimit -n
+1024``. This protocol adds what a server facing the internet needs, per connection:
+
+- the request head (request line and headers) is at most ``max_header_bytes`` (counted as
+  the bytes arrive, before the parser buffers them) and ``max_headers`` fields, else 431
+  and close;
+- the head must arrive within ``header_timeout`` of the connection opening or of the
+  previous response: an idle or trickling connection is closed (408 if it sent anything);
+- at most ``max_connections`` are open per worker: beyond it the connection that has
+  waited longest for a request is closed to make room (an idle keep-alive connection
+  costs its client one reconnect), and only when none is idle is the new one refused
+  with 503.
+
+The body has its own bounds in the app (``max_body_bytes``, ``body_timeout``). Every
+refusal is counted in ``STATS`` for /healthz and the metrics.
+
+TCP_NODELAY: with several workers uvicorn binds the listening socket itself, with protocol
+number 0, and asyncio only sets TCP_NODELAY on sockets whose protocol is IPPROTO_TCP.
+Without it, Nagle's algorithm holds the response's last segment until the client's delayed
+ACK: about 40 ms added to most callbacks (measured here: 48 ms instead of 3 ms per request).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
 import socket
+import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
-try:  # httptools is faster when installed (uvicorn[standard]); h11 always is
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
-except ImportError:  # pragma: no cover - depends on the installed extras
-    from uvicorn.protocols.http.h11_impl import H11Protocol as _Base  # type: ignore[assignment, unused-ignore]
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["NoDelayHTTPProtocol", "set_nodelay"]
+__all__ = ["LIMITS_ENV", "STATS", "ConnectionLimits", "ConnectionStats", "GuardedHTTPProtocol",
+           "raise_open_file_limit", "set_limits", "set_nodelay"]
+
+_LOG = logging.getLogger("wxcallback.server")
+#: how ``wxcallback serve`` hands the limits to its workers (spawned processes)
+LIMITS_ENV = "WXCALLBACK_HTTP_LIMITS"
+_HEAD_END = b"\r\n\r\n"
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What one client connection may cost a worker."""
+
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    header_timeout: float = 5.0
+    max_connections: int = 1000
+
+    def to_environment(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_environment(cls) -> ConnectionLimits:
+        raw = os.environ.get(LIMITS_ENV)
+        return cls(**json.loads(raw)) if raw else cls()
+
+
+@dataclass
+class ConnectionStats:
+    """Connections this worker closed or refused to protect itself, by reason."""
+
+    header_too_large: int = 0
+    too_many_headers: int = 0
+    header_timeout: int = 0
+    evicted_idle: int = 0
+    refused_full: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return asdict(self)
+
+
+STATS = ConnectionStats()
+_limits: ConnectionLimits | None = None
+
+
+def _current_limits() -> ConnectionLimits:
+    global _limits
+    if _limits is None:
+        _limits = ConnectionLimits.from_environment()
+    return _limits
+
+
+def set_limits(limits: ConnectionLimits) -> None:
+    """Use ``limits`` in this process (tests, embedded servers); serve passes them by environment."""
+    global _limits
+    _limits = limits
+
+
+def raise_open_file_limit(wanted: int) -> int:
+    """Raise this process's open-file limit towards ``wanted`` (at most the hard limit).
+
+    Returns the soft limit now in force. Each connection is a file descriptor: under the
+    usual default of 1,024 a few hundred idle sockets would starve the listener.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows has no RLIMIT_NOFILE
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):  # pragma: no cover - a sandbox that refuses
+            pass
+    return wanted if soft == resource.RLIM_INFINITY else soft
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -29,7 +126,135 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
             pass
 
 
-class NoDelayHTTPProtocol(_Base):
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
+
+
+class GuardedHTTPProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol with bounds on the request head, its arrival time and connections."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limits = _current_limits()
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_fields = 0
+        self._tail = b""
+        self._waiting_since = time.monotonic()
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._refusal: int | None = None
+
+    # --- connection -----------------------------------------------------------------
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         set_nodelay(transport)
         super().connection_made(transport)
+        if len(self.connections) > self._limits.max_connections and not self._evict_idle():
+            STATS.refused_full += 1
+            self._refuse(503, "too many connections")
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _evict_idle(self) -> bool:
+        # A real client sends its head in one go: a connection still waiting for one is
+        # idle or trickling, and the longest waiting is the first to go.
+        idle = [c for c in self.connections
+                if isinstance(c, GuardedHTTPProtocol) and c is not self and c._in_head
+                and not c.transport.is_closing()]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda c: c._waiting_since)
+        STATS.evicted_idle += 1
+        oldest.transport.close()
+        return True
+
+    # --- the request head -------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._refusal is not None:
+            return
+        if self._in_head:
+            # Count the head's bytes as they arrive: the parser buffers an unfinished
+            # header whole, so waiting for its callback would let it grow without bound.
+            seen = self._tail + data
+            end = seen.find(_HEAD_END)
+            counted = len(data) if end < 0 else max(0, end + len(_HEAD_END) - len(self._tail))
+            self._head_bytes += counted
+            if self._head_bytes > self._limits.max_header_bytes:
+                STATS.header_too_large += 1
+                self._refuse(431, f"the request head is over {self._limits.max_header_bytes} bytes")
+                return
+            self._tail = seen[-(len(_HEAD_END) - 1):]
+        super().data_received(data)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_fields += 1
+        if self._head_fields > self._limits.max_headers:
+            self._refusal = 431
+            # stops the parser; uvicorn answers through send_400_response, which says 431
+            raise ValueError("too many header fields")
+        super().on_header(name, value)
+
+    def send_400_response(self, msg: str) -> None:
+        if self._refusal == 431:
+            STATS.too_many_headers += 1
+            self._refusal = None
+            self._refuse(431, f"more than {self._limits.max_headers} header fields")
+            return
+        super().send_400_response(msg)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._disarm_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # the next bytes on this connection are the next request's head
+        self._in_head = True
+        self._head_bytes = self._head_fields = 0
+        self._tail = b""
+
+    def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # a queued request already has its head
+        super().on_response_complete()
+        if not pipelined and not self.transport.is_closing():
+            self._waiting_since = time.monotonic()
+            self._arm_head_timer()
+
+    # --- timers and refusals -------------------------------------------------------------
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(self._limits.header_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or not self._in_head:
+            return
+        STATS.header_timeout += 1
+        if self._head_bytes:
+            self._refuse(408, f"the request head did not arrive within {self._limits.header_timeout:g} s")
+        else:
+            self.transport.close()  # idle: nothing to answer
+
+    def _refuse(self, status: int, detail: str) -> None:
+        self._refusal = status
+        self._disarm_head_timer()
+        body = detail.encode()
+        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                             b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+                             % (status, _REASONS[status], len(body), body))
+        self.transport.close()
+        client = self.client
+        _LOG.warning(json.dumps({"outcome": "connection_refused", "status": status, "detail": detail,
+                                 "client": f"{client[0]}:{client[1]}" if client else None}))
+

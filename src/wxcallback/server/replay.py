@@ -29,6 +29,9 @@ from .stores import Store
 __all__ = ["ReplayError", "ReplayGuard"]
 
 _NONCE_TTL = 2 * 60 * 60
+# Unix seconds have 10 digits until 2286; anything longer is not a time (and a few hundred
+# digits overflow the float arithmetic of the window check)
+_MAX_TIMESTAMP_DIGITS = 11
 
 
 class ReplayError(WXCallbackError):
@@ -48,8 +51,8 @@ class ReplayGuard:
     def check_timestamp(self, timestamp: str) -> None:
         if not self._window:
             return
-        if not (timestamp.isascii() and timestamp.isdigit()):
-            raise ReplayError(f"timestamp {timestamp[:20]!r} is not Unix seconds")
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > _MAX_TIMESTAMP_DIGITS:
+            raise ReplayError(f"timestamp {timestamp[:20]!r}{'…' if len(timestamp) > 20 else ''} is not Unix seconds")
         skew = abs(self._clock() - int(timestamp))
         if skew > self._window:
             raise ReplayError(
