@@ -278,7 +278,7 @@ def servers(args: argparse.Namespace, scratch: Path, skipped: list[tuple[Server,
     config.write_text(f'[server]\nlog_level = "warning"\n\n[channels.wecom]\npath = "{PATH}"\n'
                       f'platform = "wecom-app"\ntoken = "{TOKEN}"\nencoding_aes_key = "{KEY}"\n'
                       f'receive_id = "{CORP_ID}"\n', encoding="utf-8")
-    # uvicorn's own --workers listener loses TCP_NODELAY (see server/nodelay.py): both
+    # uvicorn's own --workers listener loses TCP_NODELAY (see server/connections.py): both
     # uvicorn servers run through the wrapper, and one row shows ``wxcallback serve`` as is.
     nodelay = [python, str(SERVERS / "nodelay.py")]
     ours_does = ("verify, replay guard (window + nonce cache), decrypt, parse, dedup claim/complete, "

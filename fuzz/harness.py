@@ -22,7 +22,7 @@ def main(argv: list[str]) -> None:
         import wxcallback.core  # noqa: F401  (instrumented before the targets bind to it)
         import wxcallback.messages  # noqa: F401
         if name == "http":
-            import wxcallback.server.app  # noqa: F401
+            import wxcallback.server.runtime  # noqa: F401
     from .targets import build_target
 
     target = build_target(name)

@@ -305,7 +305,7 @@ class _Defects(logging.Handler):
 
 def http_target() -> Target:
     """CallbackServer.respond over fuzzed requests: raw, or signed the way the platforms sign."""
-    from wxcallback.server.app import CallbackServer
+    from wxcallback.server.runtime import CallbackServer
     from wxcallback.server.config import parse_config
     from wxcallback.server.stores import MemoryStore
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.server.platform import APPID, KEY, TOKEN
+from wxcallback import WXCallbackError
 from wxcallback.server.config import ConfigError, parse_config
 
 if sys.version_info >= (3, 11):
@@ -83,7 +84,11 @@ def test_server_defaults_and_types_are_as_documented(key: str) -> None:
 
 def _skips_receive_id_check_by_default() -> bool:
     (channel,) = parse_config({"channels": {"c": CHANNEL}}).channels
-    return bool(channel.receive_id.accepts_any)
+    try:
+        channel.receive_id.check("wwAnotherCorp")
+    except WXCallbackError:
+        return False
+    return True
 
 
 def _requires_encryption_by_default() -> bool:

@@ -1,4 +1,4 @@
-"""wxcallback decrypt on the official DecryptMsg sample (E17, protocol.md §1.5 V1)."""
+"""wxcallback decrypt on the official DecryptMsg sample (vector E17)."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def test_json_format_takes_a_json_body(cli: Cli) -> None:
 
 
 def test_official_account_json_sample(cli: Cli) -> None:
-    # protocol.md §1.5 V4: the OA encryption doc's JSON-format security-mode POST.
+    # The OA encryption doc's worked example: a JSON-format security-mode POST.
     body = ('{"ToUserName":"gh_97417a04a28d","Encrypt":"+qdx1OKCy+5JPCBFWw70tm0fJGb2Jmeia4FCB7kao+/Q5c/ohsOzQHi8'
             'khUOb05JCpj0JB4RvQMkUyus8TPxLKJGQqcvZqzDpVzazhZv6JsXUnnR8XGT740XgXZUXQ7vJVnAG+tE8NUd4yFyjPy7Ggiav'
             'iNrlCTj+l5kdfMuFUPpRSrfMZuMcp3Fn2Pede2IuQrKEYwKSqFIZoNqJ4M8EajAsjLY2km32IIjdf8YL/P50F7mStwntrA2cP'

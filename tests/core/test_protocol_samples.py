@@ -1,4 +1,4 @@
-"""The official samples of protocol.md §1.5 that are not in the vector files (V4: OA JSON)."""
+"""The official samples that are not in the vector files (the OA encryption doc's JSON example)."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def test_init_then_serve_and_simulate_work_with_no_edit(tmp_path: Path, platform
     token, key = _printed(output, "Token"), _printed(output, "EncodingAESKey")
     config = load_config(project / "wxcallback.toml")
     (channel,) = config.channels
-    assert (channel.token, channel.encoding_aes_key, channel.platform) == (token, key, platform)
+    assert (channel.token, channel.encoding_aes_key, channel.kind.value) == (token, key, platform)
     assert stat.S_IMODE(os.stat(project / "wxcallback.toml").st_mode) == 0o600
 
     commands = [line.strip() for line in output.splitlines() if line.startswith("  wxcallback ")]

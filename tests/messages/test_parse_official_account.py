@@ -1,4 +1,4 @@
-"""Official Account callbacks, from the documented examples (protocol.md §2.6)."""
+"""Official Account callbacks, from the documented examples (the receive-message docs)."""
 
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ def test_unknown_types_parse_into_generic_objects_that_keep_every_field() -> Non
 
 
 def test_json_push_from_the_encryption_doc_parses_with_ints_kept() -> None:
-    # the decrypted message of the OA encryption doc's worked example (protocol.md V4)
+    # the decrypted message of the OA encryption doc's worked example (its JSON sample)
     plaintext = ('{"ToUserName":"gh_97417a04a28d","FromUserName":"o9AgO5Kd5ggOC-bXrbNODIiE3bGY",'
                  '"CreateTime":1714112445,"MsgType":"event","Event":"debug_demo","debug_str":"hello world"}')
     message = parse_message(plaintext, "official-account")

@@ -1,4 +1,4 @@
-"""Smart robot callbacks (protocol.md §4.2): the test vector E10 and the documented shapes."""
+"""Smart robot callbacks (WeCom doc 100719): vector E10 and the documented shapes."""
 
 from __future__ import annotations
 

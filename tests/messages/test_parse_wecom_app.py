@@ -1,4 +1,4 @@
-"""WeCom app callbacks: the test vectors' plaintexts and the documented events (protocol.md §3, §5)."""
+"""WeCom app callbacks: the vectors' plaintexts and the documented events (WeCom docs 90240, 90600)."""
 
 from __future__ import annotations
 

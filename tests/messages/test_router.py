@@ -22,6 +22,7 @@ from wxcallback.messages import (
     SuccessReply,
     TextReply,
     parse_message,
+    render_reply,
 )
 
 OA = Platform.OFFICIAL_ACCOUNT
@@ -176,15 +177,18 @@ def test_strings_become_the_right_reply_for_each_robot_callback() -> None:
         router.dispatch_sync(robot("event", event={"eventtype": "feedback_event", "feedback_event": {}}))
 
 
-def test_a_reply_the_callback_cannot_take_is_refused_at_dispatch() -> None:
+def test_a_reply_the_callback_cannot_take_is_refused_where_it_is_rendered() -> None:
     router = Router()
 
     @router.message()
     def wrong(message: Message) -> ImageReply:
         return ImageReply("m")
 
+    message = robot("text", text={"content": "x"})
+    reply = router.dispatch_sync(message)
+    assert reply == ImageReply("m")
     with pytest.raises(ReplyNotAllowedError):
-        router.dispatch_sync(robot("text", text={"content": "x"}))
+        render_reply(reply, message)
 
 
 def test_an_unsupported_return_value_is_a_library_error() -> None:

@@ -52,3 +52,9 @@ def blocking(message: Any) -> str:
     release_blocking.wait(timeout=10)  # a handler stuck in a blocking call (DB, sleep)
     finished["blocking"] += 1
     return "blocked answer"
+
+
+async def long_stream(message: Any) -> AsyncIterator[str]:
+    for _ in range(30):  # 30 x 1000 bytes: past the 20480-byte stream limit
+        await asyncio.sleep(0)
+        yield "é" * 500

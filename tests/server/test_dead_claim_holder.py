@@ -7,9 +7,9 @@ from typing import Any
 
 from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
 from wxcallback.messages import parse_message
-from wxcallback.server.app import CallbackServer
 from wxcallback.server.config import parse_config
-from wxcallback.server.pipeline import CLAIM_LEASE_MARGIN
+from wxcallback.server.dispatch import CLAIM_LEASE_MARGIN
+from wxcallback.server.runtime import CallbackServer
 from wxcallback.server.stores import MemoryStore
 
 

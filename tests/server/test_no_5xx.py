@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.server.platform import APPID, KEY, TOKEN, Platform, oa_text, robot_text, wecom_text
 from tests.server.test_pipeline import CHANNELS
-from wxcallback.server.app import CallbackServer
+from wxcallback.server.runtime import CallbackServer
 from wxcallback.server.config import parse_config
 from wxcallback.server.stores import MemoryStore
 

@@ -34,6 +34,8 @@ CHANNELS: dict[str, dict[str, Any]] = {
                "receive_id": APPID, "handler": "tests.server.handlers:broken"},
     "bad_reply": {"path": "/bad-reply", "platform": "wecom-app", "token": TOKEN, "encoding_aes_key": KEY,
                   "receive_id": APPID, "handler": "tests.server.handlers:bad_reply"},
+    "robot_long": {"path": "/robot-long", "platform": "wecom-robot", "token": TOKEN, "encoding_aes_key": KEY,
+                   "handler": "tests.server.handlers:long_stream"},
     "gateway": {"path": "/social/on/wechat/1", "platform": "signature-only", "token": TOKEN, "digest": "sha256"},
     "demo": {"path": "/demo", "platform": "wecom-app", "token": TOKEN, "encoding_aes_key": KEY,
              "receive_id": APPID},
@@ -201,6 +203,28 @@ def test_handler_errors_and_unsendable_replies_answer_no_reply() -> None:
     run(scenario)
 
 
+def test_a_stream_reaching_the_content_limit_is_finished_at_the_limit(caplog: pytest.LogCaptureFixture) -> None:
+    side = Platform("wecom-robot", "/robot-long", receive_id="")
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        url, data = side.callback(robot_text("tell me a lot"))
+        first = json.loads(side.open_reply((await client.post(url, content=data)).content, side.last_nonce))
+        stream_id = first["stream"]["id"]
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            url, data = side.callback(robot_refresh(stream_id))
+            state = json.loads(side.open_reply((await client.post(url, content=data)).content, side.last_nonce))
+            if state["stream"]["finish"]:
+                break
+        assert state["stream"]["finish"] is True
+        assert len(state["stream"]["content"].encode()) == 20480  # cut to fit, at a character boundary
+
+    with caplog.at_level("WARNING", logger="wxcallback.streams"):
+        run(scenario)
+    assert not [r for r in caplog.records if "handler_error" in r.getMessage()]
+    assert [r for r in caplog.records if "truncated" in r.getMessage()]
+
+
 def test_robot_stream_is_polled_to_the_end() -> None:
     side = Platform("wecom-robot", "/robot-stream", receive_id="")
 
@@ -264,7 +288,7 @@ def test_healthz_and_metrics() -> None:
 
 
 def test_a_body_trickling_in_is_cut_off_with_408() -> None:
-    from wxcallback.server.app import CallbackServer
+    from wxcallback.server.runtime import CallbackServer
 
     config = parse_config({"server": {"body_timeout": 0.2}, "channels": CHANNELS})
 

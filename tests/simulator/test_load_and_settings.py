@@ -70,7 +70,7 @@ def test_unusable_settings_raise_a_simulator_error(settings: dict[str, object], 
     url = arguments.pop("url")
     with pytest.raises(SimulatorError, match=message) as caught:
         Simulator(url, **arguments)  # type: ignore[arg-type]
-    assert caught.value.code == -40002
+    assert caught.value.code == 0  # a setting, not a protocol failure
 
 
 def test_bad_key_is_the_core_key_error() -> None:

@@ -85,7 +85,7 @@ def test_an_unusable_url_raises_a_clear_store_url_error(url: str, message: str) 
     with pytest.raises(StoreURLError, match=message) as raised:
         open_store(url)
     assert isinstance(raised.value, WXCallbackError)
-    assert raised.value.code == ErrorCode.GEN_RETURN_XML_ERROR
+    assert raised.value.code == ErrorCode.OK
 
 
 def test_a_url_that_is_not_a_str_is_refused() -> None:

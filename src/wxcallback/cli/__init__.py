@@ -18,13 +18,15 @@ def _add_server_commands() -> None:
     try:
         from ..server.command import serve
         from ..simulator.command import simulate
+        from ..simulator.longconn_command import fake_platform
     except ImportError as exc:
         missing = exc.name or "a server dependency"
-        for name in ("serve", "simulate"):
+        for name in ("serve", "simulate", "fake-platform"):
             _unavailable(name, missing)
         return
     main.add_command(serve)
     main.add_command(simulate)
+    main.add_command(fake_platform)
 
 
 def _unavailable(name: str, missing: str) -> None:

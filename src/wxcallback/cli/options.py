@@ -112,7 +112,7 @@ def random_prefix(_ctx: click.Context, _param: click.Parameter, value: str | Non
 def query_values(query: str | None, names: tuple[str, ...], given: dict[str, str | None]) -> dict[str, str | None]:
     """Merge the options in ``given`` with the same names taken from a raw query string.
 
-    The query is form-decoded exactly once, as a web framework does (gotcha: decoding
+    The query is form-decoded exactly once, as a web framework does (decoding
     twice turns '+' in echostr into ' '). A whole URL is accepted; only its query is read.
     """
     if query is None:

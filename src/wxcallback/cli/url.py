@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from wxcallback.core import MessageCrypto, SignatureError, check_signature
+from wxcallback.core import MessageCrypto, Signer
 
 from .app import emit, main
 from .options import (
@@ -72,8 +72,7 @@ def verify_url(
 
     plain_signature = values["signature"]
     if plain_signature is not None:
-        if not check_signature(plain_signature, token, stamp, nonce_value, digest=digest):
-            raise SignatureError("signature does not match: check the Token")
+        Signer(token, digest=digest).verify_signature(plain_signature, stamp, nonce_value)
         emit(echo, echostr=echo, mode="signature")
         return
 

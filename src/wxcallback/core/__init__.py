@@ -1,4 +1,4 @@
-"""The crypto core: keys, signatures, the cipher frame, envelopes and MessageCrypto.
+"""The crypto core: keys, signatures (Signer), the cipher frame, envelopes and MessageCrypto.
 
 It depends on nothing else in wxcallback; the message models, the server and the CLI
 build on it.
@@ -24,7 +24,7 @@ from .errors import (
 from .keys import EncodingAESKey, KeyRing, decode_encoding_aes_key, generate_encoding_aes_key
 from .media import decrypt_media
 from .receive_id import ANY_RECEIVE_ID, ReceiveIdPolicy
-from .signature import check_signature, sign
+from .signature import Signer, check_signature, sign
 
 __all__ = [
     "ANY_RECEIVE_ID",
@@ -47,6 +47,7 @@ __all__ = [
     "ReceiveIdPolicy",
     "RenderError",
     "SignatureError",
+    "Signer",
     "WXCallbackError",
     "check_signature",
     "decode_encoding_aes_key",

@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from .encoding import strict_b64decode, text_value, utf8_bytes
-from .envelope import EnvelopeFormat, check_reply_values, extract_encrypt, render_envelope
+from .envelope import EnvelopeFormat, check_reply_values, extract_encrypt, render_checked, render_envelope
 from .errors import (
-    ComputeSignatureError,
     EncryptError,
     IllegalBufferError,
     ReceiveIdError,
@@ -26,7 +25,7 @@ from .errors import (
 from .frame import RANDOM_SIZE
 from .keys import EncodingAESKey, KeyRing
 from .receive_id import ReceiveIdPolicy
-from .signature import DEFAULT_DIGEST, resolve_digest, sign, signature_hex, signatures_match
+from .signature import DEFAULT_DIGEST, Signer, signature_hex
 
 __all__ = ["DecryptedMessage", "EncryptedReply", "MessageCrypto"]
 
@@ -60,8 +59,8 @@ class EncryptedReply(NamedTuple):
                                json_timestamp=self.json_timestamp)
 
 
-class MessageCrypto:
-    """The callback protocol for one account.
+class MessageCrypto(Signer):
+    """The callback protocol for one account: a Signer with the key ring.
 
     >>> crypto = MessageCrypto("QDG6eK", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
     ...                        "wx5823bf96d3bd56c7")
@@ -75,7 +74,7 @@ class MessageCrypto:
     applies to both signatures; WeChat and WeCom always use sha1.
     """
 
-    __slots__ = ("token", "keys", "receive_id", "envelope", "digest", "json_timestamp", "_hasher")
+    __slots__ = ("keys", "receive_id", "envelope", "json_timestamp")
 
     def __init__(
         self,
@@ -88,7 +87,7 @@ class MessageCrypto:
         digest: str = DEFAULT_DIGEST,
         json_timestamp: type[int] | type[str] | None = None,
     ) -> None:
-        self.token = text_value(token, "token", ComputeSignatureError)
+        super().__init__(token, digest=digest)
         if isinstance(encoding_aes_key, KeyRing):
             self.keys = encoding_aes_key if not previous_keys else KeyRing(
                 encoding_aes_key.current, (*list(encoding_aes_key)[1:], *_as_tuple(previous_keys))
@@ -97,8 +96,6 @@ class MessageCrypto:
             self.keys = KeyRing(encoding_aes_key, _as_tuple(previous_keys))
         self.receive_id = ReceiveIdPolicy.coerce(receive_id)
         self.envelope = EnvelopeFormat.parse(envelope)
-        self._hasher = resolve_digest(digest)
-        self.digest = digest
         if json_timestamp is None:
             # The official JSON SDKs (Python, Go) send a string; the OA doc's example a number.
             json_timestamp = int if self.envelope is EnvelopeFormat.OA_JSON else str
@@ -110,40 +107,17 @@ class MessageCrypto:
         return (f"MessageCrypto(token=<hidden>, keys={len(self.keys)}, receive_id={self.receive_id.describe()}, "
                 f"envelope={self.envelope.value!r}, digest={self.digest!r})")
 
-    # -- signatures -------------------------------------------------------------------
-
-    def sign(self, timestamp: str | int, nonce: str, encrypt: str | None = None) -> str:
-        """``signature`` (3 values) or, with ``encrypt``, ``msg_signature`` (4 values)."""
-        values = (self.token, timestamp, nonce) if encrypt is None else (self.token, timestamp, nonce, encrypt)
-        return sign(*values, digest=self.digest)
-
-    def verify_signature(self, signature: str | bytes, timestamp: str | bytes, nonce: str | bytes) -> None:
-        """Check the 3-value ``signature`` (Official Account plaintext mode and URL check)."""
-        if not signatures_match(signature, signature_hex(self._hasher, (self.token, timestamp, nonce))):
-            raise SignatureError("signature does not match: check the Token")
+    # -- signatures: sign, is_valid, verify_signature, verify_msg_signature (Signer) --
 
     def verify_plain_url(
         self, signature: str | bytes, timestamp: str | bytes, nonce: str | bytes, echostr: str | bytes
     ) -> str:
         """Official Account URL check: verify ``signature`` and return ``echostr`` verbatim.
 
-        The OA echostr is plaintext in every mode and must not be decrypted (gotcha 7).
+        The OA echostr is plaintext in every mode and must not be decrypted (OA access guide).
         """
         self.verify_signature(signature, timestamp, nonce)
         return text_value(echostr, "echostr", SignatureError)
-
-    def verify_msg_signature(
-        self, msg_signature: str | bytes, timestamp: str | bytes, nonce: str | bytes, encrypt: str
-    ) -> None:
-        """Check ``msg_signature`` over an Encrypt value (or echostr) without decrypting it."""
-        expected = signature_hex(self._hasher, (self.token, timestamp, nonce, encrypt))
-        if not signatures_match(msg_signature, expected):
-            hint = ""
-            if " " in encrypt:
-                hint = " (the value contains spaces: a '+' was probably form-decoded into ' ')"
-            elif "%" in encrypt:
-                hint = " (the value contains '%': it was probably not URL-decoded)"
-            raise SignatureError(f"msg_signature does not match: check the Token{hint}")
 
     # -- decryption -------------------------------------------------------------------
 
@@ -262,10 +236,13 @@ class MessageCrypto:
         random: bytes | None = None,
     ) -> str:
         """The encrypted reply envelope for ``reply``, ready to be the response body."""
-        return self.encrypt_reply(
+        sealed = self.encrypt_reply(
             reply, nonce, timestamp=timestamp, reply_to=reply_to, key_index=key_index,
             receive_id=receive_id, random=random,
-        ).render()
+        )
+        # encrypt_reply has checked the timestamp and nonce; render without checking again.
+        return render_checked(sealed.envelope, sealed.encrypt, sealed.msg_signature, sealed.timestamp,
+                              sealed.nonce, sealed.json_timestamp)
 
 
 def _as_tuple(keys: Iterable[str | bytes | EncodingAESKey]) -> tuple[str | bytes | EncodingAESKey, ...]:

@@ -1,7 +1,7 @@
 """Envelopes: the XML or JSON wrapper that carries the ciphertext in and out.
 
-Inbound, only the Encrypt value matters for crypto (gotcha 14: the other fields vary
-by platform and are not authenticated). It must occur exactly once, as a direct child
+Inbound, only the Encrypt value matters for crypto (the other fields vary by
+platform and are not authenticated). It must occur exactly once, as a direct child
 of the root / a top-level key, and be a string; it is taken verbatim, never trimmed:
 the signature covers the exact text, so whitespace around it fails the signature
 (-40001), as in every official SDK (vector D36).
@@ -242,13 +242,14 @@ def render_envelope(
 ) -> str:
     """The reply envelope text; RenderError (-40011) when a value cannot be represented."""
     check_reply_values(envelope, timestamp, nonce)
-    return _render_checked(envelope, encrypt, signature, timestamp, nonce, json_timestamp)
+    return render_checked(envelope, encrypt, signature, timestamp, nonce, json_timestamp)
 
 
-def _render_checked(
+def render_checked(
     envelope: EnvelopeFormat, encrypt: str, signature: str, timestamp: str, nonce: str,
     json_timestamp: type[int] | type[str],
 ) -> str:
+    """``render_envelope`` for values ``check_reply_values`` has already passed."""
     if envelope is EnvelopeFormat.XML:
         return (
             f"<xml>\n<Encrypt><![CDATA[{encrypt}]]></Encrypt>\n"

@@ -1,22 +1,41 @@
-"""Errors of the callback security protocol, each carrying its official return code.
+"""Every error wxcallback raises, drawn once: the protocol's, with their official codes, and the rest.
 
 The official SDKs (WXBizMsgCrypt in every language) report failures as integer
-return codes -40001 … -40011.  Here every failure is one exception class that
-carries that code, so a caller can catch the base to reject a request and a leaf
-to explain it::
+return codes -40001 … -40011. Here every failure is one exception class, and a
+protocol failure carries its official code, so a caller can catch the base to reject
+a request and a leaf to explain it. The classes outside this module are named by the
+module that defines them::
 
-    WXCallbackError                  .code: ErrorCode, str(e): what to check
-    ├── SignatureError               -40001  signature / msg_signature mismatch
-    ├── ParseError                   -40002  body is not the expected XML/JSON envelope
-    ├── ComputeSignatureError        -40003  signature inputs cannot be hashed
-    ├── InvalidKeyError              -40004  EncodingAESKey is not 43 base64 chars
-    ├── ReceiveIdError               -40005  frame is for another corp/app/suite
-    ├── EncryptError                 -40006  reply cannot be encrypted
-    ├── DecryptError                 -40007  ciphertext cannot be AES-decrypted
-    ├── IllegalBufferError           -40008  decrypted frame is malformed
-    ├── Base64EncodeError            -40009
-    ├── Base64DecodeError            -40010  Encrypt is not strict standard base64
-    └── RenderError                  -40011  reply envelope cannot be generated
+    WXCallbackError                     .code: ErrorCode, str(e): what to check
+    ├── SignatureError           -40001  signature / msg_signature mismatch
+    ├── ParseError               -40002  body is not the expected XML/JSON envelope
+    │   ├── QueryError                   the query string is ambiguous (server.http)
+    │   └── MessageParseError            plaintext is not a callback message (messages.errors)
+    │       └── UnknownPlatformError     not one of Platform's values
+    ├── ComputeSignatureError    -40003  signature inputs cannot be hashed, unknown digest
+    ├── InvalidKeyError          -40004  EncodingAESKey is not 43 base64 chars
+    ├── ReceiveIdError           -40005  frame is for another corp/app/suite
+    ├── EncryptError             -40006  reply cannot be encrypted
+    ├── DecryptError             -40007  ciphertext cannot be AES-decrypted
+    ├── IllegalBufferError       -40008  decrypted frame is malformed
+    ├── Base64EncodeError        -40009
+    ├── Base64DecodeError        -40010  Encrypt is not strict standard base64
+    ├── RenderError              -40011  reply envelope cannot be generated
+    │   └── InvalidReplyError            a reply breaks a protocol limit (messages.errors)
+    │       └── ReplyNotAllowedError     this reply type may not answer this callback
+    │
+    │   Outside the protocol (the server, the simulator), code 0: no official code applies
+    ├── ConfigError                      the server configuration cannot be used; names the key
+    │                                    (server.config; also a ValueError)
+    ├── ReplayError                      stale timestamp or reused nonce, answered 403 (server.replay)
+    ├── StoreError                       the shared store cannot serve the request (server.stores)
+    │   ├── StoreURLError                open_store() was given a URL it cannot use
+    │   ├── StoreUnavailableError        the backend failed (SQLite error, Redis unreachable)
+    │   └── StreamStateError             a robot stream update breaks the platform's rules
+    └── SimulatorError                   a simulator setting is unusable (simulator.errors)
+
+The official codes are kept for the protocol's own failures, so a code in a log line
+always means what the official table says.
 """
 
 from __future__ import annotations

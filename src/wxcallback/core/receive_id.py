@@ -62,10 +62,6 @@ class ReceiveIdPolicy:
         """The id a reply is sealed with when the request's own id is not given."""
         return self._reply_id
 
-    @property
-    def accepts_any(self) -> bool:
-        return self._any
-
     def match_utf8(self, received: bytes) -> str | None:
         """The accepted id equal to the frame's raw ``received`` bytes, or None."""
         return self._accepted_utf8.get(received)

@@ -1,6 +1,6 @@
 """Callbacks inside the web app you already run: Flask, Django, FastAPI / Starlette.
 
-Each adapter is a thin layer over the same :class:`~wxcallback.server.app.CallbackServer`
+Each adapter is a thin layer over the same :class:`~wxcallback.server.runtime.CallbackServer`
 that ``wxcallback serve`` runs: same channels configuration, handlers, stores, limits,
 access log and metrics. Import the one for your framework (each needs that framework):
 

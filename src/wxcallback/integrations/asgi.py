@@ -24,8 +24,9 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Router
 
-from ..server.app import CallbackApp, CallbackServer, create_app
+from ..server.app import CallbackApp, create_app
 from ..server.config import ServerConfig
+from ..server.runtime import CallbackServer
 from ..server.stores import Store
 from .bridge import server_config
 

@@ -26,9 +26,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from ..server.app import CallbackServer
+from ..server.runtime import CallbackServer
 from ..server.config import ConfigError, ServerConfig, load_config, parse_config
-from ..server.exchange import CallbackResponse
+from ..server.inbound import Handled
 from ..server.stores import Store
 
 __all__ = ["BlockingCallbackServer", "Readable", "server_config"]
@@ -139,13 +139,13 @@ class BlockingCallbackServer:
     # -- what an adapter needs -------------------------------------------------------
 
     def respond(self, method: str, path: str, query_string: bytes, body: bytes | Readable,
-                content_length: int | None = None) -> CallbackResponse:
+                content_length: int | None = None) -> Handled:
         """The answer to one request (blocking). ``body`` is the bytes or a stream to read them from."""
         data = self._read_body(method, body, content_length)
         return self.call(lambda server: server.respond(method, path, query_string, data, content_length))
 
     async def respond_async(self, method: str, path: str, query_string: bytes, body: bytes | Readable,
-                            content_length: int | None = None) -> CallbackResponse:
+                            content_length: int | None = None) -> Handled:
         """:meth:`respond` for async views; ``body`` must be a stream that does not block (spooled)."""
         data = self._read_body(method, body, content_length)
         return await self.call_async(lambda server: server.respond(method, path, query_string, data,

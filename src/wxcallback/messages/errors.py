@@ -1,11 +1,6 @@
-"""Errors of the message layer, each a leaf of the core error tree (and so carrying its code)::
+"""Errors of the message layer: leaves of the error tree drawn in ``wxcallback.core.errors``.
 
-    ParseError (-40002)
-    └── MessageParseError          plaintext is not a callback message (XML/JSON, MsgType)
-        └── UnknownPlatformError   a platform string that is not one of Platform's values
-    RenderError (-40011)
-    └── InvalidReplyError          a reply value breaks a protocol limit or a dict is not a reply
-        └── ReplyNotAllowedError   this reply type may not answer this callback
+Parsing failures are ParseErrors (-40002), reply failures RenderErrors (-40011).
 """
 
 from __future__ import annotations

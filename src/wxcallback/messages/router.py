@@ -32,7 +32,6 @@ from typing import Any, TypeVar, overload
 from .base import Message
 from .errors import InvalidReplyError, ReplyNotAllowedError
 from .platform import Platform
-from .render import check_reply
 from .replies import Reply, TextReply
 from .robot import EnterChatEvent, StreamRefresh
 from .robot_replies import StreamReply, new_stream_id
@@ -141,6 +140,43 @@ def _changed() -> None:
     _generation += 1
 
 
+class _KindDecorator:
+    """``router.image``: usable bare (``@router.image``) or with options (``@router.image(platform=…)``)."""
+
+    def __init__(self, router: Router, msg_type: str, doc: str) -> None:
+        self._router = router
+        self._msg_type = msg_type
+        self.__doc__ = doc  # what help(router.image) shows
+
+    @overload
+    def __call__(self, handler: H, /) -> H: ...
+
+    @overload
+    def __call__(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
+
+    def __call__(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
+        return self._router._kind(self._msg_type, handler, platform)
+
+
+class _MessageKind:
+    """A Router attribute giving the decorator for one message type (one definition, not seven)."""
+
+    __slots__ = ("msg_type", "doc")
+
+    def __init__(self, msg_type: str, doc: str) -> None:
+        self.msg_type = msg_type
+        self.doc = doc
+
+    @overload
+    def __get__(self, router: None, owner: type | None = None) -> _MessageKind: ...
+
+    @overload
+    def __get__(self, router: Router, owner: type | None = None) -> _KindDecorator: ...
+
+    def __get__(self, router: Router | None, owner: type | None = None) -> _MessageKind | _KindDecorator:
+        return self if router is None else _KindDecorator(router, self.msg_type, self.doc)
+
+
 class Router:
     """Handlers, matched in registration order; included routers are tried after this one's.
 
@@ -231,56 +267,14 @@ class Router:
             return self.register(function, msg_type=msg_type, platform=platform)
         return decorate(handler) if handler is not None else decorate
 
-    @overload
-    def image(self, handler: H, /) -> H: ...
-    @overload
-    def image(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
-    def image(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
-        """Decorator for image messages (all platforms)."""
-        return self._kind("image", handler, platform)
-
-    @overload
-    def voice(self, handler: H, /) -> H: ...
-    @overload
-    def voice(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
-    def voice(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
-        return self._kind("voice", handler, platform)
-
-    @overload
-    def video(self, handler: H, /) -> H: ...
-    @overload
-    def video(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
-    def video(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
-        return self._kind("video", handler, platform)
-
-    @overload
-    def location(self, handler: H, /) -> H: ...
-    @overload
-    def location(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
-    def location(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
-        """Decorator for location *messages* (the LOCATION event is ``@router.event("location")``)."""
-        return self._kind("location", handler, platform)
-
-    @overload
-    def link(self, handler: H, /) -> H: ...
-    @overload
-    def link(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
-    def link(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
-        return self._kind("link", handler, platform)
-
-    @overload
-    def file(self, handler: H, /) -> H: ...
-    @overload
-    def file(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
-    def file(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
-        return self._kind("file", handler, platform)
-
-    @overload
-    def mixed(self, handler: H, /) -> H: ...
-    @overload
-    def mixed(self, handler: None = None, /, *, platform: PlatformFilter = None) -> Callable[[H], H]: ...
-    def mixed(self, handler: H | None = None, /, *, platform: PlatformFilter = None) -> H | Callable[[H], H]:
-        return self._kind("mixed", handler, platform)
+    image = _MessageKind("image", "Decorator for image messages (all platforms).")
+    voice = _MessageKind("voice", "Decorator for voice messages.")
+    video = _MessageKind("video", "Decorator for video messages.")
+    location = _MessageKind("location", "Decorator for location *messages* (the LOCATION event is "
+                                        "``@router.event(\"location\")``).")
+    link = _MessageKind("link", "Decorator for link messages.")
+    file = _MessageKind("file", "Decorator for file messages (robots, Official Account files).")
+    mixed = _MessageKind("mixed", "Decorator for robot mixed (text and images) messages.")
 
     def stream_refresh(self, handler: H) -> H:
         """Decorator for robot stream refresh callbacks (``msgtype: "stream"``).
@@ -392,7 +386,7 @@ class Router:
         return fallback
 
     async def dispatch(self, message: Message) -> Reply | StreamingReply | None:
-        """Run the matching handler and turn its result into a checked reply.
+        """Run the matching handler and turn its result into a reply (``to_reply``).
 
         Returns None when no handler matched (the caller decides, e.g. forwards the
         message), the message's ``no_reply`` answer when the handler returned None.
@@ -420,7 +414,11 @@ class Router:
         return self.to_reply(result, message)
 
     def to_reply(self, result: Any, message: Message) -> Reply | StreamingReply:
-        """A handler's return value as a reply checked against ``message``."""
+        """A handler's return value as a reply for ``message``.
+
+        Whether that reply may answer ``message`` is checked once, where it is rendered
+        (``render_reply``), whoever produced it: a handler, a forwarding backend, a stream.
+        """
         if result is None or (isinstance(result, str) and not result):
             return message.no_reply
         if isinstance(result, str):
@@ -436,7 +434,6 @@ class Router:
         else:
             raise InvalidReplyError(f"a handler returned {type(result).__name__}; return a Reply, a str, "
                                     "None or (robots) an async iterator of str")
-        check_reply(reply, message)
         return reply
 
     def _text_reply(self, text: str, message: Message) -> Reply:

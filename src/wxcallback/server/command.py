@@ -19,12 +19,13 @@ from typing import Any
 
 import click
 
-from .config import SIGNATURE_ONLY, ConfigError, ServerConfig, load_config, parse_config
+from ..channel import ChannelKind
+from .config import ConfigError, ServerConfig, load_config, parse_config
 from .preflight import ListenError, check_can_listen, echo_warnings
 
 __all__ = ["serve"]
 
-_PLATFORMS = ["official-account", "wecom-app", "wecom-robot", SIGNATURE_ONLY]
+_PLATFORMS = [kind.value for kind in ChannelKind]
 
 
 def _flag_config(platform: str, token: str | None, key: str | None, receive_id: str | None, path: str,
@@ -101,7 +102,7 @@ def serve(config_path: str | None, platform: str | None, token: str | None, key:
         click.echo(warning, err=True)
     if check:
         click.echo(f"configuration OK: {len(config.channels)} channel(s): "
-                   + ", ".join(f"{c.name} {c.platform} {c.path}" for c in config.channels))
+                   + ", ".join(f"{c.name} {c.kind} {c.path}" for c in config.channels))
         return
     try:
         check_can_listen(config.host, config.port)
@@ -120,7 +121,7 @@ def _with(config: ServerConfig, overrides: dict[str, Any]) -> ServerConfig:
 def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     import uvicorn
 
-    from .protocol import LIMITS_ENV, ConnectionLimits, raise_open_file_limit
+    from .connections import LIMITS_ENV, ConnectionLimits, raise_open_file_limit
 
     logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
     for name in ("WXCALLBACK_CONFIG", "WXCALLBACK_CONFIG_JSON"):
@@ -145,9 +146,9 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     click.echo(f"wxcallback: {len(config.channels)} channel(s) on http://{config.host}:{config.port} "
                f"({config.workers} worker(s), store {config.store.split('?')[0]})", err=True)
     for channel in config.channels:
-        click.echo(f"  {channel.path}  {channel.platform}  {channel.name}"
+        click.echo(f"  {channel.path}  {channel.kind}  {channel.name}"
                    + (f"  -> {channel.forward}" if channel.forward else ""), err=True)
-    uvicorn.run("wxcallback.server.app:app_from_environment", factory=True, host=config.host, port=config.port,
+    uvicorn.run("wxcallback.server.environment:app_from_environment", factory=True, host=config.host, port=config.port,
                 workers=config.workers, log_level=config.log_level, access_log=False,
-                http="wxcallback.server.protocol:GuardedHTTPProtocol",
+                http="wxcallback.server.connections:GuardedHTTPProtocol",
                 timeout_graceful_shutdown=int(config.shutdown_grace) or None)

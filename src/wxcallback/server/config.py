@@ -31,12 +31,11 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from ..channel import ChannelKind, Mode
 from ..core import MessageCrypto, ReceiveIdPolicy, WXCallbackError
-from ..messages import Platform
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,6 +44,7 @@ else:  # pragma: no cover
 
 __all__ = [
     "ChannelConfig",
+    "ChannelKind",
     "ConfigError",
     "Mode",
     "ServerConfig",
@@ -53,26 +53,20 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BODY = 1024 * 1024
-# The platforms drop the connection after 5 s and retry (protocol.md §2.4, §3.3); answer
+# The platforms drop the connection after 5 s and retry (OA passive-reply doc, WeCom doc 90238); answer
 # with a margin for the network and the reply's own encryption.
 PLATFORM_DEADLINE = 5.0
 DEFAULT_DEADLINE_MARGIN = 1.0
 
 
-class ConfigError(ValueError):
-    """The configuration cannot be used; the message names the key at fault."""
+class ConfigError(WXCallbackError, ValueError):
+    """The configuration cannot be used; the message names the key at fault.
+
+    Not a protocol failure, so it carries no official code (0).
+    """
 
 
-class Mode(str, Enum):
-    """Official Account message encryption modes (消息加解密方式)."""
-
-    PLAINTEXT = "plaintext"
-    COMPATIBLE = "compatible"
-    SAFE = "safe"
-
-
-SIGNATURE_ONLY = "signature-only"
-_PLATFORMS = {p.value for p in Platform} | {SIGNATURE_ONLY}
+_ENCRYPTED_MODES = frozenset({Mode.COMPATIBLE, Mode.SAFE})
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -82,7 +76,7 @@ class ChannelConfig:
 
     name: str
     path: str
-    platform: str
+    kind: ChannelKind
     token: str
     encoding_aes_key: str | None = None
     previous_keys: tuple[str, ...] = ()
@@ -98,26 +92,23 @@ class ChannelConfig:
     debug: bool = False
 
     @property
-    def encrypted(self) -> bool:
-        return self.platform in (Platform.WECOM_APP.value, Platform.WECOM_ROBOT.value) or bool(
-            self.modes & {Mode.COMPATIBLE, Mode.SAFE}
-        )
+    def accepts_encrypted(self) -> bool:
+        """Whether encrypted requests are accepted (always, but for plaintext-only channels)."""
+        return bool(self.modes & _ENCRYPTED_MODES)
 
     @property
-    def message_platform(self) -> Platform:
-        """The platform whose messages this channel carries (a signature-only gateway: OA XML)."""
-        return Platform.OFFICIAL_ACCOUNT if self.platform == SIGNATURE_ONLY else Platform(self.platform)
+    def accepts_plaintext(self) -> bool:
+        return Mode.PLAINTEXT in self.modes
 
     def crypto(self) -> MessageCrypto | None:
         """The MessageCrypto for this channel (None for plaintext-only channels)."""
         if self.encoding_aes_key is None:
             return None
-        envelope = "json" if self.platform == Platform.WECOM_ROBOT.value else "xml"
         return MessageCrypto(self.token, self.encoding_aes_key, self.receive_id,
-                             previous_keys=self.previous_keys, envelope=envelope, digest=self.digest)
+                             previous_keys=self.previous_keys, envelope=self.kind.envelope, digest=self.digest)
 
     def __repr__(self) -> str:
-        return f"ChannelConfig(name={self.name!r}, path={self.path!r}, platform={self.platform!r})"
+        return f"ChannelConfig(name={self.name!r}, path={self.path!r}, kind={self.kind.value!r})"
 
 
 @dataclass(frozen=True)
@@ -134,7 +125,7 @@ class ServerConfig:
     shutdown_grace: float = 10.0
     # The platforms send a whole callback at once; a body trickling in holds a worker.
     body_timeout: float = 10.0
-    # What one connection may cost (see server/protocol.py): the request head's size and
+    # What one connection may cost (see server/connections.py): the request head's size and
     # field count, the time it may take to arrive, and open connections per worker.
     max_header_bytes: int = 64 * 1024
     max_headers: int = 100
@@ -142,12 +133,6 @@ class ServerConfig:
     max_connections: int = 1000
     # Where handler modules are imported from first (relative to the working directory).
     app_dir: str = "."
-
-    def channel_for(self, path: str) -> ChannelConfig | None:
-        for channel in self.channels:
-            if channel.path == path:
-                return channel
-        return None
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> ServerConfig:
@@ -211,9 +196,7 @@ _CHANNEL_KEYS = {
 def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> ChannelConfig:
     where = f"channels.{name}"
     _only(table, where, _CHANNEL_KEYS)
-    platform = _get(table, where, "platform", str, None)
-    if platform not in _PLATFORMS:
-        raise ConfigError(f"{where}.platform: must be one of {', '.join(sorted(_PLATFORMS))}, not {platform!r}")
+    kind = _kind(_get(table, where, "platform", str, None), where)
     path = _get(table, where, "path", str, None)
     if not path.startswith("/"):
         raise ConfigError(f"{where}.path: must start with '/', not {path!r}")
@@ -221,10 +204,8 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
     if not token:
         raise ConfigError(f"{where}.token: must not be empty")
 
-    modes = _modes(table, where, platform)
-    needs_key = platform in (Platform.WECOM_APP.value, Platform.WECOM_ROBOT.value) or bool(
-        modes & {Mode.COMPATIBLE, Mode.SAFE}
-    )
+    modes = _modes(table, where, kind)
+    needs_key = bool(modes & _ENCRYPTED_MODES)
     key = table.get("encoding_aes_key")
     encoding_aes_key = _expand(_get(table, where, "encoding_aes_key", str, None), f"{where}.encoding_aes_key",
                                env) if key is not None or needs_key else None
@@ -232,7 +213,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         _expand(_str(value, f"{where}.previous_keys[{i}]"), f"{where}.previous_keys[{i}]", env)
         for i, value in enumerate(_list(table.get("previous_keys", []), f"{where}.previous_keys"))
     )
-    policy = _receive_id(table, where, platform, env, required=needs_key)
+    policy = _receive_id(table, where, kind, env, required=needs_key)
     handler = table.get("handler")
     forward = table.get("forward")
     if handler is not None and forward is not None:
@@ -245,7 +226,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
     config = ChannelConfig(
         name=name,
         path=path,
-        platform=platform,
+        kind=kind,
         token=token,
         encoding_aes_key=encoding_aes_key,
         previous_keys=previous,
@@ -269,13 +250,19 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
     return config
 
 
-def _modes(table: Mapping[str, Any], where: str, platform: str) -> frozenset[Mode]:
-    if platform != Platform.OFFICIAL_ACCOUNT.value:
+def _kind(value: str, where: str) -> ChannelKind:
+    try:
+        return ChannelKind(value)
+    except ValueError:
+        names = ", ".join(sorted(kind.value for kind in ChannelKind))
+        raise ConfigError(f"{where}.platform: must be one of {names}, not {value!r}") from None
+
+
+def _modes(table: Mapping[str, Any], where: str, kind: ChannelKind) -> frozenset[Mode]:
+    if kind is not ChannelKind.OFFICIAL_ACCOUNT:
         if "modes" in table:
             raise ConfigError(f"{where}.modes: only Official Account channels have encryption modes")
-        if platform == SIGNATURE_ONLY:
-            return frozenset({Mode.PLAINTEXT})
-        return frozenset({Mode.SAFE})
+        return kind.default_modes
     raw = _list(table.get("modes", ["safe"]), f"{where}.modes")
     try:
         modes = frozenset(Mode(_str(m, f"{where}.modes")) for m in raw)
@@ -288,7 +275,7 @@ def _modes(table: Mapping[str, Any], where: str, platform: str) -> frozenset[Mod
     return modes
 
 
-def _receive_id(table: Mapping[str, Any], where: str, platform: str, env: Mapping[str, str], *,
+def _receive_id(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Mapping[str, str], *,
                 required: bool) -> ReceiveIdPolicy:
     given = [k for k in ("receive_id", "receive_ids", "skip_receive_id_check") if k in table]
     if len(given) > 1:
@@ -304,11 +291,11 @@ def _receive_id(table: Mapping[str, Any], where: str, platform: str, env: Mappin
     if "receive_id" in table:
         return ReceiveIdPolicy.exact(_expand(_str(table["receive_id"], f"{where}.receive_id"),
                                              f"{where}.receive_id", env))
-    if platform == Platform.WECOM_ROBOT.value:
+    if kind is ChannelKind.WECOM_ROBOT:
         return ReceiveIdPolicy.exact("")  # smart robots: receive_id is "" (doc 101033)
-    if platform == SIGNATURE_ONLY or not required:
+    if not required:
         return ReceiveIdPolicy.exact("")  # plaintext channels decrypt nothing
-    raise ConfigError(f"{where}.receive_id: required for {platform} (the AppID or CorpID the messages are for)")
+    raise ConfigError(f"{where}.receive_id: required for {kind} (the AppID or CorpID the messages are for)")
 
 
 def _expand(value: str, where: str, env: Mapping[str, str]) -> str:

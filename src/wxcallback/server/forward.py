@@ -26,7 +26,7 @@ import json
 import logging
 import random
 import time
-from typing import Any
+from dataclasses import dataclass
 
 import httpx
 
@@ -34,7 +34,7 @@ from ..core import WXCallbackError
 from ..messages import Message, Platform, Reply, reply_from_dict
 from .stores import OutboxItem, Store
 
-__all__ = ["DeliveryWorker", "Forwarder", "backoff"]
+__all__ = ["DeliveryWorker", "Forwarder", "Parcel", "backoff"]
 
 _LOG = logging.getLogger("wxcallback.forward")
 _MAX_BACKOFF = 60.0
@@ -57,8 +57,18 @@ async def _post(client: httpx.AsyncClient, url: str, body: bytes, idempotency_ke
     return 200 <= response.status_code < 300, f"backend answered {response.status_code}", response
 
 
-def _payload(channel: str, platform: Platform, dedup_key: str, message: Message) -> dict[str, Any]:
-    return {"channel": channel, "platform": platform.value, "dedup_key": dedup_key, "message": message.to_dict()}
+@dataclass(frozen=True)
+class Parcel:
+    """A message in the outbox, serialised once: its outbox id and the payload without ``delivery``."""
+
+    outbox_id: str
+    idempotency_key: str
+    # The payload's JSON object without its closing brace, so that each delivery adds its
+    # own "delivery" member without serialising the message again.
+    head: bytes
+
+    def body(self, delivery: str) -> bytes:
+        return self.head + b', "delivery": "' + delivery.encode() + b'"}'
 
 
 class Forwarder:
@@ -73,25 +83,28 @@ class Forwarder:
         self._client = client
         self._timeout = timeout
 
-    async def persist(self, message: Message, dedup_key: str) -> str:
-        """Write the message to the outbox (idempotent per dedup key); its outbox id.
+    async def persist(self, message: Message, dedup_key: str) -> Parcel:
+        """Write the message to the outbox (idempotent per dedup key).
 
         Done before anything else, so the message is durable whichever instance handles
         it, and whatever happens to that instance next.
         """
-        payload = _payload(self.channel, self.platform, dedup_key, message) | {"delivery": "retry"}
-        return await self._store.enqueue(self.channel, json.dumps(payload).encode(), f"{self.channel}:{dedup_key}")
+        payload = {"channel": self.channel, "platform": self.platform.value, "dedup_key": dedup_key,
+                   "message": message.to_dict()}
+        head = json.dumps(payload).encode()[:-1]
+        parcel = Parcel("", f"{self.channel}:{dedup_key}", head)
+        outbox_id = await self._store.enqueue(self.channel, parcel.body("retry"), parcel.idempotency_key)
+        return Parcel(outbox_id, parcel.idempotency_key, head)
 
-    async def deliver(self, message: Message, dedup_key: str, item_id: str) -> Reply | None:
+    async def deliver(self, parcel: Parcel) -> Reply | None:
         """Try the backend now, within the forward timeout; its reply, or None (left to the worker)."""
-        payload = _payload(self.channel, self.platform, dedup_key, message) | {"delivery": "inline"}
-        ok, detail, response = await _post(self._client, self.url, json.dumps(payload).encode(),
-                                           f"{self.channel}:{dedup_key}", self._timeout)
+        ok, detail, response = await _post(self._client, self.url, parcel.body("inline"), parcel.idempotency_key,
+                                           self._timeout)
         if not ok or response is None:
             _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_deferred",
                                      "detail": f"{detail}; queued for retry"}))
             return None
-        await self._store.ack(item_id)
+        await self._store.ack(parcel.outbox_id)
         return self._reply_of(response)
 
     def _reply_of(self, response: httpx.Response) -> Reply | None:

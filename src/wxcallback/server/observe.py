@@ -14,38 +14,55 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
-from .exchange import CallbackResponse
-
-__all__ = ["ACCESS_LOG", "Metrics", "log_exchange"]
+__all__ = ["ACCESS_LOG", "Metrics", "Outcome", "log_request"]
 
 ACCESS_LOG = logging.getLogger("wxcallback.access")
 
 
-def log_exchange(method: str, path: str, response: CallbackResponse, started: float) -> None:
-    level = logging.WARNING if response.status >= 400 else logging.INFO
-    if response.outcome in ("handler_error", "store_error", "internal_error"):
+@dataclass(frozen=True)
+class Outcome:
+    """What the access log and the metrics record about one answered request.
+
+    ``outcome`` is the word the log and the ``outcome`` label carry ("ok", "duplicate",
+    "late", "rejected" …); ``code`` the official return code of a refusal, 0 otherwise.
+    """
+
+    outcome: str = "ok"
+    code: int = 0
+    detail: str = ""
+    channel: str = "-"
+    msg_type: str = ""
+    # Only for a channel with debug = true.
+    plaintext: str | None = None
+
+
+def log_request(method: str, path: str, status: int, outcome: Outcome, started: float) -> None:
+    level = logging.WARNING if status >= 400 else logging.INFO
+    if outcome.outcome in ("handler_error", "store_error", "internal_error"):
         level = logging.ERROR
     if not ACCESS_LOG.isEnabledFor(level):
         return
     record: dict[str, Any] = {
-        "channel": response.channel,
+        "channel": outcome.channel,
         "method": method,
         "path": path,
-        "status": response.status,
-        "outcome": response.outcome,
-        "code": response.code,
+        "status": status,
+        "outcome": outcome.outcome,
+        "code": outcome.code,
         "latency_ms": round((time.perf_counter() - started) * 1000, 2),
     }
-    if response.msg_type:
-        record["msg_type"] = response.msg_type
-    if response.detail:
-        record["detail"] = response.detail
-    record.update(response.fields)
+    if outcome.msg_type:
+        record["msg_type"] = outcome.msg_type
+    if outcome.detail:
+        record["detail"] = outcome.detail
+    if outcome.plaintext is not None:
+        record["plaintext"] = outcome.plaintext
     ACCESS_LOG.log(level, json.dumps(record, ensure_ascii=False, default=str))
 
 
@@ -61,27 +78,30 @@ class Metrics:
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.dedup_hits = Counter("wxcallback_dedup_hits", "Platform retries answered from the dedup cache",
                                   ["channel"], registry=self.registry)
-        self.late = Counter("wxcallback_late_handlers", "Handlers that missed the deadline and finished later",
+        self.late = Counter("wxcallback_late_handlers",
+                            "Handlers that missed the deadline (answered with no reply; their result is kept)",
                             ["channel"], registry=self.registry)
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[str, Any] = {}
         self.outbox_depth = Gauge("wxcallback_outbox_depth", "Messages waiting for delivery to a backend",
                                   registry=self.registry, multiprocess_mode="max")
 
-    def observe(self, response: CallbackResponse, seconds: float) -> None:
+    def observe(self, outcome: Outcome, seconds: float) -> None:
         # labels() takes a lock and builds a key each time; the children are few, keep them.
-        key = (response.channel, response.outcome, response.code)
+        channel = outcome.channel
+        key = (channel, outcome.outcome, outcome.code)
         counter = self._request_children.get(key)
         if counter is None:
-            counter = self._request_children[key] = self.requests.labels(response.channel, response.outcome,
-                                                                         str(response.code))
+            counter = self._request_children[key] = self.requests.labels(channel, outcome.outcome, str(outcome.code))
         counter.inc()
-        histogram = self._latency_children.get(response.channel)
+        histogram = self._latency_children.get(channel)
         if histogram is None:
-            histogram = self._latency_children[response.channel] = self.latency.labels(response.channel)
+            histogram = self._latency_children[channel] = self.latency.labels(channel)
         histogram.observe(seconds)
-        if response.outcome == "duplicate":
-            self.dedup_hits.labels(response.channel).inc()
+        if outcome.outcome == "duplicate":
+            self.dedup_hits.labels(channel).inc()
+        elif outcome.outcome == "late":
+            self.late.labels(channel).inc()
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

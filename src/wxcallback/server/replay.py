@@ -13,7 +13,7 @@ already used with other content.
   the body, so a captured URL could carry any body. The guard records the nonce and a
   fingerprint of the request; the same fingerprint again is a retry, a new fingerprint
   on a used nonce is refused. The robot doc guarantees nonces are unique for 2 hours
-  (protocol.md §4.1), which bounds the cache.
+  (WeCom doc 101033), which bounds the cache.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ _MAX_TIMESTAMP_DIGITS = 11
 class ReplayError(WXCallbackError):
     """The request is stale or reuses a nonce with other content (answered 403)."""
 
-    # No official code for replays; the request fails authentication like a bad signature.
-    code = ErrorCode.VALIDATE_SIGNATURE_ERROR
+    # Not a protocol failure (the signature was right): no official code applies.
+    code = ErrorCode.OK
 
 
 class ReplayGuard:

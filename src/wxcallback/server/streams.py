@@ -6,7 +6,8 @@ false}}``, then pulls the iterator in the background and writes the cumulative
 content to the store. WeCom polls with stream refresh callbacks (msgtype "stream",
 the same id) for up to 6 minutes from the user's message (doc 101031); whichever
 instance receives a refresh answers it from the store. A stream is finished when the
-iterator ends, when its content reaches the 20480-byte limit, or at the 6-minute mark.
+iterator ends, when its content reaches the 20480-byte limit (the chunk that would
+pass it is cut to fit), or at the 6-minute mark.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ..messages import MAX_STREAM_CONTENT_BYTES, StreamReply, StreamingReply
@@ -52,7 +54,9 @@ class StreamDriver:
             "id": key, "content": "", "finish": False, "feedback_id": first.feedback_id,
             "started_at": time.time(),
         }, ttl=self._lifetime + 60)
-        task = asyncio.create_task(self._pump(channel, streaming, first))
+        limited = StreamingReply(_within_limit(streaming.source, first.id), streaming.stream_id, streaming.message,
+                                 streaming.feedback_id)
+        task = asyncio.create_task(self._pump(channel, limited, first))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return first
@@ -70,10 +74,6 @@ class StreamDriver:
                     following = await asyncio.wait_for(streaming.next_state(state), max(remaining, 0.0))
                 except asyncio.TimeoutError:
                     break  # 6 minutes: WeCom stops polling, so close what was said
-                if len(following.content.encode()) > MAX_STREAM_CONTENT_BYTES:
-                    _LOG.warning('{"stream": "%s", "outcome": "truncated", "detail": "content reached 20480 bytes"}',
-                                 state.id)
-                    break
                 state = following
                 await self._store.update_stream(key, state.content, state.finish, ttl=self._lifetime + 60)
                 if state.finish:
@@ -93,3 +93,21 @@ class StreamDriver:
         done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
         for task in pending:
             task.cancel()
+
+
+async def _within_limit(source: AsyncIterator[Any], stream_id: str) -> AsyncIterator[Any]:
+    """The handler's chunks, the one that would pass the content limit cut to fit, then the end."""
+    size = 0
+    async for chunk in source:
+        if not isinstance(chunk, str):
+            yield chunk  # StreamingReply.next_state refuses it, naming the type
+            return
+        data = chunk.encode()
+        if size + len(data) >= MAX_STREAM_CONTENT_BYTES:
+            # Cut at a character boundary: the content must stay valid UTF-8.
+            yield data[: MAX_STREAM_CONTENT_BYTES - size].decode("utf-8", "ignore")
+            _LOG.warning('{"stream": "%s", "outcome": "truncated", "detail": "content reached %d bytes"}',
+                         stream_id, MAX_STREAM_CONTENT_BYTES)
+            return
+        size += len(data)
+        yield chunk

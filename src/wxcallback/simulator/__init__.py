@@ -14,22 +14,24 @@ hostile requests, which must be refused, and it has a load mode.
 From the command line: ``wxcallback simulate URL --platform wecom-app --token … --key …``.
 """
 
+from wxcallback.channel import ChannelKind, Mode
+
 from .errors import SimulatorError
 from .load import LoadReport
 from .report import Check, Exchange, Report
 from .runner import Answer, Simulator
 from .scenarios import Callback, Scenarios
-from .target import DataFormat, Mode, Platform, Target
+from .target import DataFormat, Target
 
 __all__ = [
     "Answer",
     "Callback",
+    "ChannelKind",
     "Check",
     "DataFormat",
     "Exchange",
     "LoadReport",
     "Mode",
-    "Platform",
     "Report",
     "Scenarios",
     "SimulatorError",

@@ -12,12 +12,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from wxcallback.channel import ChannelKind, Mode
 from wxcallback.core import ReceiveIdError, WXCallbackError, check_signature
 from wxcallback.core.safexml import parse_xml
 
 from .report import Check
 from .scenarios import UPDATE_TEMPLATE_CARD, Callback
-from .target import DataFormat, Mode, Platform, Target
+from .target import DataFormat, Target
 
 __all__ = [
     "NO_REPLY_BODIES",
@@ -135,7 +136,7 @@ _ROBOT_FIELDS = ("encrypt", "msgsignature", "timestamp", "nonce")
 
 def _read_envelope(target: Target, text: str) -> tuple[str, str, str, str] | Check:
     """(encrypt, signature, timestamp, nonce), a Check("plain") when there is no Encrypt at all, or a failure."""
-    platform_names = _ROBOT_FIELDS if target.platform is Platform.WECOM_ROBOT else _XML_FIELDS
+    platform_names = _ROBOT_FIELDS if target.platform is ChannelKind.WECOM_ROBOT else _XML_FIELDS
     if target.data_format is DataFormat.XML:
         try:
             root = parse_xml(text, what="reply")
@@ -216,7 +217,7 @@ def _open_envelope(
 
 def _judge_message(target: Target, callback: Callback, text: str, reading: ReplyReading) -> None:
     reading.plaintext = text
-    if target.platform is Platform.WECOM_ROBOT:
+    if target.platform is ChannelKind.WECOM_ROBOT:
         check = _judge_robot_reply(callback, text, reading)
     elif target.data_format is DataFormat.JSON:
         check = _judge_fields(target, callback, _json_fields(text, reading))

@@ -14,10 +14,11 @@ from typing import Any
 
 import click
 
+from wxcallback.channel import ChannelKind, Mode
 from wxcallback.core import WXCallbackError
 
 from .runner import GET_DEADLINE, OVERSIZE_BYTES, POST_DEADLINE, STREAM_INTERVAL, STREAM_TIMEOUT, Simulator
-from .target import DataFormat, Mode, Platform
+from .target import DataFormat
 
 __all__ = ["simulate"]
 
@@ -30,7 +31,7 @@ def _choices(enum: Any) -> click.Choice[str]:
 
 @click.command("simulate")
 @click.argument("url")
-@click.option("--platform", type=_choices(Platform), required=True, help="The platform to play.")
+@click.option("--platform", type=_choices(ChannelKind), required=True, help="The platform to play.")
 @click.option("--token", envvar="WXCALLBACK_TOKEN", show_envvar=True, required=True,
               help="The Token set in the console.")
 @click.option("--key", "encoding_aes_key", envvar="WXCALLBACK_ENCODING_AES_KEY", show_envvar=True,

@@ -13,9 +13,11 @@ import json
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl
 
+from wxcallback.channel import ChannelKind
+
 from .report import Check
 from .scenarios import Scenarios
-from .target import DataFormat, Platform, Target
+from .target import DataFormat, Target
 from .wire import WireRequest, callback_request, encode_query, url_verification
 
 __all__ = ["HostileCase", "hostile_cases", "judge_refusal"]
@@ -81,7 +83,7 @@ def hostile_cases(target: Target, scenarios: Scenarios, *, oversize_bytes: int) 
     cases.append(HostileCase("hostile: malformed body", replace(fresh(), body=broken), 400))
     if target.data_format is DataFormat.XML:
         cases.append(HostileCase("hostile: DTD / entities", replace(fresh(), body=_billion_laughs().encode()), 400))
-    elif target.platform is not Platform.WECOM_ROBOT:
+    elif target.platform is not ChannelKind.WECOM_ROBOT:
         cases.append(HostileCase("hostile: XML to a JSON channel",
                                  replace(fresh(), body=_billion_laughs().encode()), 400))
     cases.append(HostileCase("hostile: oversized body", replace(fresh(), body=_oversized(target, oversize_bytes)),

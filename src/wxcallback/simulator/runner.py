@@ -15,13 +15,15 @@ from urllib.parse import parse_qsl
 
 import httpx
 
+from wxcallback.channel import ChannelKind, Mode
+
 from .checks import check_deadline, check_status, judge_reply, judge_url_answer, stream_state
 from .errors import SimulatorError
 from .hostile import HostileCase, hostile_cases, judge_refusal
 from .load import LoadReport, run_load
 from .report import Check, Exchange, Report
 from .scenarios import Callback, Scenarios
-from .target import DataFormat, Mode, Platform, Target
+from .target import DataFormat, Target
 from .wire import WireRequest, callback_request, url_verification
 
 __all__ = ["Answer", "Simulator"]
@@ -69,7 +71,7 @@ class Simulator:
         self,
         url: str,
         *,
-        platform: Platform | str,
+        platform: ChannelKind | str,
         token: str,
         encoding_aes_key: str | None = None,
         receive_id: str = "",
@@ -183,7 +185,7 @@ class Simulator:
             first.resends.append(resend)
         if first.resends:
             first.checks.append(_judge_resends(first))
-        if self.target.platform is Platform.WECOM_ROBOT and first.passed:
+        if self.target.platform is ChannelKind.WECOM_ROBOT and first.passed:
             state = stream_state(first.document)
             if state is not None and not state[1]:
                 first.checks.append(await self._follow_stream(callback, first, state[0], state[2]))

@@ -14,7 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .target import Platform, Target
+from wxcallback.channel import ChannelKind
+
+from .target import Target
 
 __all__ = [
     "OA_REPLY_TYPES",
@@ -88,19 +90,19 @@ class Scenarios:
     # -- dispatch ---------------------------------------------------------------------
 
     def text(self, content: str = "hello") -> Callback:
-        if self.target.platform is Platform.WECOM_ROBOT:
+        if self.target.platform is ChannelKind.WECOM_ROBOT:
             return self.robot_message("text", {"content": content})
         return self._xml_message("text", Content=content)
 
     def event(self, event: str, **fields: Any) -> Callback:
-        if self.target.platform is Platform.WECOM_ROBOT:
+        if self.target.platform is ChannelKind.WECOM_ROBOT:
             return self.robot_event(event, **fields)
         return self._xml_event(event, **fields)
 
     def default(self) -> list[Callback]:
         """A callback of every common kind for this platform."""
         platform = self.target.platform
-        if platform is Platform.WECOM_ROBOT:
+        if platform is ChannelKind.WECOM_ROBOT:
             return [
                 self.text("hello"),
                 self.robot_message("mixed", {"msg_item": [
@@ -112,7 +114,7 @@ class Scenarios:
                 self.robot_event("template_card_event"),
                 self.robot_event("feedback_event"),
             ]
-        if platform is Platform.WECOM_APP:
+        if platform is ChannelKind.WECOM_APP:
             return [
                 self.text("hello"),
                 self.event("enter_agent"),
@@ -131,22 +133,22 @@ class Scenarios:
     # -- Official Account and WeCom app (XML field names) -----------------------------
 
     def _reply_types(self) -> frozenset[str]:
-        return WECOM_REPLY_TYPES if self.target.platform is Platform.WECOM_APP else OA_REPLY_TYPES
+        return WECOM_REPLY_TYPES if self.target.platform is ChannelKind.WECOM_APP else OA_REPLY_TYPES
 
     def _header(self, sender: str, msg_type: str) -> dict[str, Any]:
-        to_user = self.target.receive_id if self.target.platform is Platform.WECOM_APP else self.target.account_id
+        to_user = self.target.receive_id if self.target.platform is ChannelKind.WECOM_APP else self.target.account_id
         return {"ToUserName": to_user, "FromUserName": sender, "CreateTime": int(time.time()), "MsgType": msg_type}
 
     def _xml_message(self, msg_type: str, **fields: Any) -> Callback:
         payload = {**self._header(self.user_id, msg_type), **fields, "MsgId": self._ids.msg_id()}
-        if self.target.platform is Platform.WECOM_APP:
+        if self.target.platform is ChannelKind.WECOM_APP:
             payload["AgentID"] = self.target.agent_id
         return Callback(msg_type, payload, self.user_id, self._reply_types())
 
     def _xml_event(self, event: str, **fields: Any) -> Callback:
         sender = self.user_id
         task_id = None
-        if self.target.platform is Platform.WECOM_APP:
+        if self.target.platform is ChannelKind.WECOM_APP:
             if event == "change_contact":
                 # Contact changes come from "sys", not from a member (90240).
                 sender = "sys"
@@ -158,7 +160,7 @@ class Scenarios:
         elif event == "subscribe" and "EventKey" not in fields:
             fields = {"EventKey": "", **fields}
         payload = {**self._header(sender, "event"), "Event": event, **fields}
-        if self.target.platform is Platform.WECOM_APP:
+        if self.target.platform is ChannelKind.WECOM_APP:
             payload["AgentID"] = self.target.agent_id
         return Callback(f"event {event}", payload, sender, self._reply_types(), task_id=task_id)
 

@@ -13,29 +13,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from urllib.parse import urlsplit
 
+from wxcallback.channel import ChannelKind, Mode
 from wxcallback.core import EnvelopeFormat, MessageCrypto
 
 from .errors import SimulatorError
 
-__all__ = ["DataFormat", "Mode", "Platform", "Target"]
-
-
-class Platform(str, Enum):
-    """Which platform the simulator plays."""
-
-    OFFICIAL_ACCOUNT = "official-account"
-    WECOM_APP = "wecom-app"
-    WECOM_ROBOT = "wecom-robot"
-    # The WeChat 3-value signature over plaintext XML (e.g. Huawei AICC's WeChat channel).
-    SIGNATURE_ONLY = "signature-only"
-
-
-class Mode(str, Enum):
-    """The Official Account message encryption mode (消息加解密方式)."""
-
-    PLAINTEXT = "plaintext"
-    COMPATIBLE = "compatible"
-    SAFE = "safe"
+__all__ = ["DataFormat", "Target"]
 
 
 class DataFormat(str, Enum):
@@ -61,7 +44,7 @@ class Target:
     """
 
     url: str
-    platform: Platform
+    platform: ChannelKind
     token: str
     encoding_aes_key: str | None
     receive_id: str
@@ -77,7 +60,7 @@ class Target:
         cls,
         url: str,
         *,
-        platform: Platform | str,
+        platform: ChannelKind | str,
         token: str,
         encoding_aes_key: str | None = None,
         receive_id: str = "",
@@ -86,7 +69,7 @@ class Target:
         account_id: str = "gh_wxcallbacksim",
         agent_id: int = 1000002,
     ) -> Target:
-        chosen = Platform(_choice(Platform, platform, "platform"))
+        chosen = ChannelKind(_choice(ChannelKind, platform, "platform"))
         chosen_mode = Mode(_choice(Mode, mode, "mode"))
         chosen_format = DataFormat(_choice(DataFormat, data_format, "data format"))
         parts = urlsplit(url) if isinstance(url, str) else None
@@ -98,13 +81,10 @@ class Target:
             raise SimulatorError("receive_id must be a str ('' for a smart robot)")
         if not isinstance(agent_id, int) or isinstance(agent_id, bool):
             raise SimulatorError("agent_id must be an int")
-        # The platform decides these, whatever the caller asked for.
-        if chosen is Platform.WECOM_APP:
-            chosen_mode, chosen_format = Mode.SAFE, DataFormat.XML
-        elif chosen is Platform.WECOM_ROBOT:
-            chosen_mode, chosen_format = Mode.SAFE, DataFormat.JSON
-        elif chosen is Platform.SIGNATURE_ONLY:
-            chosen_mode, chosen_format = Mode.PLAINTEXT, DataFormat.XML
+        # The channel's kind decides these, whatever the caller asked for.
+        if chosen.always_encrypted or chosen.never_encrypted:
+            (chosen_mode,) = chosen.default_modes
+            chosen_format = DataFormat.JSON if chosen.envelope is EnvelopeFormat.JSON else DataFormat.XML
         crypto: MessageCrypto | None = None
         if chosen_mode is not Mode.PLAINTEXT:
             if not encoding_aes_key:
@@ -122,13 +102,13 @@ class Target:
     @property
     def is_official_account_like(self) -> bool:
         """OA and signature-only channels: plaintext GET echostr and the 3-value signature."""
-        return self.platform in (Platform.OFFICIAL_ACCOUNT, Platform.SIGNATURE_ONLY)
+        return self.platform.plain_url_check
 
     @property
     def reply_envelope(self) -> EnvelopeFormat:
         """The envelope an encrypted reply must come in."""
-        if self.platform is Platform.WECOM_ROBOT:
-            return EnvelopeFormat.JSON
+        if self.platform.envelope is not EnvelopeFormat.XML:
+            return self.platform.envelope
         if self.data_format is DataFormat.JSON:
             return EnvelopeFormat.OA_JSON
         return EnvelopeFormat.XML
@@ -136,12 +116,12 @@ class Target:
     @property
     def reply_echoes_nonce(self) -> bool:
         """OA ("回填URL参数中的nonce") and robots must echo the request nonce; WeCom apps may not."""
-        return self.platform in (Platform.OFFICIAL_ACCOUNT, Platform.WECOM_ROBOT)
+        return self.platform in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.WECOM_ROBOT)
 
     @property
     def reply_account(self) -> str:
         """FromUserName of a correct XML reply: the OA original id, or the CorpID."""
-        return self.receive_id if self.platform is Platform.WECOM_APP else self.account_id
+        return self.receive_id if self.platform is ChannelKind.WECOM_APP else self.account_id
 
     def describe(self) -> dict[str, object]:
         """The settings without secrets, for reports."""

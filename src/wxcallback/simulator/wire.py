@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from wxcallback.channel import ChannelKind, Mode
 from wxcallback.core import MessageCrypto, sign
 
 from .errors import SimulatorError
-from .target import DataFormat, Mode, Platform, Target
+from .target import DataFormat, Target
 
 __all__ = [
     "WireRequest",
@@ -141,7 +142,7 @@ def callback_request(
     plaintext = render_document(target, payload)
     if target.is_official_account_like:
         pairs = [("signature", sign(target.token, timestamp, nonce)), ("timestamp", timestamp), ("nonce", nonce)]
-        if sender is not None and target.platform is Platform.OFFICIAL_ACCOUNT:
+        if sender is not None and target.platform is ChannelKind.OFFICIAL_ACCOUNT:
             pairs.append(("openid", sender))
         if not target.encrypts:
             return WireRequest("POST", encode_query(pairs), plaintext.encode(), _content_type(target),
@@ -158,7 +159,7 @@ def callback_request(
                            timestamp, nonce, plaintext)
     sealed = _crypto(target).encrypt_reply(plaintext, nonce, timestamp=timestamp)
     query = encode_query([("msg_signature", sealed.msg_signature), ("timestamp", timestamp), ("nonce", nonce)])
-    if target.platform is Platform.WECOM_ROBOT:
+    if target.platform is ChannelKind.WECOM_ROBOT:
         body = json.dumps({"encrypt": sealed.encrypt})
     else:
         body = xml_document({"ToUserName": target.receive_id, "AgentID": target.agent_id,

@@ -30,7 +30,7 @@ from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped
 from django.urls import re_path  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
 from ...server.config import ServerConfig
-from ...server.exchange import CallbackResponse
+from ...server.inbound import Handled
 from ...server.stores import Store
 from ..bridge import BlockingCallbackServer, server_config
 
@@ -73,7 +73,7 @@ def _query_string(request: HttpRequest) -> bytes:
         return query.encode("utf-8", "surrogatepass")
 
 
-def _http_response(request: HttpRequest, answer: CallbackResponse) -> HttpResponse:
+def _http_response(request: HttpRequest, answer: Handled) -> HttpResponse:
     body = b"" if request.method == "HEAD" else answer.body
     return HttpResponse(body, status=answer.status, content_type=answer.content_type)
 

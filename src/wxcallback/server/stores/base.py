@@ -6,12 +6,8 @@ visible to the others. :class:`Store` states that contract once; ``memory``, ``s
 ``redis`` implement it. The public methods here check their arguments and translate backend
 failures into :class:`StoreError`; implementations only supply the ``_``-prefixed primitives.
 
-Errors::
-
-    StoreError                  -40011  the store cannot serve the request, so no reply can be made
-    ├── StoreURLError                   open_store() was given a URL it cannot use
-    ├── StoreUnavailableError           the backend failed (SQLite error, Redis unreachable)
-    └── StreamStateError                a robot stream update breaks the platform's rules
+Its errors all derive from :class:`StoreError`; the whole error tree is drawn in
+``wxcallback.core.errors``.
 """
 
 from __future__ import annotations
@@ -28,6 +24,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from wxcallback.core.errors import ErrorCode, WXCallbackError
+from wxcallback.messages import MAX_STREAM_CONTENT_BYTES
 
 __all__ = [
     "DEFAULT_DEDUP_TTL",
@@ -48,16 +45,15 @@ __all__ = [
     "StreamStateError",
 ]
 
-# The robot doc guarantees a nonce is not reused for 2 hours (protocol.md §4.1, gotcha 10).
+# The robot doc guarantees a nonce is not reused for 2 hours (WeCom doc 101033).
 DEFAULT_NONCE_TTL = 2 * 60 * 60
-# Longer than the platforms' retry window: 3 attempts x 5 s (protocol.md §2.4, §3.3).
+# Longer than the platforms' retry window: 3 attempts x 5 s (OA passive-reply doc, WeCom doc 90238).
 DEFAULT_DEDUP_TTL = 300
 # WeCom polls a robot stream for at most 6 minutes after the user's message (§4.4); plus margin.
 DEFAULT_STREAM_TTL = 6 * 60 + 60
 # How long an outbox idempotency key absorbs a duplicate enqueue, delivered or not.
 DEFAULT_OUTBOX_KEY_TTL = 24 * 60 * 60
 # Robot stream content is the full cumulative text, at most 20480 bytes of UTF-8 (§4.3).
-MAX_STREAM_CONTENT_BYTES = 20480
 
 Clock = Callable[[], float]
 StreamState = dict[str, Any]
@@ -68,8 +64,8 @@ _S = TypeVar("_S", bound="Store")
 class StoreError(WXCallbackError):
     """The state store cannot do what was asked; the request cannot be answered."""
 
-    # The official table has no storage code; a failing store means the reply cannot be produced.
-    code = ErrorCode.GEN_RETURN_XML_ERROR
+    # Not a protocol failure: the official codes are kept for those (0 = none applies).
+    code = ErrorCode.OK
 
 
 class StoreURLError(StoreError):
@@ -245,7 +241,7 @@ class Store(ABC):
     ) -> StreamState | None:
         """Replace the stream's cumulative ``content`` (and set ``finish``); None if unknown.
 
-        The platform shows the full text of each reply, not a delta (protocol.md §4.3).
+        The platform shows the full text of each reply, not a delta (WeCom doc 101031).
         """
         _check_key(stream_id, "stream_id")
         _check_text(content, "content")

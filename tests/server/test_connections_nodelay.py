@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from wxcallback.server.protocol import set_nodelay
+from wxcallback.server.connections import set_nodelay
 
 
 class _Transport:

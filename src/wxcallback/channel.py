@@ -1,0 +1,81 @@
+"""What kind of callback URL a channel is, and what the kind decides.
+
+A channel is one callback URL configured on a platform's console. Its kind fixes the
+messages it carries, the envelope that wraps their ciphertext, whether every request
+is encrypted and how the URL check is signed; only an Official Account leaves a choice
+(its encryption mode). The server's configuration and the simulator both read these
+decisions here instead of re-deriving them from strings.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from .core import EnvelopeFormat
+from .messages import Platform
+
+__all__ = ["ChannelKind", "Mode"]
+
+
+class Mode(str, Enum):
+    """Official Account message encryption modes (消息加解密方式)."""
+
+    PLAINTEXT = "plaintext"
+    COMPATIBLE = "compatible"
+    SAFE = "safe"
+
+
+class ChannelKind(str, Enum):
+    """The kinds of channel; the values are the ``platform`` strings of the configuration."""
+
+    OFFICIAL_ACCOUNT = "official-account"
+    WECOM_APP = "wecom-app"
+    WECOM_ROBOT = "wecom-robot"
+    # The WeChat 3-value signature over plaintext Official Account XML, never encrypted
+    # (third-party gateways such as Huawei Cloud AICC's WeChat channel).
+    SIGNATURE_ONLY = "signature-only"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def platform(self) -> Platform:
+        """The platform whose messages the channel carries (a signature-only gateway: OA XML)."""
+        return _PLATFORM[self]
+
+    @property
+    def envelope(self) -> EnvelopeFormat:
+        """The envelope of an encrypted request and reply: JSON for robots, XML otherwise."""
+        return EnvelopeFormat.JSON if self is ChannelKind.WECOM_ROBOT else EnvelopeFormat.XML
+
+    @property
+    def always_encrypted(self) -> bool:
+        """WeCom apps and robots encrypt every request; an Official Account per its mode."""
+        return self in (ChannelKind.WECOM_APP, ChannelKind.WECOM_ROBOT)
+
+    @property
+    def never_encrypted(self) -> bool:
+        """A signature-only gateway sends plaintext only."""
+        return self is ChannelKind.SIGNATURE_ONLY
+
+    @property
+    def plain_url_check(self) -> bool:
+        """The URL check carries the 3-value ``signature`` and a plaintext ``echostr``.
+
+        Official Accounts (in every mode) and signature-only gateways; WeCom sends
+        ``msg_signature`` and an encrypted echostr.
+        """
+        return self in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.SIGNATURE_ONLY)
+
+    @property
+    def default_modes(self) -> frozenset[Mode]:
+        """The modes a channel accepts when its configuration names none."""
+        return frozenset({Mode.PLAINTEXT}) if self.never_encrypted else frozenset({Mode.SAFE})
+
+
+_PLATFORM = {
+    ChannelKind.OFFICIAL_ACCOUNT: Platform.OFFICIAL_ACCOUNT,
+    ChannelKind.WECOM_APP: Platform.WECOM_APP,
+    ChannelKind.WECOM_ROBOT: Platform.WECOM_ROBOT,
+    ChannelKind.SIGNATURE_ONLY: Platform.OFFICIAL_ACCOUNT,
+}

@@ -1,0 +1,213 @@
+"""From a typed message to its answer, whatever carried the message.
+
+Transport-neutral: no HTTP, no signature, no encryption. A callback URL (inbound.py)
+hands over the message it opened and seals the answer this module gives back; a
+transport without crypto (the smart robot's long connection) can hand over the same
+messages and send the same answers.
+
+For one message: robot stream refresh → the stream's state; otherwise the forwarding
+outbox first (durable before anything else), the dedup claim (a platform retry gets the
+answer already given), the handler under the channel's deadline (a late one runs on and
+its reply is kept for a retry), a robot stream started, the reply rendered once and
+cached under the dedup key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ..core import WXCallbackError
+from ..messages import Message, NoReply, Platform, Reply, StreamingReply, StreamRefresh, render_reply
+from .forward import Forwarder, Parcel
+from .handlers import Dispatch
+from .stores import ClaimState, Store
+from .streams import StreamDriver
+
+__all__ = ["CLAIM_LEASE_MARGIN", "Answer", "Channel", "Dispatched", "Dispatcher"]
+
+_LOG = logging.getLogger("wxcallback.dispatch")
+# How long an in-progress claim outlives the deadline before another attempt may take over.
+CLAIM_LEASE_MARGIN = 5.0
+_CACHE_TYPE = "application/json; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A channel as the dispatch sees it: what answers its messages, and its time limits."""
+
+    name: str
+    platform: Platform
+    handler: Dispatch | None
+    forwarder: Forwarder | None
+    deadline: float
+    dedup_ttl: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A rendered answer: "reply" (plaintext to seal), "raw" (sent as is), "none" or "error".
+
+    "none" and "error" are both sent as the message's "no reply". This is what the dedup
+    cache keeps; a retry's answer is sealed again with the retry's own nonce and timestamp.
+    """
+
+    kind: str
+    text: str = ""
+
+    def to_cache(self) -> bytes:
+        return json.dumps({"kind": self.kind, "text": self.text}).encode()
+
+    @classmethod
+    def from_cache(cls, data: bytes) -> Answer:
+        entry = json.loads(data)
+        return cls(str(entry["kind"]), str(entry["text"]))
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    """The answer to one message and the outcome word for the log.
+
+    ``answer`` is None when another attempt holds the message and nothing here proves
+    it is alive: the transport must ask the platform to retry later.
+    """
+
+    answer: Answer | None
+    outcome: str
+
+
+class Dispatcher:
+    """Answers messages for any number of channels, sharing one store."""
+
+    def __init__(self, store: Store, streams: StreamDriver) -> None:
+        self._store = store
+        self._streams = streams
+        self._late: set[asyncio.Future[Any]] = set()
+
+    async def dispatch(self, channel: Channel, message: Message) -> Dispatched:
+        if isinstance(message, StreamRefresh):
+            state = await self._streams.state(channel.name, message.stream_id)
+            return Dispatched(self._render(channel, message, state), "stream_refresh")
+        dedup_key = message.dedup_key
+        key = f"{channel.name}:dedup:{dedup_key}"
+        parcel = None
+        if channel.forwarder is not None:
+            # Durable before anything else: if this instance or a claim holder dies, the
+            # delivery worker still has the message (the enqueue is idempotent per key).
+            parcel = await channel.forwarder.persist(message, dedup_key)
+        # The claim is a lease: an instance that dies holding it blocks retries only until
+        # it runs out, then a retry takes the message over.
+        claim = await self._store.claim(key, channel.deadline + CLAIM_LEASE_MARGIN)
+        if claim.state is ClaimState.DONE:
+            assert claim.reply is not None
+            return Dispatched(Answer.from_cache(claim.reply.body), "duplicate")
+        if claim.state is ClaimState.IN_PROGRESS:
+            # A retry while another attempt holds the message: wait for its answer.
+            cached = await self._store.wait_for(key, channel.deadline)
+            if cached is not None:
+                return Dispatched(Answer.from_cache(cached.body), "duplicate")
+            if parcel is None:
+                # Nothing here proves the holder is alive: a 2xx would acknowledge a message
+                # that may be lost. The platform must retry; the lease will have run out.
+                return Dispatched(None, "in_progress_elsewhere")
+            # Safe to acknowledge: the message is in the outbox.
+            return Dispatched(self._render(channel, message, message.no_reply), "duplicate_in_progress")
+        try:
+            reply, outcome = await self._run(channel, message, dedup_key, key, parcel)
+            if isinstance(reply, StreamingReply):
+                reply = await self._streams.start(channel.name, reply)
+                outcome = "stream_started"
+            answer = self._render(channel, message, reply)
+        except BaseException:
+            await self._store.release(key)
+            raise
+        if answer.kind == "error":
+            outcome = "handler_error"
+        if outcome != "late":
+            await self._store.complete(key, answer.to_cache(), _CACHE_TYPE, channel.dedup_ttl)
+        return Dispatched(answer, outcome)
+
+    async def _run(self, channel: Channel, message: Message, dedup_key: str, key: str,
+                   parcel: Parcel | None) -> tuple[Reply | StreamingReply | None, str]:
+        """The handler's reply under the channel's deadline, and an outcome word for the log."""
+        if channel.forwarder is not None:
+            assert parcel is not None
+            return await channel.forwarder.deliver(parcel), "forwarded"
+        assert channel.handler is not None
+        task: asyncio.Future[Reply | StreamingReply | None] = asyncio.ensure_future(channel.handler(message))
+        try:
+            if not await _finished_within(task, channel.deadline):
+                raise asyncio.TimeoutError
+            return task.result(), "ok"
+        except asyncio.TimeoutError:
+            # Answer "no reply" now so the platform stops retrying; the handler goes on,
+            # and its result is kept for a retry that still comes.
+            self._late.add(task)
+            task.add_done_callback(lambda t: self._finish_late(t, channel, message, dedup_key, key))
+            return None, "late"
+        except Exception as exc:
+            _LOG.error(json.dumps({"channel": channel.name, "outcome": "handler_error",
+                                   "detail": f"{type(exc).__name__}: {str(exc)[:300]}"}), exc_info=exc)
+            return None, "handler_error"
+
+    def _finish_late(self, task: asyncio.Future[Any], channel: Channel, message: Message, dedup_key: str,
+                     key: str) -> None:
+        self._late.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            _LOG.error(json.dumps({"channel": channel.name, "outcome": "late_handler_error",
+                                   "detail": f"{type(exc).__name__}: {str(exc)[:300]}"}))
+            return
+        reply = task.result()
+        answer = self._render(channel, message, None if isinstance(reply, StreamingReply) else reply)
+        cached = asyncio.create_task(self._store.complete(key, answer.to_cache(), _CACHE_TYPE, channel.dedup_ttl))
+        self._late.add(cached)
+        cached.add_done_callback(self._late.discard)
+        _LOG.warning(json.dumps({"channel": channel.name, "outcome": "late_reply_kept", "msg_type": message.msg_type,
+                                 "dedup_key": dedup_key,
+                                 "detail": "the handler answered after the deadline; the platform got no reply, "
+                                           "send this one with the active message API"}))
+
+    def _render(self, channel: Channel, message: Message, reply: Reply | None) -> Answer:
+        """Render the reply once; a reply the platform would refuse becomes "no reply"."""
+        if reply is None:
+            return Answer("none")
+        if isinstance(reply, NoReply):
+            return Answer("raw", reply.body)
+        try:
+            return Answer("reply", render_reply(reply, message))
+        except WXCallbackError as exc:
+            _LOG.error(json.dumps({"channel": channel.name, "outcome": "handler_error", "code": int(exc.code),
+                                   "detail": f"the handler's reply cannot be sent: {exc}"}))
+            return Answer("error")
+
+    async def drain(self, timeout: float) -> None:
+        """Graceful shutdown: let late handlers and streams finish, up to ``timeout``."""
+        if self._late:
+            await asyncio.wait(set(self._late), timeout=timeout)
+        await self._streams.drain(timeout)
+
+
+async def _finished_within(task: asyncio.Future[Any], seconds: float) -> bool:
+    """Wait for ``task`` up to ``seconds`` without cancelling it (a lighter wait_for(shield()))."""
+    if task.done():
+        return True
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[bool] = loop.create_future()
+
+    def wake(_: object) -> None:
+        if not waiter.done():
+            waiter.set_result(task.done())
+
+    timer = loop.call_later(seconds, wake, None)
+    task.add_done_callback(wake)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)

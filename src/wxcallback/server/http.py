@@ -1,0 +1,104 @@
+"""The framework-neutral HTTP request and response of one callback, and the body limits.
+
+The server sees only these, so the Starlette app, and the WSGI and Django adapters,
+share one behaviour: the adapter turns its framework's request into a CallbackRequest
+(or hands over the body stream, read here within ``max_body_bytes`` and
+``body_timeout``) and writes the CallbackResponse back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from ..core import ParseError
+
+__all__ = [
+    "JSON",
+    "TEXT",
+    "XML",
+    "BodyTooLarge",
+    "CallbackRequest",
+    "CallbackResponse",
+    "QueryError",
+    "parse_query",
+    "read_body",
+]
+
+XML = "application/xml; charset=utf-8"
+JSON = "application/json; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
+_MAX_QUERY_FIELDS = 32
+
+
+class QueryError(ParseError):
+    """The query string cannot be read unambiguously (-40002, answered 400)."""
+
+
+class BodyTooLarge(Exception):
+    """The body (declared or received) exceeds ``max_body_bytes`` (answered 413)."""
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    method: str
+    path: str
+    query_string: bytes = b""
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class CallbackResponse:
+    """What to answer: status, body and content type. What the log records is an Outcome."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = TEXT
+
+
+def parse_query(query_string: bytes) -> dict[str, str]:
+    """Form-decode the query once ('+' is a space, %2B is '+', as WeCom sends it).
+
+    A key given twice is refused: which value was signed would be a guess.
+    """
+    try:
+        text = query_string.decode("ascii")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=_MAX_QUERY_FIELDS)
+    except UnicodeDecodeError:
+        raise QueryError("query string is not valid UTF-8 / ASCII") from None
+    except ValueError as exc:
+        raise QueryError(f"query string cannot be parsed: {exc}") from None
+    query: dict[str, str] = {}
+    for key, value in pairs:
+        if key in query:
+            raise QueryError(f"query parameter {key!r} is given more than once")
+        query[key] = value
+    return query
+
+
+async def read_body(body: bytes | AsyncIterator[bytes], declared: int | None, limit: int, timeout: float) -> bytes:
+    """The whole body within ``limit`` bytes and, when it is streamed, ``timeout`` seconds.
+
+    BodyTooLarge when it (or its declared Content-Length) exceeds the limit;
+    asyncio.TimeoutError when a streamed body does not arrive in time.
+    """
+    if declared is not None and declared > limit:
+        raise BodyTooLarge
+    if isinstance(body, bytes):  # already read by the framework
+        if len(body) > limit:
+            raise BodyTooLarge
+        return body
+    return await asyncio.wait_for(_read_chunks(body, limit), timeout)
+
+
+async def _read_chunks(body: AsyncIterator[bytes], limit: int) -> bytes:
+    chunks = []
+    size = 0
+    async for chunk in body:
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)

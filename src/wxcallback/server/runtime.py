@@ -1,0 +1,155 @@
+"""The framework-neutral server: the running state of one worker, and its one front door.
+
+``CallbackServer`` owns the store, the dispatcher, the delivery worker and the HTTP
+client of the forwarding channels. Every web adapter (the ASGI app, Flask, Django)
+calls ``respond`` with the request and the body (bytes or a stream) and writes back
+what it returns; ``respond`` reads the body within the limits, runs the request
+through inbound.py, writes the access-log line and the metrics. It imports no web
+framework.
+
+The server starts on first use (``respond``, ``health``, ``metrics_text``) or when
+``start`` is called (the ASGI lifespan); ``stop`` finishes late handlers and streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+
+from ..core import Signer
+from .config import ConfigError, ServerConfig
+from .dispatch import Channel, Dispatcher
+from .forward import DeliveryWorker, Forwarder
+from .handlers import load_handler
+from .http import TEXT, BodyTooLarge, CallbackRequest, CallbackResponse, read_body
+from .inbound import Endpoint, Handled, InboundProtocol
+from .observe import Metrics, Outcome, log_request
+from .replay import ReplayGuard
+from .stores import Store, open_store
+from .streams import StreamDriver
+
+__all__ = ["RESERVED_PATHS", "CallbackServer"]
+
+RESERVED_PATHS = ("/healthz", "/metrics")
+_LOG = logging.getLogger("wxcallback.server")
+
+
+class CallbackServer:
+    """The running state of one worker: store, pipeline, delivery worker, HTTP client."""
+
+    def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
+        self.config = config
+        self._given_store = store
+        self.store: Store | None = store
+        self.pipeline: InboundProtocol | None = None
+        self.metrics = Metrics()
+        self._client: httpx.AsyncClient | None = None
+        self._worker: DeliveryWorker | None = None
+        self._worker_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        for channel in config.channels:
+            if channel.path in RESERVED_PATHS:
+                raise ConfigError(f"channels.{channel.name}.path: {channel.path} is reserved")
+        # Import handlers now, so a wrong module name stops the start with the key named.
+        self._handlers = {c.name: load_handler(c.handler, f"channels.{c.name}", config.app_dir)
+                          for c in config.channels if c.forward is None}
+
+    async def start(self) -> InboundProtocol:
+        """Open the store and build the pipeline (once; later calls return it)."""
+        if self.pipeline is not None:
+            return self.pipeline
+        async with self._lock:
+            if self.pipeline is not None:
+                return self.pipeline
+            store = self.store or open_store(self.config.store)
+            self.store = store
+            self._client = httpx.AsyncClient()
+            endpoints = []
+            urls: dict[str, str] = {}
+            for config in self.config.channels:
+                forwarder = None
+                if config.forward is not None:
+                    forwarder = Forwarder(config.name, config.kind.platform, config.forward, store,
+                                          self._client, config.forward_timeout)
+                    urls[config.name] = config.forward
+                crypto = config.crypto()
+                channel = Channel(config.name, config.kind.platform, self._handlers.get(config.name), forwarder,
+                                  config.deadline, config.dedup_ttl)
+                endpoints.append(Endpoint(config, crypto, crypto or Signer(config.token, digest=config.digest),
+                                          ReplayGuard(store, config.name, config.replay_window), channel))
+            self.pipeline = InboundProtocol(endpoints, Dispatcher(store, StreamDriver(store)))
+            if urls:
+                consumer = f"{socket.gethostname()}-{os.getpid()}"
+                self._worker = DeliveryWorker(store, urls, self._client, consumer=consumer)
+                self._worker_task = asyncio.create_task(self._worker.run())
+            return self.pipeline
+
+    async def stop(self) -> None:
+        """Graceful stop: finish late handlers and streams, stop delivering, keep the outbox."""
+        if self.pipeline is not None:
+            await self.pipeline.drain(self.config.shutdown_grace)
+        if self._worker is not None and self._worker_task is not None:
+            self._worker.stop()
+            await asyncio.wait({self._worker_task}, timeout=self.config.shutdown_grace)
+        if self._client is not None:
+            await self._client.aclose()
+        if self.store is not None and self._given_store is None:
+            await self.store.close()
+        self.pipeline = None
+
+    async def respond(self, method: str, path: str, query_string: bytes,
+                      body: bytes | AsyncIterator[bytes], content_length: int | None = None) -> Handled:
+        """Everything a web adapter needs: read the body within the size and time limits,
+        run the pipeline, write the access-log line and the metrics."""
+        started = time.perf_counter()
+        pipeline = await self.start()
+        try:
+            data = b""
+            if method == "POST":
+                data = await read_body(body, content_length, self.config.max_body_bytes, self.config.body_timeout)
+            handled = await pipeline.handle(CallbackRequest(method, path, query_string, data))
+        except BodyTooLarge:
+            handled = self._refused(path, 413, b"body too large", "too_large",
+                                    f"body exceeds max_body_bytes = {self.config.max_body_bytes}")
+        except asyncio.TimeoutError:
+            handled = self._refused(path, 408, b"body too slow", "body_timeout",
+                                    f"body not received within {self.config.body_timeout:g} s")
+        except Exception as exc:
+            # Only a defect gets here, never bad input; log it with its traceback once.
+            _LOG.exception("unexpected error answering %s %s", method, path[:200])
+            handled = self._refused(path, 500, b"internal error", "internal_error",
+                                    f"{type(exc).__name__}: {str(exc)[:200]}")
+        log_request(method, path, handled.status, handled.record, started)
+        self.metrics.observe(handled.record, time.perf_counter() - started)
+        return handled
+
+    def _refused(self, path: str, status: int, body: bytes, outcome: str, detail: str) -> Handled:
+        endpoint = self.pipeline.endpoint_for(path) if self.pipeline is not None else None
+        return Handled(CallbackResponse(status, body, TEXT),
+                       Outcome(outcome, detail=detail, channel=endpoint.name if endpoint else "-"))
+
+    async def health(self) -> tuple[int, bytes]:
+        """``/healthz``: 200 when the store answers, else 503."""
+        await self.start()
+        assert self.store is not None
+        healthy = await self.store.healthy()
+        body = json.dumps({"status": "ok" if healthy else "store unavailable",
+                           "channels": [c.name for c in self.config.channels]})
+        return (200 if healthy else 503), body.encode()
+
+    async def metrics_text(self) -> bytes:
+        """``/metrics`` in the Prometheus text format, the outbox depth read from the store."""
+        await self.start()
+        assert self.store is not None
+        try:
+            self.metrics.outbox_depth.set(await self.store.depth())
+        except Exception:  # the store is down; /healthz says so, metrics still render
+            pass
+        return self.metrics.render()
