@@ -18,6 +18,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .config import ServerConfig
+from .http import canonical_path
 from .runtime import RESERVED_PATHS, CallbackServer
 from .stores import Store
 
@@ -55,17 +56,25 @@ class CallbackApp:
             await self.starlette(scope, receive, send)
             return
         method: str = scope["method"]
-        length = None
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                length = int(value) if value.isdigit() else None
-                break
-        response = (await self.server.respond(method, path, scope.get("query_string", b""),
-                                              _body_chunks(receive), length)).response
+        raw_path = scope.get("raw_path")
+        if raw_path is not None and canonical_path(raw_path) is None:
+            response = self.server.refuse(method, path, 400, "noncanonical_path",
+                                          f"path {raw_path[:200]!r} is not in canonical form (encoded characters "
+                                          "that need no encoding, '//', '.' or '..'): refused").response
+        else:
+            length = None
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    length = int(value) if value.isdigit() else None
+                    break
+            response = (await self.server.respond(method, path, scope.get("query_string", b""),
+                                                  _body_chunks(receive), length)).response
         body = b"" if method == "HEAD" else response.body
         await send({"type": "http.response.start", "status": response.status, "headers": [
             (b"content-type", response.content_type.encode("latin-1")),
             (b"content-length", str(len(response.body)).encode("latin-1")),
+            # an echoed echostr or an error text is never to be read as HTML
+            (b"x-content-type-options", b"nosniff"),
         ]})
         await send({"type": "http.response.body", "body": body})
 

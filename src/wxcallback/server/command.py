@@ -25,6 +25,8 @@ from .preflight import ListenError, check_can_listen, echo_warnings
 
 __all__ = ["serve"]
 
+_LOG = logging.getLogger("wxcallback.server")
+
 _PLATFORMS = [kind.value for kind in ChannelKind]
 
 
@@ -122,8 +124,9 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     import uvicorn
 
     from .connections import LIMITS_ENV, ConnectionLimits, raise_open_file_limit
+    from .jsonlog import configure_logging, redact_url, uvicorn_log_config
 
-    logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
+    configure_logging(config.log_level)
     for name in ("WXCALLBACK_CONFIG", "WXCALLBACK_CONFIG_JSON"):
         os.environ.pop(name, None)
     os.environ.update(env_config)
@@ -136,19 +139,25 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     files = raise_open_file_limit(config.max_connections + reserve)
     max_connections = min(config.max_connections, max(1, files - reserve))
     if max_connections < config.max_connections:
-        click.echo(f"wxcallback: max_connections lowered to {max_connections}: the open-file limit is {files}",
-                   err=True)
+        _LOG.warning(json.dumps({"outcome": "max_connections_lowered", "max_connections": max_connections,
+                                 "detail": f"the open-file limit is {files}"}))
     os.environ[LIMITS_ENV] = ConnectionLimits(config.max_header_bytes, config.max_headers, config.header_timeout,
                                               max_connections).to_environment()
     if config.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker writes its counts here; /metrics on any worker sums them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wxcallback-metrics-")
-    click.echo(f"wxcallback: {len(config.channels)} channel(s) on http://{config.host}:{config.port} "
-               f"({config.workers} worker(s), store {config.store.split('?')[0]})", err=True)
+    _LOG.info(json.dumps({"outcome": "starting", "listen": f"http://{config.host}:{config.port}",
+                          "workers": config.workers, "store": redact_url(config.store), "channels": [
+                              {"name": c.name, "path": c.path, "platform": str(c.kind)}
+                              | ({"forward": redact_url(c.forward)} if c.forward else {})
+                              for c in config.channels]}, ensure_ascii=False))
     for channel in config.channels:
-        click.echo(f"  {channel.path}  {channel.kind}  {channel.name}"
-                   + (f"  -> {channel.forward}" if channel.forward else ""), err=True)
+        if channel.replay_window == 0:
+            _LOG.warning(json.dumps({"outcome": "replay_guard_off", "channel": channel.name,
+                                     "detail": f"channels.{channel.name}.replay_window = 0: captured requests can "
+                                               "be replayed at any time; set a window (300 s is the default)"}))
     uvicorn.run("wxcallback.server.environment:app_from_environment", factory=True, host=config.host, port=config.port,
                 workers=config.workers, log_level=config.log_level, access_log=False,
                 http="wxcallback.server.connections:GuardedHTTPProtocol",
-                timeout_graceful_shutdown=int(config.shutdown_grace) or None)
+                timeout_graceful_shutdown=int(config.shutdown_grace) or None,
+                log_config=uvicorn_log_config(config.log_level))

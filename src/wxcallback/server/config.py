@@ -223,6 +223,14 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
     if forward is not None and (not isinstance(forward, str) or not re.match(r"https?://", forward)):
         raise ConfigError(f"{where}.forward: must be an http:// or https:// URL, not {forward!r}")
     deadline = _number(table, where, "deadline", PLATFORM_DEADLINE - DEFAULT_DEADLINE_MARGIN, 0.05, 30.0)
+    replay_window = _number(table, where, "replay_window", 300.0, 0.0, 86400.0)
+    # An encrypted request replayed inside the window is answered from the dedup cache
+    # (its signature binds timestamp, nonce and ciphertext): the cache must outlive the window.
+    dedup_ttl = _number(table, where, "dedup_ttl", max(300.0, replay_window), 30.0, 86400.0)
+    if dedup_ttl < replay_window:
+        raise ConfigError(f"{where}.dedup_ttl ({dedup_ttl:g} s) is shorter than {where}.replay_window "
+                          f"({replay_window:g} s): a request replayed after the dedup entry expired would run the "
+                          "handler again; make dedup_ttl at least replay_window")
     config = ChannelConfig(
         name=name,
         path=path,
@@ -237,8 +245,8 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         forward=_expand(forward, f"{where}.forward", env) if forward else None,
         forward_timeout=_number(table, where, "forward_timeout", min(3.0, deadline), 0.05, 60.0),
         deadline=deadline,
-        replay_window=_number(table, where, "replay_window", 300.0, 0.0, 86400.0),
-        dedup_ttl=_number(table, where, "dedup_ttl", 300.0, 30.0, 86400.0),
+        replay_window=replay_window,
+        dedup_ttl=dedup_ttl,
         debug=_get(table, where, "debug", bool, False),
     )
     # Build the crypto once now so a bad key or digest is refused at start, naming the key.

@@ -10,12 +10,12 @@ configures logging.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import replace
 
 from .app import CallbackApp, create_app
 from .config import load_config, parse_config
+from .jsonlog import configure_logging
 
 __all__ = ["app_from_environment"]
 
@@ -27,6 +27,6 @@ def app_from_environment() -> CallbackApp:
     overrides = json.loads(os.environ.get("WXCALLBACK_OVERRIDES", "{}"))
     if overrides:
         config = replace(config, **overrides)
-    # A spawned worker starts with no logging configured: one JSON line per request to stderr.
-    logging.basicConfig(level=config.log_level.upper(), format="%(message)s")
+    # A spawned worker starts with no logging configured: JSON lines to stderr.
+    configure_logging(config.log_level)
     return create_app(config)

@@ -46,15 +46,30 @@ def backoff(attempts: int) -> float:
     return base * (0.75 + random.random() * 0.5)
 
 
+# A reply is one passive message: a few KiB. A backend answering more is refused, not read
+# (a 200 MB answer used to be read whole: 313 MB RSS).
+MAX_REPLY_BYTES = 64 * 1024
+
+
 async def _post(client: httpx.AsyncClient, url: str, body: bytes, idempotency_key: str,
-                timeout: float) -> tuple[bool, str, httpx.Response | None]:
-    """POST one delivery: (acknowledged, what happened, the response)."""
+                timeout: float) -> tuple[bool, str, bytes | None]:
+    """POST one delivery: (acknowledged, what happened, the response body if it fits)."""
     try:
-        response = await client.post(url, content=body, timeout=timeout, headers={
-            "Content-Type": "application/json", "Idempotency-Key": idempotency_key})
+        async with client.stream("POST", url, content=body, timeout=timeout, headers={
+                "Content-Type": "application/json", "Idempotency-Key": idempotency_key}) as response:
+            acknowledged = 200 <= response.status_code < 300
+            detail = f"backend answered {response.status_code}"
+            if not acknowledged:
+                return False, detail, None
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:
+                    return True, f"{detail} with a reply over {MAX_REPLY_BYTES} bytes (not read)", None
+                chunks.append(chunk)
+            return True, detail, b"".join(chunks)
     except httpx.HTTPError as exc:
         return False, f"backend unreachable ({type(exc).__name__})", None
-    return 200 <= response.status_code < 300, f"backend answered {response.status_code}", response
 
 
 @dataclass(frozen=True)
@@ -98,20 +113,24 @@ class Forwarder:
 
     async def deliver(self, parcel: Parcel) -> Reply | None:
         """Try the backend now, within the forward timeout; its reply, or None (left to the worker)."""
-        ok, detail, response = await _post(self._client, self.url, parcel.body("inline"), parcel.idempotency_key,
-                                           self._timeout)
-        if not ok or response is None:
+        ok, detail, content = await _post(self._client, self.url, parcel.body("inline"), parcel.idempotency_key,
+                                          self._timeout)
+        if not ok:
             _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_deferred",
                                      "detail": f"{detail}; queued for retry"}))
             return None
         await self._store.ack(parcel.outbox_id)
-        return self._reply_of(response)
+        if content is None:
+            _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_bad_reply",
+                                     "detail": f"{detail}; answering with no reply"}))
+            return None
+        return self._reply_of(content)
 
-    def _reply_of(self, response: httpx.Response) -> Reply | None:
-        if not response.content.strip():
+    def _reply_of(self, content: bytes) -> Reply | None:
+        if not content.strip():
             return None
         try:
-            data = response.json()
+            data = json.loads(content)
         except ValueError:
             _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_bad_reply",
                                      "detail": "backend reply is not JSON; answering with no reply"}))

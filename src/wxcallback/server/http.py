@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, unquote
 
 from ..core import ParseError
 
@@ -23,6 +23,7 @@ __all__ = [
     "CallbackRequest",
     "CallbackResponse",
     "QueryError",
+    "canonical_path",
     "parse_query",
     "read_body",
 ]
@@ -56,6 +57,30 @@ class CallbackResponse:
     status: int
     body: bytes = b""
     content_type: str = TEXT
+
+
+# what a path keeps unencoded in its canonical form (RFC 3986 pchar and "/")
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def canonical_path(raw_path: bytes) -> str | None:
+    """The decoded path if ``raw_path`` is in canonical form, else None.
+
+    Canonical: percent-encoding only where needed (``/%E5%9B%9E`` for a non-ASCII
+    segment), upper-case hex, no ``//``, ``.`` or ``..`` segment. ``/wecom%2fapp``,
+    ``/wecom/%61pp`` and ``//wecom`` all decode to a channel's path; a proxy rule written
+    for the path as the platform sends it would not see them, so they are refused.
+    """
+    try:
+        text = raw_path.decode("ascii")
+        decoded = unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    if quote(decoded, safe=_PATH_SAFE) != text or "//" in decoded:
+        return None
+    if any(segment in (".", "..") for segment in decoded.split("/")):
+        return None
+    return decoded
 
 
 def parse_query(query_string: bytes) -> dict[str, str]:

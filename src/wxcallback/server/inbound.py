@@ -14,6 +14,7 @@ answered with the platform's "no reply", so the platform does not retry it three
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -27,6 +28,7 @@ from ..core import (
     WXCallbackError,
     extract_encrypt,
 )
+from ..channel import ChannelKind
 from ..messages import Message, parse_message
 from .config import ChannelConfig
 from .dispatch import Answer, Channel, Dispatcher
@@ -36,6 +38,17 @@ from .replay import ReplayError, ReplayGuard
 from .stores import StoreError
 
 __all__ = ["Endpoint", "Handled", "InboundProtocol", "status_for"]
+
+# The Official Account sends a random number (19 digits seen); allow room, refuse text.
+_MAX_ECHOSTR_DIGITS = 32
+# A signature-only gateway's echostr is not documented as digits: token characters only
+_GATEWAY_ECHOSTR = re.compile(r"[A-Za-z0-9._~=+/-]{1,128}")
+
+
+def _plausible_echostr(echostr: str, kind: ChannelKind) -> bool:
+    if kind is ChannelKind.OFFICIAL_ACCOUNT:
+        return 0 < len(echostr) <= _MAX_ECHOSTR_DIGITS and echostr.isascii() and echostr.isdigit()
+    return _GATEWAY_ECHOSTR.fullmatch(echostr) is not None
 
 _HELD_ELSEWHERE = "another attempt holds this message; answered 503 so the platform retries after its lease"
 
@@ -135,7 +148,8 @@ class InboundProtocol:
                 return await self._callback(endpoint, query, request.body)
             raise _Reject(405, "method_not_allowed", f"{request.method} is not a callback method")
         except _Reject as reject:
-            body = reject.detail.encode()[:200] if reject.status != 403 else b"forbidden"
+            # The detail goes to the log; the body names the refusal without echoing input.
+            body = b"forbidden" if reject.status == 403 else f"refused: {reject.outcome}".encode()
             return _refusal(reject.status, body, name, reject.outcome, reject.detail, reject.code)
         except QueryError as exc:
             return _refusal(400, b"bad query string", name, "bad_query", str(exc), int(exc.code))
@@ -155,6 +169,10 @@ class InboundProtocol:
             signature, timestamp, nonce, echostr = _required(query, "signature", "timestamp", "nonce", "echostr")
             endpoint.signer.verify_signature(signature, timestamp, nonce)
             endpoint.replay.check_timestamp(timestamp)
+            # The echostr is not signed: echo only what a platform sends, so the URL cannot
+            # be made to reflect arbitrary content (it is answered text/plain, nosniff, too).
+            if not _plausible_echostr(echostr, endpoint.config.kind):
+                raise _Reject(400, "bad_query", f"echostr {echostr[:20]!r} is not what the platform sends")
             plaintext = echostr
         else:
             assert endpoint.crypto is not None

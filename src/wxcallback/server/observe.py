@@ -15,10 +15,13 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["ACCESS_LOG", "Metrics", "Outcome", "log_request"]
 
@@ -83,8 +86,6 @@ class Metrics:
                             ["channel"], registry=self.registry)
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[str, Any] = {}
-        self.outbox_depth = Gauge("wxcallback_outbox_depth", "Messages waiting for delivery to a backend",
-                                  registry=self.registry, multiprocess_mode="max")
 
     def observe(self, outcome: Outcome, seconds: float) -> None:
         # labels() takes a lock and builds a key each time; the children are few, keep them.
@@ -103,9 +104,38 @@ class Metrics:
         elif outcome.outcome == "late":
             self.late.labels(channel).inc()
 
-    def render(self) -> bytes:
+    def render(self, outbox_depth: int | None = None, connections: dict[str, int] | None = None) -> bytes:
+        """The Prometheus text: this process's (or every worker's) counters, then the
+        values read at scrape time.
+
+        The outbox depth is the store's, read now: a per-process gauge would, with
+        several workers, keep showing whatever a dead worker last wrote.
+        """
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            counted = generate_latest(registry)
+        else:
+            counted = generate_latest(self.registry)
+        now = CollectorRegistry()
+        now.register(_ScrapeTime(outbox_depth, connections or {}))
+        return counted + generate_latest(now)
+
+
+class _ScrapeTime(Collector):
+    """Gauges whose value is read when /metrics is scraped, never stored per process."""
+
+    def __init__(self, outbox_depth: int | None, connections: dict[str, int]) -> None:
+        self._outbox_depth = outbox_depth
+        self._connections = connections
+
+    def collect(self) -> Iterator[Metric]:
+        if self._outbox_depth is not None:
+            yield GaugeMetricFamily("wxcallback_outbox_depth", "Messages waiting for delivery to a backend "
+                                    "(read from the store)", value=self._outbox_depth)
+        refused = CounterMetricFamily("wxcallback_connections_closed",
+                                      "Connections this worker closed or refused to protect itself, by reason",
+                                      labels=["reason"])
+        for reason, count in self._connections.items():
+            refused.add_metric([reason], count)
+        yield refused

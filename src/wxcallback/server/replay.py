@@ -26,7 +26,7 @@ from ..core import WXCallbackError
 from ..core.errors import ErrorCode
 from .stores import Store
 
-__all__ = ["ReplayError", "ReplayGuard"]
+__all__ = ["ReplayError", "ReplayGuard", "replay_scope"]
 
 _NONCE_TTL = 2 * 60 * 60
 # Unix seconds have 10 digits until 2286; anything longer is not a time (and a few hundred
@@ -41,10 +41,20 @@ class ReplayError(WXCallbackError):
     code = ErrorCode.OK
 
 
+def replay_scope(token: str, digest: str) -> str:
+    """What a plaintext request's signature covers, as a key prefix: its Token (and digest).
+
+    A nonce is spent for every channel sharing the Token, so a request captured on one
+    channel cannot be replayed on another channel with the same Token.
+    """
+    return hashlib.sha256(f"{digest}\0{token}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 class ReplayGuard:
-    def __init__(self, store: Store, channel: str, window: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, scope: str, window: float, clock: Callable[[], float] = time.time) -> None:
+        """``scope``: ``replay_scope(token, digest)``; channels with the same Token share it."""
         self._store = store
-        self._prefix = f"{channel}:replay:"
+        self._prefix = f"replay:{scope}:"
         self._window = window
         self._clock = clock
 

@@ -31,7 +31,8 @@ from .handlers import load_handler
 from .http import TEXT, BodyTooLarge, CallbackRequest, CallbackResponse, read_body
 from .inbound import Endpoint, Handled, InboundProtocol
 from .observe import Metrics, Outcome, log_request
-from .replay import ReplayGuard
+from .connections import STATS as CONNECTION_STATS
+from .replay import ReplayGuard, replay_scope
 from .stores import Store, open_store
 from .streams import StreamDriver
 
@@ -83,7 +84,8 @@ class CallbackServer:
                 channel = Channel(config.name, config.kind.platform, self._handlers.get(config.name), forwarder,
                                   config.deadline, config.dedup_ttl)
                 endpoints.append(Endpoint(config, crypto, crypto or Signer(config.token, digest=config.digest),
-                                          ReplayGuard(store, config.name, config.replay_window), channel))
+                                          ReplayGuard(store, replay_scope(config.token, config.digest),
+                                                      config.replay_window), channel))
             self.pipeline = InboundProtocol(endpoints, Dispatcher(store, StreamDriver(store)))
             if urls:
                 consumer = f"{socket.gethostname()}-{os.getpid()}"
@@ -130,18 +132,34 @@ class CallbackServer:
         self.metrics.observe(handled.record, time.perf_counter() - started)
         return handled
 
+    def refuse(self, method: str, path: str, status: int, outcome: str, detail: str) -> Handled:
+        """Answer a request the adapter refused before the pipeline (logged and counted)."""
+        started = time.perf_counter()
+        handled = self._refused(path, status, detail.encode()[:200], outcome, detail)
+        log_request(method, path, handled.status, handled.record, started)
+        self.metrics.observe(handled.record, time.perf_counter() - started)
+        return handled
+
     def _refused(self, path: str, status: int, body: bytes, outcome: str, detail: str) -> Handled:
         endpoint = self.pipeline.endpoint_for(path) if self.pipeline is not None else None
         return Handled(CallbackResponse(status, body, TEXT),
                        Outcome(outcome, detail=detail, channel=endpoint.name if endpoint else "-"))
 
     async def health(self) -> tuple[int, bytes]:
-        """``/healthz``: 200 when the store answers, else 503."""
+        """``/healthz``: 200 when the store answers, else 503; with what this worker refused.
+
+        ``connections`` counts the connections this worker closed or refused to protect
+        itself (oversized or slow request heads, idle ones closed to make room, and
+        ``refused_full``: turned away with every slot busy, lost capacity).
+        """
         await self.start()
         assert self.store is not None
         healthy = await self.store.healthy()
+        connections = CONNECTION_STATS.snapshot()
         body = json.dumps({"status": "ok" if healthy else "store unavailable",
-                           "channels": [c.name for c in self.config.channels]})
+                           "channels": [c.name for c in self.config.channels],
+                           "connections": connections,
+                           "degraded": ["connections refused: all slots busy"] if connections["refused_full"] else []})
         return (200 if healthy else 503), body.encode()
 
     async def metrics_text(self) -> bytes:
@@ -149,7 +167,7 @@ class CallbackServer:
         await self.start()
         assert self.store is not None
         try:
-            self.metrics.outbox_depth.set(await self.store.depth())
+            depth: int | None = await self.store.depth()
         except Exception:  # the store is down; /healthz says so, metrics still render
-            pass
-        return self.metrics.render()
+            depth = None
+        return self.metrics.render(depth, CONNECTION_STATS.snapshot())

@@ -1,0 +1,73 @@
+"""One JSON object per line for everything ``wxcallback serve`` writes, and URLs without secrets.
+
+The server's own lines are JSON already; uvicorn's messages, httpx's and tracebacks are
+not. This formatter makes every record one JSON object on one line: a record whose
+message is a JSON object gets ``level`` and ``logger`` spliced in (no re-parsing on the
+request path); any other message becomes ``{"message": …}``; a traceback goes in the
+``traceback`` field. U+2028 / U+2029, which JSON allows raw but log shippers split lines
+on, are escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+__all__ = ["JsonLineFormatter", "configure_logging", "redact_url", "uvicorn_log_config"]
+
+
+class JsonLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        head = f'{{"level": "{record.levelname.lower()}", "logger": {json.dumps(record.name)}'
+        if message.startswith("{") and message.endswith("}"):
+            line = head + (", " + message[1:] if len(message) > 2 else "}")
+        else:
+            line = head + f", \"message\": {json.dumps(message, ensure_ascii=False)}}}"
+        if record.exc_info:
+            trace = json.dumps(self.formatException(record.exc_info), ensure_ascii=False)
+            line = line[:-1] + f', "traceback": {trace}}}'
+        if "\n" in line or "\r" in line:  # a message that broke its own JSON: keep the line whole
+            line = head + f", \"message\": {json.dumps(message, ensure_ascii=False)}}}"
+        return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def configure_logging(level: str) -> None:
+    """JSON lines on stderr for the root logger; httpx's per-request lines only when debugging
+    (they repeat each delivery, with its URL)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    quiet = logging.DEBUG if level.lower() == "debug" else logging.WARNING
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(quiet)
+
+
+def uvicorn_log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration with every line through JsonLineFormatter."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonLineFormatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "uvicorn.error": {"level": level.upper()},
+            "uvicorn.access": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+        },
+    }
+
+
+def redact_url(url: str) -> str:
+    """``url`` without credentials or query (``http://user:pass@host/p?api_key=k`` → ``http://host/p?…``)."""
+    base, has_query, _ = url.partition("?")
+    base = base.split("#", 1)[0]
+    scheme, sep, rest = base.partition("//")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        base = f"{scheme}//{authority.rpartition('@')[2]}{slash}{path}"
+    return base + ("?…" if has_query else "")
