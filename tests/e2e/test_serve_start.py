@@ -7,6 +7,7 @@ the configuration is found because serve looks there.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -82,15 +83,21 @@ def test_a_port_out_of_range_is_refused(tmp_path: Path) -> None:
     assert "Invalid value for '--port': 99999 is not in the range 0<=x<=65535" in result.stderr
 
 
+def _json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def test_a_port_in_use_is_reported_with_its_address_and_no_banner(tmp_path: Path) -> None:
+    (tmp_path / "bot.py").write_text(HANDLER, encoding="utf-8")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = _serve(tmp_path, "--config", str(_config(tmp_path, handler=None)), "--port", str(port))
+        result = _serve(tmp_path, "--config", str(_config(tmp_path)), "--port", str(port))
     assert result.returncode == 1
-    assert f"error: cannot listen on http://127.0.0.1:{port}: Address already in use" in result.stderr
-    assert "channel(s) on http://" not in result.stderr  # the banner of a server that is listening
+    (line,) = _json_lines(result.stderr)  # nothing but the error: no "starting" line before it
+    assert line["outcome"] == "listen_failed" and line["listen"] == f"http://127.0.0.1:{port}"
+    assert f"cannot listen on http://127.0.0.1:{port}: Address already in use" in str(line["detail"])
 
 
 def test_a_channel_without_handler_warns_that_it_echoes(tmp_path: Path) -> None:
@@ -100,6 +107,18 @@ def test_a_channel_without_handler_warns_that_it_echoes(tmp_path: Path) -> None:
            "echoing it back" in result.stderr
     (tmp_path / "bot.py").write_text(HANDLER, encoding="utf-8")
     assert "warning" not in _serve(tmp_path, "--config", str(_config(tmp_path)), "--check").stderr
+
+
+def test_serving_a_channel_without_handler_logs_the_warning_as_a_json_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:  # stop right after the warnings: the port is taken
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = _serve(tmp_path, "--config", str(_config(tmp_path, handler=None)), "--port",
+                        str(taken.getsockname()[1]))
+    warning, error = _json_lines(result.stderr)
+    assert warning["outcome"] == "demo_echo" and warning["channel"] == "app"
+    assert "it answers every text message by echoing it back" in str(warning["detail"])
+    assert error["outcome"] == "listen_failed"
 
 
 @pytest.mark.parametrize("workers", [1, 2])

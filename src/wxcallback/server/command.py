@@ -100,17 +100,12 @@ def serve(config_path: str | None, platform: str | None, token: str | None, key:
     except ConfigError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
-    for warning in echo_warnings(config):
-        click.echo(warning, err=True)
     if check:
+        for _, warning in echo_warnings(config):
+            click.echo(f"warning: {warning}", err=True)
         click.echo(f"configuration OK: {len(config.channels)} channel(s): "
                    + ", ".join(f"{c.name} {c.kind} {c.path}" for c in config.channels))
         return
-    try:
-        check_can_listen(config.host, config.port)
-    except ListenError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
     _run(config, env_config)
 
 
@@ -127,6 +122,16 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     from .jsonlog import configure_logging, redact_url, uvicorn_log_config
 
     configure_logging(config.log_level)
+    for channel_name, warning in echo_warnings(config):
+        _LOG.warning(json.dumps({"outcome": "demo_echo", "channel": channel_name, "detail": warning},
+                                ensure_ascii=False))
+    # Before the "starting" line: a port in use is reported with its address, and nothing else.
+    try:
+        check_can_listen(config.host, config.port)
+    except ListenError as exc:
+        _LOG.error(json.dumps({"outcome": "listen_failed", "listen": f"http://{config.host}:{config.port}",
+                               "detail": str(exc)}, ensure_ascii=False))
+        sys.exit(1)
     for name in ("WXCALLBACK_CONFIG", "WXCALLBACK_CONFIG_JSON"):
         os.environ.pop(name, None)
     os.environ.update(env_config)

@@ -36,8 +36,9 @@ def check_can_listen(host: str, port: int) -> None:
                 raise ListenError(f"cannot listen on {where}: {exc.strerror}{hint}") from None
 
 
-def echo_warnings(config: ServerConfig) -> list[str]:
-    """One line per channel that has neither handler nor forward: it answers real users' texts."""
-    return [f"warning: channels.{c.name} ({c.path}) has no handler and no forward: it answers every text "
-            f"message by echoing it back (a demo). Set handler = \"module:attribute\" or forward = \"http://…\"."
+def echo_warnings(config: ServerConfig) -> list[tuple[str, str]]:
+    """(channel, sentence) for each channel with neither handler nor forward: it answers real users' texts."""
+    return [(c.name, f"channels.{c.name} ({c.path}) has no handler and no forward: it answers every text "
+                     f"message by echoing it back (a demo). Set handler = \"module:attribute\" or "
+                     f"forward = \"http://…\".")
             for c in config.channels if c.handler is None and c.forward is None]
