@@ -46,7 +46,7 @@ def write_config(path: Path, store: str, channels: dict[str, dict[str, Any]], **
 
 class ServerProcess:
     def __init__(self, config: Path, port: int, workers: int = 1, env: dict[str, str] | None = None,
-                 preexec_fn: Callable[[], None] | None = None) -> None:
+                 preexec_fn: Callable[[], None] | None = None, ready_path: str | None = "/healthz") -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = tempfile.NamedTemporaryFile(prefix="wxcallback-e2e-", suffix=".log", delete=False)
@@ -56,15 +56,17 @@ class ServerProcess:
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
             preexec_fn=preexec_fn,
         )
-        self.wait_ready()
+        self.wait_ready(ready_path=ready_path)
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = 20.0, ready_path: str | None = "/healthz") -> None:
+        """Wait for ``ready_path`` to answer 200 (None: for any HTTP answer at all)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.output()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                status = httpx.get(f"{self.url}{ready_path or '/'}", timeout=0.5).status_code
+                if ready_path is None or status == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -89,8 +91,9 @@ class ServerProcess:
 
 
 @contextmanager
-def serve(config: Path, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    server = ServerProcess(config, free_port(), workers, env)
+def serve(config: Path, workers: int = 1, env: dict[str, str] | None = None,
+          ready_path: str | None = "/healthz") -> Iterator[ServerProcess]:
+    server = ServerProcess(config, free_port(), workers, env, ready_path=ready_path)
     try:
         yield server
     finally:

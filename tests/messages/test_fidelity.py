@@ -146,3 +146,10 @@ def test_transfer_round_trips_as_a_dict_for_forwarding_backends() -> None:
         assert reply_from_dict(reply.to_dict(), OA) == reply
     with pytest.raises(Exception, match="has no 'transfer_customer_service'"):
         reply_from_dict({"type": "transfer_customer_service"}, WECOM)
+
+
+@pytest.mark.parametrize("value", ["¹", "²³", "١٢", "-", "1e3", " 7 "])
+def test_numbers_are_ascii_decimal_or_absent(value: str) -> None:
+    message = parse_message(f"<xml><MsgType>text</MsgType><MsgId>{value}</MsgId></xml>", OA)
+    assert message.msg_id == (7 if value.strip() == "7" else None)
+    assert message.dedup_key

@@ -1,6 +1,7 @@
 """Fixtures for the state stores: a real Redis, and one ``backend`` per store implementation.
 
-The Redis fixtures (``redis_url``, ``redis_prefix``) live in ``tests/conftest.py``.
+The Redis and Redis Cluster fixtures (``redis_url``, ``redis_prefix``, ``redis_cluster_url``,
+``redis_cluster_prefix``) live in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Backend:
         asyncio.run(main())
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """Each store implementation in turn, fresh and empty."""
     if request.param == "memory":
@@ -68,8 +69,13 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         sqlite_clock = FakeClock()
         path = tmp_path / "state.db"
         return Backend("sqlite", lambda: SQLiteStore(path, clock=sqlite_clock), sqlite_clock)
+    from wxcallback.server.stores import open_store
     from wxcallback.server.stores.redis import RedisStore
 
+    if request.param == "redis-cluster":
+        cluster_url: str = request.getfixturevalue("redis_cluster_url")
+        cluster_prefix: str = request.getfixturevalue("redis_cluster_prefix")
+        return Backend("redis-cluster", lambda: open_store(f"{cluster_url}/?prefix={cluster_prefix}"))
     url: str = request.getfixturevalue("redis_url")
     prefix: str = request.getfixturevalue("redis_prefix")
     return Backend("redis", lambda: RedisStore.from_url(url, prefix=prefix))

@@ -13,6 +13,7 @@ from wxcallback.server.stores import (
     ClaimState,
     Store,
     StoreError,
+    StoreHealth,
     StreamStateError,
 )
 
@@ -484,7 +485,165 @@ def test_ack_and_nack_of_unknown_ids_change_nothing(backend: Backend) -> None:
     backend.run(scenario)
 
 
+def test_depth_is_the_stores_count_whatever_store_object_asks(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        for i in range(4):
+            await store.enqueue(f"channel-{i}", b"p", "k")  # several channels: several shards
+        [item] = await store.claim_batch("worker-that-dies", 1, 30)
+        assert await store.depth() == 4
+        if backend.name in ("sqlite", "redis", "redis-cluster"):
+            async with backend.make() as other_worker:
+                assert await other_worker.depth() == 4
+                await other_worker.ack(item.id)
+        else:
+            await store.ack(item.id)
+        assert await store.depth() == 3
+
+    backend.run(scenario)
+
+
+# -- dead letters --------------------------------------------------------------------------------
+
+
+def test_a_dead_letter_leaves_delivery_and_keeps_everything_it_had(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        id = await store.enqueue("crm", b"payload\x00", "crm:m-1")
+        await store.enqueue("crm", b"other", "crm:m-2")
+        [item, _] = await store.claim_batch("worker-a", 10, 1)
+        await store.nack(item.id, retry_at=backend.clock() - 1)
+        [item] = await store.claim_batch("worker-a", 1, 30)
+        assert item.id == id and item.attempts == 2
+        assert await store.dead_letter(id, "HTTP 400 from the backend") is True
+        assert await store.depth() == 1 and await store.dead_count() == 1
+        [dead] = await store.list_dead()
+        assert (dead.id, dead.channel, dead.payload, dead.idempotency_key) == (
+            id, "crm", b"payload\x00", "crm:m-1")
+        assert dead.attempts == 2 and dead.reason == "HTTP 400 from the backend"
+        assert dead.enqueued_at == item.enqueued_at
+        assert_just_now(backend, dead.dead_at)
+        await backend.advance(1.3)  # past any visibility timeout: still never handed out
+        assert [i.idempotency_key for i in await store.claim_batch("worker-b", 10, 30)] == ["crm:m-2"]
+
+    backend.run(scenario)
+
+
+def test_ack_and_nack_of_a_dead_letter_change_nothing(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        id = await store.enqueue("crm", b"p", "k")
+        [item] = await store.claim_batch("worker-a", 1, 30)
+        assert await store.dead_letter(item.id, "gave up")
+        await store.ack(id)
+        await store.nack(id, retry_at=backend.clock() - 1)
+        assert await store.dead_count() == 1 and await store.depth() == 0
+        assert await store.claim_batch("worker-a", 10, 30) == []
+        assert await store.dead_letter(id, "twice") is False
+        [dead] = await store.list_dead()
+        assert dead.reason == "gave up"
+
+    backend.run(scenario)
+
+
+def test_a_duplicate_of_a_dead_letter_is_absorbed(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        id = await store.enqueue("crm", b"p", "k")
+        assert await store.dead_letter(id, "gave up")  # a waiting item, never handed out
+        assert await store.enqueue("crm", b"p (platform retry)", "k") == id
+        assert await store.depth() == 0 and await store.dead_count() == 1
+
+    backend.run(scenario)
+
+
+def test_a_retried_dead_letter_is_delivered_again_from_attempt_one(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.enqueue("crm", b"p", "k")
+        [item] = await store.claim_batch("worker-a", 1, 30)
+        await store.dead_letter(item.id, "backend was down for a day")
+        back = await store.retry_dead(item.id)
+        assert back is not None
+        assert await store.dead_count() == 0 and await store.list_dead() == []
+        assert await store.depth() == 1
+        [again] = await store.claim_batch("worker-a", 1, 30)
+        assert again.id == back and again.attempts == 1
+        assert (again.payload, again.idempotency_key) == (b"p", "k")
+        assert again.enqueued_at == item.enqueued_at
+        assert await store.enqueue("crm", b"p", "k") == back  # duplicates still absorbed
+        await store.ack(back)
+        assert await store.depth() == 0
+        assert await store.retry_dead(item.id) is None
+
+    backend.run(scenario)
+
+
+def test_a_dropped_dead_letter_is_gone_but_its_key_still_absorbs_duplicates(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        id = await store.enqueue("crm", b"p", "k")
+        await store.dead_letter(id, "poison message")
+        assert await store.drop_dead(id) is True
+        assert await store.dead_count() == 0 and await store.depth() == 0
+        assert await store.drop_dead(id) is False
+        assert await store.retry_dead(id) is None
+        assert await store.enqueue("crm", b"p", "k") == id
+        assert await store.depth() == 0 and await store.claim_batch("w", 10, 30) == []
+
+    backend.run(scenario)
+
+
+def test_dead_letters_are_listed_oldest_first_by_channel_up_to_limit(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        ids = {}
+        for n, channel in enumerate(["crm", "erp", "crm", "crm", "erp"]):
+            id = await store.enqueue(channel, f"p{n}".encode(), f"k{n}")
+            await store.dead_letter(id, f"reason {n}")
+            ids[n] = id
+            await backend.advance(0.01)
+        assert [d.id for d in await store.list_dead()] == [ids[n] for n in range(5)]
+        assert [d.id for d in await store.list_dead("crm")] == [ids[0], ids[2], ids[3]]
+        assert [d.id for d in await store.list_dead("crm", limit=2)] == [ids[0], ids[2]]
+        assert [d.reason for d in await store.list_dead("erp")] == ["reason 1", "reason 4"]
+        assert await store.list_dead("nobody") == []
+        assert len(await store.list_dead(limit=1)) == 1
+        assert await store.dead_count() == 5
+
+    backend.run(scenario)
+
+
+def test_dead_letter_calls_with_unknown_ids_change_nothing(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.enqueue("crm", b"p", "k")
+        for unknown in ("999999", "not-an-id", "1-1", "0:1-1", "٣"):
+            assert await store.dead_letter(unknown, "x") is False
+            assert await store.retry_dead(unknown) is None
+            assert await store.drop_dead(unknown) is False
+        assert await store.depth() == 1 and await store.dead_count() == 0
+
+    backend.run(scenario)
+
+
 # -- lifecycle and bad input ---------------------------------------------------------------------
+
+
+def test_a_working_store_reports_health_with_a_write(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.start() == [] or backend.name.startswith("redis")
+        health = await store.health()
+        assert health == StoreHealth(True, "") and health.ok
+        ok, reason = health
+        assert ok and reason == ""
+        assert await store.healthy() is True
+
+    backend.run(scenario)
+
+
+def test_a_closed_store_reports_why_it_is_unhealthy(backend: Backend) -> None:
+    async def main() -> None:
+        store = backend.make()
+        await store.close()
+        assert await store.health() == StoreHealth(False, "the store is closed")
+        with pytest.raises(StoreError, match="closed"):
+            await store.start()
+
+    asyncio.run(main())
+
 
 
 def test_a_store_is_healthy_until_closed_and_refuses_work_after(backend: Backend) -> None:
@@ -521,6 +680,12 @@ def test_a_store_is_healthy_until_closed_and_refuses_work_after(backend: Backend
         lambda s: s.claim_batch("w", 1.5, 30),
         lambda s: s.claim_batch("w", 10, 0),
         lambda s: s.nack("1", float("nan")),
+        lambda s: s.dead_letter("", "reason"),
+        lambda s: s.dead_letter("1", None),
+        lambda s: s.list_dead(limit=0),
+        lambda s: s.list_dead(""),
+        lambda s: s.retry_dead(""),
+        lambda s: s.drop_dead(b"1"),
     ],
 )
 def test_bad_arguments_raise_a_store_error(backend: Backend, call: object) -> None:

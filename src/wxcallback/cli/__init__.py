@@ -17,16 +17,18 @@ def _add_server_commands() -> None:
     # commands do not, so without it they explain what to install instead of failing to start.
     try:
         from ..server.command import serve
+        from ..server.outbox_command import outbox
         from ..simulator.command import simulate
         from ..simulator.longconn_command import fake_platform
     except ImportError as exc:
         missing = exc.name or "a server dependency"
-        for name in ("serve", "simulate", "fake-platform"):
+        for name in ("serve", "simulate", "fake-platform", "outbox"):
             _unavailable(name, missing)
         return
     main.add_command(serve)
     main.add_command(simulate)
     main.add_command(fake_platform)
+    main.add_command(outbox)
 
 
 def _unavailable(name: str, missing: str) -> None:

@@ -146,7 +146,8 @@ def as_int(value: Any) -> int | None:
     if isinstance(value, str):
         text = value.strip()
         # bound the length: int() of a huge digit string is slow and may raise ValueError
-        if text and len(text) <= 40 and (text.isdigit() or (text[0] == "-" and text[1:].isdigit())):
+        # ASCII digits only: "¹".isdigit() is true, and int("¹") raises
+        if text and len(text) <= 40 and text.isascii() and (text.isdigit() or (text[0] == "-" and text[1:].isdigit())):
             return int(text)
     return None
 

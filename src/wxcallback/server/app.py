@@ -17,8 +17,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .config import ServerConfig
+from .config import ServerConfig, parse_listen
 from .http import canonical_path
+from .ops import OpsListener
 from .runtime import RESERVED_PATHS, CallbackServer
 from .stores import Store
 
@@ -42,17 +43,19 @@ class CallbackApp:
     own routing by path and its own response, and this is the hot path.
     """
 
-    def __init__(self, server: CallbackServer, starlette: Starlette) -> None:
+    def __init__(self, server: CallbackServer, starlette: Starlette, *, serves_ops: bool = True) -> None:
         self.server = server
         self.starlette = starlette
         self.state = starlette.state
+        # False when /healthz and /metrics live on ops_listen (or nowhere): here they are unknown paths
+        self.serves_ops = serves_ops
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.starlette(scope, receive, send)
             return
         path = _route_path(scope)
-        if path in RESERVED_PATHS:
+        if path in RESERVED_PATHS and self.serves_ops:
             await self.starlette(scope, receive, send)
             return
         method: str = scope["method"]
@@ -100,20 +103,24 @@ def create_app(config: ServerConfig, *, store: Store | None = None) -> CallbackA
     async def metrics(request: Request) -> Response:
         return Response(await server.metrics_text(), media_type="text/plain; version=0.0.4")
 
+    ops_routes = [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+    ops_address = parse_listen(config.ops_listen)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await server.start()
+        listener = None
+        if ops_address is not None:
+            listener = OpsListener(ops_routes, *ops_address)
+            await listener.start()
         try:
             yield
         finally:
+            if listener is not None:
+                await listener.stop()
             await server.stop()
 
-    starlette = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
+    on_callback_port = config.ops_listen == ""
+    starlette = Starlette(routes=ops_routes if on_callback_port else [], lifespan=lifespan)
     starlette.state.wxcallback = server
-    return CallbackApp(server, starlette)
+    return CallbackApp(server, starlette, serves_ops=on_callback_port)

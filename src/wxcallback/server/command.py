@@ -106,7 +106,29 @@ def serve(config_path: str | None, platform: str | None, token: str | None, key:
         click.echo(f"configuration OK: {len(config.channels)} channel(s): "
                    + ", ".join(f"{c.name} {c.kind} {c.path}" for c in config.channels))
         return
+    _check_store(config)
     _run(config, env_config)
+
+
+def _check_store(config: ServerConfig) -> None:
+    """Open the store once before any worker starts: an unusable or (when required) non-durable
+    store is refused here, with one message, rather than by every worker in a restart loop."""
+    import asyncio
+
+    from .stores import StoreError, open_store
+
+    async def check() -> None:
+        store = open_store(config.store)
+        try:
+            await store.start()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(check())
+    except StoreError as exc:
+        click.echo(f"store error: {exc}", err=True)
+        sys.exit(2)
 
 
 def _with(config: ServerConfig, overrides: dict[str, Any]) -> ServerConfig:

@@ -86,6 +86,8 @@ class ChannelConfig:
     handler: str | None = None
     forward: str | None = None
     forward_timeout: float = 3.0
+    # how long an undelivered forwarded message is retried before it is a dead letter
+    forward_max_age: float = 86400.0
     deadline: float = PLATFORM_DEADLINE - DEFAULT_DEADLINE_MARGIN
     replay_window: float = 300.0
     dedup_ttl: float = 300.0
@@ -131,6 +133,8 @@ class ServerConfig:
     max_headers: int = 100
     header_timeout: float = 5.0
     max_connections: int = 1000
+    # where /healthz and /metrics are served: "" the callback port, "host:port", or "off"
+    ops_listen: str = ""
     # Where handler modules are imported from first (relative to the working directory).
     app_dir: str = "."
 
@@ -157,7 +161,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     server = _table(data.get("server", {}), "server")
     _only(server, "server", {"host", "port", "workers", "store", "max_body_bytes", "log_level",
                              "shutdown_grace", "body_timeout", "max_header_bytes", "max_headers",
-                             "header_timeout", "max_connections", "app_dir"})
+                             "header_timeout", "max_connections", "ops_listen", "app_dir"})
     channels_table = _table(data.get("channels", {}), "channels")
     if not channels_table:
         raise ConfigError("channels: at least one channel is needed ([channels.NAME] with path, platform, token)")
@@ -182,13 +186,34 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         max_headers=_int(server, "server", "max_headers", 100, 8, 10_000),
         header_timeout=_number(server, "server", "header_timeout", 5.0, 0.1, 600.0),
         max_connections=_int(server, "server", "max_connections", 1000, 1, 1_000_000),
+        ops_listen=_ops_listen(server),
         app_dir=_get(server, "server", "app_dir", str, "."),
     )
+
+
+def parse_listen(value: str) -> tuple[str, int] | None:
+    """``ops_listen`` as (host, port); ``""`` (the callback port) and ``"off"`` give None."""
+    if value in ("", "off"):
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not host:port (or \"off\")")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _ops_listen(server: Mapping[str, Any]) -> str:
+    value: str = _get(server, "server", "ops_listen", str, "")
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        raise ConfigError(f"server.ops_listen: {exc}") from None
+    return value
 
 
 _CHANNEL_KEYS = {
     "path", "platform", "token", "encoding_aes_key", "previous_keys", "receive_id", "receive_ids",
     "skip_receive_id_check", "modes", "require_encryption", "digest", "handler", "forward", "forward_timeout",
+    "forward_max_age",
     "deadline", "replay_window", "dedup_ttl", "debug",
 }
 
@@ -244,6 +269,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         handler=handler,
         forward=_expand(forward, f"{where}.forward", env) if forward else None,
         forward_timeout=_number(table, where, "forward_timeout", min(3.0, deadline), 0.05, 60.0),
+        forward_max_age=_number(table, where, "forward_max_age", 86400.0, 60.0, 30 * 86400.0),
         deadline=deadline,
         replay_window=replay_window,
         dedup_ttl=dedup_ttl,

@@ -75,8 +75,12 @@ class ConnectionStats:
     evicted_idle: int = 0
     refused_full: int = 0
 
-    def snapshot(self) -> dict[str, int]:
-        return asdict(self)
+    def snapshot(self) -> dict[str, int] | None:
+        """The counts, or None where this protocol does not serve (mounted in another framework)."""
+        return asdict(self) if _serving else None
+
+
+_serving = False
 
 
 STATS = ConnectionStats()
@@ -133,7 +137,9 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
     """HttpToolsProtocol with bounds on the request head, its arrival time and connections."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        global _serving
         super().__init__(*args, **kwargs)
+        _serving = True
         self._limits = _current_limits()
         self._in_head = True
         self._head_bytes = 0

@@ -27,6 +27,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import httpx
 
@@ -38,6 +39,8 @@ __all__ = ["DeliveryWorker", "Forwarder", "Parcel", "backoff"]
 
 _LOG = logging.getLogger("wxcallback.forward")
 _MAX_BACKOFF = 60.0
+#: how long an undeliverable message is retried before it becomes a dead letter
+DEFAULT_MAX_AGE = 24 * 60 * 60.0
 
 
 def backoff(attempts: int) -> float:
@@ -51,25 +54,44 @@ def backoff(attempts: int) -> float:
 MAX_REPLY_BYTES = 64 * 1024
 
 
-async def _post(client: httpx.AsyncClient, url: str, body: bytes, idempotency_key: str,
-                timeout: float) -> tuple[bool, str, bytes | None]:
-    """POST one delivery: (acknowledged, what happened, the response body if it fits)."""
+# A backend that keeps refusing a message (4xx other than these) will not change its mind:
+# after this many tries the message is a dead letter, kept for a person to retry or drop.
+PERMANENT_FAILURE_TRIES = 3
+_TRANSIENT_4XX = frozenset({408, 425, 429})
+
+
+class Delivery(NamedTuple):
+    """What one POST to the backend gave."""
+
+    acknowledged: bool
+    detail: str
+    content: bytes | None = None  # the reply body when acknowledged and within MAX_REPLY_BYTES
+    status: int | None = None  # None: no HTTP answer at all
+
+    @property
+    def permanent_failure(self) -> bool:
+        return self.status is not None and 400 <= self.status < 500 and self.status not in _TRANSIENT_4XX
+
+
+async def _post(client: httpx.AsyncClient, url: str, body: bytes, idempotency_key: str, timeout: float) -> Delivery:
+    """POST one delivery."""
     try:
         async with client.stream("POST", url, content=body, timeout=timeout, headers={
                 "Content-Type": "application/json", "Idempotency-Key": idempotency_key}) as response:
-            acknowledged = 200 <= response.status_code < 300
-            detail = f"backend answered {response.status_code}"
-            if not acknowledged:
-                return False, detail, None
+            status = response.status_code
+            detail = f"backend answered {status}"
+            if not 200 <= status < 300:
+                return Delivery(False, detail, None, status)
             chunks, size = [], 0
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > MAX_REPLY_BYTES:
-                    return True, f"{detail} with a reply over {MAX_REPLY_BYTES} bytes (not read)", None
+                    return Delivery(True, f"{detail} with a reply over {MAX_REPLY_BYTES} bytes (not read)", None,
+                                    status)
                 chunks.append(chunk)
-            return True, detail, b"".join(chunks)
+            return Delivery(True, detail, b"".join(chunks), status)
     except httpx.HTTPError as exc:
-        return False, f"backend unreachable ({type(exc).__name__})", None
+        return Delivery(False, f"backend unreachable ({type(exc).__name__})")
 
 
 @dataclass(frozen=True)
@@ -113,18 +135,18 @@ class Forwarder:
 
     async def deliver(self, parcel: Parcel) -> Reply | None:
         """Try the backend now, within the forward timeout; its reply, or None (left to the worker)."""
-        ok, detail, content = await _post(self._client, self.url, parcel.body("inline"), parcel.idempotency_key,
-                                          self._timeout)
-        if not ok:
+        delivery = await _post(self._client, self.url, parcel.body("inline"), parcel.idempotency_key,
+                               self._timeout)
+        if not delivery.acknowledged:
             _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_deferred",
-                                     "detail": f"{detail}; queued for retry"}))
+                                     "detail": f"{delivery.detail}; queued for retry"}))
             return None
         await self._store.ack(parcel.outbox_id)
-        if content is None:
+        if delivery.content is None:
             _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_bad_reply",
-                                     "detail": f"{detail}; answering with no reply"}))
+                                     "detail": f"{delivery.detail}; answering with no reply"}))
             return None
-        return self._reply_of(content)
+        return self._reply_of(delivery.content)
 
     def _reply_of(self, content: bytes) -> Reply | None:
         if not content.strip():
@@ -146,13 +168,19 @@ class Forwarder:
 
 
 class DeliveryWorker:
-    """Delivers what the outbox holds, retrying with backoff until the backend acknowledges."""
+    """Delivers what the outbox holds, retrying with backoff until the backend acknowledges.
+
+    A message the backend refuses for good (a 4xx other than 408/425/429, PERMANENT_FAILURE_TRIES
+    times) or that is still undelivered after its channel's ``max_age`` becomes a dead letter:
+    logged, counted on /metrics, listed and retried or dropped with ``wxcallback outbox``.
+    """
 
     def __init__(self, store: Store, urls: dict[str, str], client: httpx.AsyncClient, *, consumer: str,
                  timeout: float = 10.0, visibility_timeout: float = 60.0, idle: float = 0.5,
-                 fresh_grace: float = 5.0) -> None:
+                 fresh_grace: float = 5.0, max_ages: dict[str, float] | None = None) -> None:
         self._store = store
         self._urls = urls
+        self._max_ages = max_ages or {}
         self._client = client
         self._consumer = consumer
         self._timeout = timeout
@@ -195,11 +223,25 @@ class DeliveryWorker:
             # The channel left the configuration: keep the message, look again later.
             await self._store.nack(item.id, now + _MAX_BACKOFF)
             return 0
-        ok, detail, _ = await _post(self._client, url, item.payload, item.idempotency_key, self._timeout)
-        if ok:
+        delivery = await _post(self._client, url, item.payload, item.idempotency_key, self._timeout)
+        if delivery.acknowledged:
             await self._store.ack(item.id)
             _LOG.info(json.dumps({"channel": item.channel, "outcome": "delivered", "attempts": item.attempts}))
             return 1
+        detail = delivery.detail
+        age = now - item.enqueued_at
+        max_age = self._max_ages.get(item.channel, DEFAULT_MAX_AGE)
+        if delivery.permanent_failure and item.attempts >= PERMANENT_FAILURE_TRIES:
+            reason = f"{detail} {item.attempts} times: the backend refuses this message"
+        elif age >= max_age:
+            reason = f"undelivered after {age:.0f} s (max_age {max_age:g} s); last: {detail}"
+        else:
+            reason = ""
+        if reason:
+            await self._store.dead_letter(item.id, reason)
+            _LOG.error(json.dumps({"channel": item.channel, "outcome": "dead_letter", "id": item.id,
+                                   "attempts": item.attempts, "detail": reason + "; see: wxcallback outbox list"}))
+            return 0
         delay = backoff(item.attempts)
         await self._store.nack(item.id, now + delay)
         _LOG.warning(json.dumps({"channel": item.channel, "outcome": "delivery_retry", "attempts": item.attempts,

@@ -104,7 +104,8 @@ class Metrics:
         elif outcome.outcome == "late":
             self.late.labels(channel).inc()
 
-    def render(self, outbox_depth: int | None = None, connections: dict[str, int] | None = None) -> bytes:
+    def render(self, outbox_depth: int | None = None, connections: dict[str, int] | None = None,
+               dead_letters: int | None = None) -> bytes:
         """The Prometheus text: this process's (or every worker's) counters, then the
         values read at scrape time.
 
@@ -118,21 +119,25 @@ class Metrics:
         else:
             counted = generate_latest(self.registry)
         now = CollectorRegistry()
-        now.register(_ScrapeTime(outbox_depth, connections or {}))
+        now.register(_ScrapeTime(outbox_depth, connections or {}, dead_letters))
         return counted + generate_latest(now)
 
 
 class _ScrapeTime(Collector):
     """Gauges whose value is read when /metrics is scraped, never stored per process."""
 
-    def __init__(self, outbox_depth: int | None, connections: dict[str, int]) -> None:
+    def __init__(self, outbox_depth: int | None, connections: dict[str, int], dead_letters: int | None) -> None:
         self._outbox_depth = outbox_depth
         self._connections = connections
+        self._dead_letters = dead_letters
 
     def collect(self) -> Iterator[Metric]:
         if self._outbox_depth is not None:
             yield GaugeMetricFamily("wxcallback_outbox_depth", "Messages waiting for delivery to a backend "
                                     "(read from the store)", value=self._outbox_depth)
+        if self._dead_letters is not None:
+            yield GaugeMetricFamily("wxcallback_dead_letters", "Forwarded messages set aside after delivery "
+                                    "failed for good (wxcallback outbox list)", value=self._dead_letters)
         refused = CounterMetricFamily("wxcallback_connections_closed",
                                       "Connections this worker closed or refused to protect itself, by reason",
                                       labels=["reason"])

@@ -20,6 +20,7 @@ import os
 import socket
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
@@ -69,7 +70,10 @@ class CallbackServer:
         async with self._lock:
             if self.pipeline is not None:
                 return self.pipeline
-            store = self.store or open_store(self.config.store)
+            store = self.store
+            if store is None:
+                store = open_store(self.config.store)
+                await store.start()  # connects; warns once per worker of a store at risk
             self.store = store
             self._client = httpx.AsyncClient()
             endpoints = []
@@ -89,7 +93,8 @@ class CallbackServer:
             self.pipeline = InboundProtocol(endpoints, Dispatcher(store, StreamDriver(store)))
             if urls:
                 consumer = f"{socket.gethostname()}-{os.getpid()}"
-                self._worker = DeliveryWorker(store, urls, self._client, consumer=consumer)
+                max_ages = {c.name: c.forward_max_age for c in self.config.channels if c.forward is not None}
+                self._worker = DeliveryWorker(store, urls, self._client, consumer=consumer, max_ages=max_ages)
                 self._worker_task = asyncio.create_task(self._worker.run())
             return self.pipeline
 
@@ -154,13 +159,15 @@ class CallbackServer:
         """
         await self.start()
         assert self.store is not None
-        healthy = await self.store.healthy()
+        store_health = await self.store.health()
+        healthy = store_health.ok
+        report: dict[str, Any] = {"status": "ok" if healthy else f"store unavailable: {store_health.reason}",
+                                  "channels": [c.name for c in self.config.channels]}
         connections = CONNECTION_STATS.snapshot()
-        body = json.dumps({"status": "ok" if healthy else "store unavailable",
-                           "channels": [c.name for c in self.config.channels],
-                           "connections": connections,
-                           "degraded": ["connections refused: all slots busy"] if connections["refused_full"] else []})
-        return (200 if healthy else 503), body.encode()
+        if connections is not None:  # served by wxcallback serve, not mounted in another framework
+            report["connections"] = connections
+            report["degraded"] = ["connections refused: all slots busy"] if connections["refused_full"] else []
+        return (200 if healthy else 503), json.dumps(report).encode()
 
     async def metrics_text(self) -> bytes:
         """``/metrics`` in the Prometheus text format, the outbox depth read from the store."""
@@ -168,6 +175,7 @@ class CallbackServer:
         assert self.store is not None
         try:
             depth: int | None = await self.store.depth()
+            dead: int | None = await self.store.dead_count()
         except Exception:  # the store is down; /healthz says so, metrics still render
-            depth = None
-        return self.metrics.render(depth, CONNECTION_STATS.snapshot())
+            depth = dead = None
+        return self.metrics.render(depth, CONNECTION_STATS.snapshot(), dead)

@@ -7,7 +7,9 @@ visible to the others. :class:`Store` states that contract once; ``memory``, ``s
 failures into :class:`StoreError`; implementations only supply the ``_``-prefixed primitives.
 
 Its errors all derive from :class:`StoreError`; the whole error tree is drawn in
-``wxcallback.core.errors``.
+``wxcallback.core.errors``. Two leaves are the stores' own: :class:`StoreFullError` (a
+:class:`StoreUnavailableError`: the memory store is full of work it must not drop) and
+:class:`StoreNotDurableError` (``start()`` refused a backend that could lose the outbox).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from wxcallback.core.errors import ErrorCode, WXCallbackError
 from wxcallback.messages import MAX_STREAM_CONTENT_BYTES
@@ -36,9 +38,13 @@ __all__ = [
     "ClaimResult",
     "ClaimState",
     "Clock",
+    "DeadLetter",
     "OutboxItem",
     "Store",
     "StoreError",
+    "StoreFullError",
+    "StoreHealth",
+    "StoreNotDurableError",
     "StoreURLError",
     "StoreUnavailableError",
     "StreamState",
@@ -74,6 +80,14 @@ class StoreURLError(StoreError):
 
 class StoreUnavailableError(StoreError):
     """The backend failed: the SQLite file is locked or unreadable, Redis does not answer."""
+
+
+class StoreFullError(StoreUnavailableError):
+    """The memory store reached its bounds with entries it must not evict (outbox, claims)."""
+
+
+class StoreNotDurableError(StoreError):
+    """``start()`` found a backend that could lose accepted messages, and durability is required."""
 
 
 class StreamStateError(StoreError):
@@ -134,6 +148,34 @@ class OutboxItem:
     idempotency_key: str
     attempts: int
     enqueued_at: float
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An outbox item set aside after delivery failed for good; nothing delivers it any more.
+
+    ``attempts`` is the number of deliveries tried, ``dead_at`` seconds since the epoch on the
+    store's clock, ``reason`` what the caller of :meth:`Store.dead_letter` said.
+    """
+
+    id: str
+    channel: str
+    payload: bytes
+    idempotency_key: str
+    attempts: int
+    enqueued_at: float
+    dead_at: float
+    reason: str
+
+
+class StoreHealth(NamedTuple):
+    """What :meth:`Store.health` found: ``ok``, and when not, one line saying why."""
+
+    ok: bool
+    reason: str = ""
+
+
+_CLOSED = StoreHealth(False, "the store is closed")
 
 
 class Store(ABC):
@@ -288,8 +330,7 @@ class Store(ABC):
         again, so a consumer that crashed does not lose it.
         """
         _check_key(consumer, "consumer")
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise StoreError(f"count must be a positive int, not {count!r}")
+        _check_count(count, "count")
         _check_seconds(visibility_timeout, "visibility_timeout")
         return await self._guard(self._claim_batch(consumer, count, visibility_timeout))
 
@@ -308,19 +349,82 @@ class Store(ABC):
         await self._guard(self._nack(id, float(retry_at)))
 
     async def depth(self) -> int:
-        """How many items are waiting or in flight (not yet acked)."""
+        """How many items are waiting or in flight (not yet acked, not dead), on every worker.
+
+        It is read from the backend each time, so every worker and every host reports the same
+        number whatever became of the others.
+        """
         return await self._guard(self._depth())
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    async def dead_letter(self, id: str, reason: str) -> bool:
+        """Take the item out of delivery for good, keeping it with ``reason``; False if unknown.
+
+        A waiting or in-flight item can be dead-lettered; its idempotency key keeps absorbing
+        duplicates, and a later ack or nack of its id changes nothing.
+        """
+        _check_key(id, "id")
+        if not isinstance(reason, str):
+            raise StoreError(f"reason must be a str, not {type(reason).__name__}")
+        return await self._guard(self._dead_letter(id, reason))
+
+    async def list_dead(self, channel: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters (of ``channel`` only, when given), oldest death first."""
+        if channel is not None:
+            _check_key(channel, "channel")
+        _check_count(limit, "limit")
+        return await self._guard(self._list_dead(channel, limit))
+
+    async def retry_dead(self, id: str) -> str | None:
+        """Give a dead letter back to the outbox, due at once with its attempts reset to 0.
+
+        Returns the item's id in the outbox (a store may give it a new one), or None when ``id``
+        is not a dead letter.
+        """
+        _check_key(id, "id")
+        return await self._guard(self._retry_dead(id))
+
+    async def drop_dead(self, id: str) -> bool:
+        """Forget a dead letter for good; False if unknown.
+
+        Its idempotency key stays for ``outbox_key_ttl``, as for a delivered item.
+        """
+        _check_key(id, "id")
+        return await self._guard(self._drop_dead(id))
+
+    async def dead_count(self) -> int:
+        """How many dead letters are kept."""
+        return await self._guard(self._dead_count())
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def healthy(self) -> bool:
-        """True when the backend answers; never raises."""
+    async def start(self) -> list[str]:
+        """Connect and check the backend before serving; return the problems found (logged).
+
+        Redis checks its persistence and eviction settings and, built with
+        ``require_durable=True``, raises :class:`StoreNotDurableError` instead of returning
+        them; SQLite opens its file. Calling it is optional: stores connect on first use.
+        """
+        return await self._guard(self._start())
+
+    async def health(self) -> StoreHealth:
+        """Whether the store can serve, WRITES included, and why not; never raises.
+
+        Each call does a small write (a heartbeat row in SQLite, a key with a ttl in Redis), so
+        a full disk or a Redis refusing writes shows here; SQLite also reports a file that was
+        deleted or replaced under it.
+        """
         if self._closed:
-            return False
+            return _CLOSED
         try:
-            return await self._healthy()
-        except Exception:
-            return False
+            return await self._health()
+        except Exception as exc:
+            return StoreHealth(False, f"{self!r} failed: {type(exc).__name__}: {exc}")
+
+    async def healthy(self) -> bool:
+        """``health().ok``; never raises."""
+        return (await self.health()).ok
 
     async def close(self) -> None:
         """Release the backend's connections; closing twice is harmless."""
@@ -404,7 +508,25 @@ class Store(ABC):
     async def _depth(self) -> int: ...
 
     @abstractmethod
-    async def _healthy(self) -> bool: ...
+    async def _dead_letter(self, id: str, reason: str) -> bool: ...
+
+    @abstractmethod
+    async def _list_dead(self, channel: str | None, limit: int) -> list[DeadLetter]: ...
+
+    @abstractmethod
+    async def _retry_dead(self, id: str) -> str | None: ...
+
+    @abstractmethod
+    async def _drop_dead(self, id: str) -> bool: ...
+
+    @abstractmethod
+    async def _dead_count(self) -> int: ...
+
+    async def _start(self) -> list[str]:
+        return []
+
+    @abstractmethod
+    async def _health(self) -> StoreHealth: ...
 
     @abstractmethod
     async def _close(self) -> None: ...
@@ -416,6 +538,11 @@ class Store(ABC):
 def _check_key(value: object, what: str = "key") -> None:
     if not isinstance(value, str) or not value:
         raise StoreError(f"{what} must be a non-empty str, not {value!r}")
+
+
+def _check_count(value: object, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise StoreError(f"{what} must be a positive int, not {value!r}")
 
 
 def _check_number(value: object, what: str) -> None:

@@ -2,15 +2,23 @@
 
 Every primitive runs without awaiting, so on one event loop each is atomic by construction.
 Nothing survives the process, and other processes see nothing: use SQLite or Redis for that.
+
+The store is bounded by entries and by bytes (keys and values, plus a flat per-entry cost).
+When a new entry would pass a bound, expired entries go first, then the entries that are only
+a cache (nonces, cached replies, delivered outbox keys), nearest their expiry first, down to
+90% of the bounds; outbox items, dead letters, in-progress claims and robot streams are never
+evicted: when they alone fill the store, new work is refused with :class:`StoreFullError`.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from .base import (
     CLAIMED,
@@ -20,8 +28,12 @@ from .base import (
     ClaimResult,
     ClaimState,
     Clock,
+    DeadLetter,
     OutboxItem,
     Store,
+    StoreError,
+    StoreFullError,
+    StoreHealth,
     StreamState,
     _decode_stream,
     _encode_stream,
@@ -29,10 +41,15 @@ from .base import (
 
 __all__ = ["MemoryStore"]
 
-_K = TypeVar("_K")
 
 # Expired entries are swept at most this often (seconds); reads ignore them in between.
 _PURGE_EVERY = 60.0
+# What one entry costs beyond its keys and values: dict slot, tuple, float and str headers.
+_ENTRY_BYTES = 200
+DEFAULT_MAX_ENTRIES = 200_000
+DEFAULT_MAX_BYTES = 128 * 1024 * 1024
+
+_LOG = logging.getLogger("wxcallback.store")
 
 
 @dataclass
@@ -44,19 +61,35 @@ class _Delivery:
     visible_at: float  # claimable from this time: after a claim's visibility timeout or a nack
     attempts: int = 0
 
+    @property
+    def size(self) -> int:
+        return _ENTRY_BYTES + len(self.channel) + len(self.payload) + len(self.idempotency_key)
+
 
 class MemoryStore(Store):
-    """Shared state kept in this process's memory."""
+    """Shared state kept in this process's memory, at most ``max_entries`` / ``max_bytes`` of it."""
 
     def __init__(
-        self, *, clock: Clock = time.time, outbox_key_ttl: float = DEFAULT_OUTBOX_KEY_TTL
+        self,
+        *,
+        clock: Clock = time.time,
+        outbox_key_ttl: float = DEFAULT_OUTBOX_KEY_TTL,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         super().__init__(clock=clock)
+        for name, bound in (("max_entries", max_entries), ("max_bytes", max_bytes)):
+            if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+                raise StoreError(f"{name} must be a positive int, not {bound!r}")
         self.outbox_key_ttl = outbox_key_ttl
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._bytes = 0  # the size of everything held, as _ENTRY_BYTES + keys + values
         self._nonces: dict[str, float] = {}
         self._claims: dict[str, tuple[CachedReply | None, float]] = {}
         self._streams: dict[str, tuple[str, float]] = {}
         self._outbox: dict[int, _Delivery] = {}
+        self._dead: dict[int, tuple[_Delivery, float, str]] = {}  # delivery, dead_at, reason
         self._outbox_keys: dict[tuple[str, str], tuple[int, float]] = {}
         self._next_id = 1
         self._last_purge = clock()
@@ -67,17 +100,109 @@ class MemoryStore(Store):
     def _now(self) -> float:
         now = self.clock()
         if now - self._last_purge >= _PURGE_EVERY:
-            self._last_purge = now
-            _drop_expired(self._nonces, now)
-            _drop_expired(self._claims, now)
-            _drop_expired(self._streams, now)
-            _drop_expired(self._outbox_keys, now)
+            self._drop_expired(now)
         return now
+
+    # -- bounds -------------------------------------------------------------------------------
+
+    def _entries(self) -> int:
+        return (len(self._nonces) + len(self._claims) + len(self._streams) + len(self._outbox)
+                + len(self._dead) + len(self._outbox_keys))
+
+    def _make_room(self, size: int, entries: int = 1) -> None:
+        """Make room for ``entries`` new entries of ``size`` bytes, or raise StoreFullError."""
+        if self._entries() + entries <= self.max_entries and self._bytes + size <= self.max_bytes:
+            return
+        now = self.clock()
+        self._drop_expired(now)
+        room_entries = int(self.max_entries * 0.9) - entries
+        room_bytes = int(self.max_bytes * 0.9) - size
+        if self._entries() > room_entries or self._bytes > room_bytes:
+            self._evict(room_entries, room_bytes)
+        if self._entries() + entries > self.max_entries or self._bytes + size > self.max_bytes:
+            raise StoreFullError(
+                f"the memory store is full ({self._entries()} entries, {self._bytes} bytes; bounds "
+                f"{self.max_entries} entries, {self.max_bytes} bytes) of outbox items, dead letters, "
+                "in-progress claims and streams, which it never evicts: deliver or drop them, "
+                "raise max_entries / max_bytes, or use the sqlite or redis store"
+            )
+
+    def _evict(self, room_entries: int, room_bytes: int) -> None:
+        """Drop cache entries, nearest their expiry first, until within the room given."""
+        candidates: list[tuple[float, int, dict[Any, Any], Any, int]] = []
+        for key, expires in self._nonces.items():
+            candidates.append((expires, 0, self._nonces, key, _ENTRY_BYTES + len(key)))
+        for key, (reply, expires) in self._claims.items():
+            if reply is not None:
+                candidates.append((expires, 1, self._claims, key, _claim_size(key, reply)))
+        for pair, (_, expires) in self._outbox_keys.items():
+            if expires != math.inf:
+                candidates.append((expires, 2, self._outbox_keys, pair, _key_size(pair)))
+        excess_entries = self._entries() - room_entries
+        excess_bytes = self._bytes - room_bytes
+        evicted = 0
+        for _, _, table, key, size in sorted(candidates, key=_by_expiry):
+            if excess_entries <= 0 and excess_bytes <= 0:
+                break
+            del table[key]
+            self._bytes -= size
+            excess_entries -= 1
+            excess_bytes -= size
+            evicted += 1
+        if evicted:
+            _LOG.warning(json.dumps({
+                "event": "store_evicted",
+                "store": "memory",
+                "evicted": evicted,
+                "entries": self._entries(),
+                "bytes": self._bytes,
+                "detail": "the memory store reached its bounds and dropped the nonces and cached "
+                          "replies nearest their expiry; raise max_entries / max_bytes",
+            }))
+
+    def _drop_expired(self, now: float) -> None:
+        self._last_purge = now
+        for key in [key for key, expires in self._nonces.items() if expires <= now]:
+            del self._nonces[key]
+            self._bytes -= _ENTRY_BYTES + len(key)
+        for key in [key for key, (_, expires) in self._claims.items() if expires <= now]:
+            self._bytes -= _claim_size(key, self._claims.pop(key)[0])
+        for key in [key for key, (_, expires) in self._streams.items() if expires <= now]:
+            self._bytes -= _stream_size(key, self._streams.pop(key)[0])
+        for pair in [pair for pair, (_, expires) in self._outbox_keys.items() if expires <= now]:
+            del self._outbox_keys[pair]
+            self._bytes -= _key_size(pair)
+
+    def _set_claim(self, key: str, reply: CachedReply | None, expires: float) -> None:
+        size = _claim_size(key, reply)
+        old = self._claims.get(key)
+        if old is None:
+            self._make_room(size)
+        else:
+            self._bytes -= _claim_size(key, old[0])
+        self._claims[key] = (reply, expires)
+        self._bytes += size
+
+    def _set_stream(self, stream_id: str, encoded: str, expires: float) -> None:
+        size = _stream_size(stream_id, encoded)
+        old = self._streams.get(stream_id)
+        if old is None:
+            self._make_room(size)
+        else:
+            self._bytes -= _stream_size(stream_id, old[0])
+        self._streams[stream_id] = (encoded, expires)
+        self._bytes += size
+
+    # -- the primitives -----------------------------------------------------------------------
 
     async def _remember_nonce(self, key: str, ttl: float) -> bool:
         now = self._now()
-        if self._nonces.get(key, now) > now:
+        seen = self._nonces.get(key)
+        if seen is not None and seen > now:
             return False
+        if seen is None:
+            self._make_room(_ENTRY_BYTES + len(key))
+            self._bytes += _ENTRY_BYTES + len(key)
         self._nonces[key] = now + ttl
         return True
 
@@ -85,16 +210,17 @@ class MemoryStore(Store):
         seen = await self._peek_claim(key)
         if seen is not None:
             return seen
-        self._claims[key] = (None, self._now() + ttl)
+        self._set_claim(key, None, self._now() + ttl)
         return CLAIMED
 
     async def _complete(self, key: str, reply: CachedReply, ttl: float) -> None:
-        self._claims[key] = (reply, self._now() + ttl)
+        self._set_claim(key, reply, self._now() + ttl)
 
     async def _release(self, key: str) -> None:
         entry = self._claims.get(key)
         if entry is not None and entry[0] is None:
             del self._claims[key]
+            self._bytes -= _claim_size(key, None)
 
     async def _peek_claim(self, key: str) -> ClaimResult | None:
         entry = self._claims.get(key)
@@ -104,7 +230,7 @@ class MemoryStore(Store):
         return IN_PROGRESS if reply is None else ClaimResult(ClaimState.DONE, reply)
 
     async def _put_stream(self, stream_id: str, encoded: str, ttl: float) -> None:
-        self._streams[stream_id] = (encoded, self._now() + ttl)
+        self._set_stream(stream_id, encoded, self._now() + ttl)
 
     async def _get_stream(self, stream_id: str) -> str | None:
         entry = self._streams.get(stream_id)
@@ -119,7 +245,7 @@ class MemoryStore(Store):
         if encoded is None:
             return None
         changed = _encode_stream(change(_decode_stream(encoded)))
-        self._streams[stream_id] = (changed, self._now() + ttl)
+        self._set_stream(stream_id, changed, self._now() + ttl)
         return _decode_stream(changed)
 
     async def _enqueue(self, channel: str, payload: bytes, idempotency_key: str) -> str:
@@ -127,11 +253,19 @@ class MemoryStore(Store):
         known = self._outbox_keys.get((channel, idempotency_key))
         if known is not None and known[1] > now:
             return str(known[0])
+        pair = (channel, idempotency_key)
+        delivery = _Delivery(channel, payload, idempotency_key, now, visible_at=now)
+        if known is None:
+            self._make_room(delivery.size + _key_size(pair), entries=2)
+            self._bytes += _key_size(pair)
+        else:
+            self._make_room(delivery.size)
         id = self._next_id
         self._next_id += 1
-        self._outbox[id] = _Delivery(channel, payload, idempotency_key, now, visible_at=now)
+        self._outbox[id] = delivery
+        self._bytes += delivery.size
         # The key is kept while the item waits, then outbox_key_ttl more seconds once delivered.
-        self._outbox_keys[(channel, idempotency_key)] = (id, math.inf)
+        self._outbox_keys[pair] = (id, math.inf)
         return str(id)
 
     async def _claim_batch(
@@ -161,6 +295,7 @@ class MemoryStore(Store):
     async def _ack(self, id: str) -> None:
         delivery = self._outbox.pop(_row_id(id), None)
         if delivery is not None:
+            self._bytes -= delivery.size
             key = (delivery.channel, delivery.idempotency_key)
             self._outbox_keys[key] = (_row_id(id), self._now() + self.outbox_key_ttl)
 
@@ -172,24 +307,76 @@ class MemoryStore(Store):
     async def _depth(self) -> int:
         return len(self._outbox)
 
-    async def _healthy(self) -> bool:
+    async def _dead_letter(self, id: str, reason: str) -> bool:
+        delivery = self._outbox.pop(_row_id(id), None)
+        if delivery is None:
+            return False
+        self._dead[_row_id(id)] = (delivery, self._now(), reason)
+        self._bytes += len(reason)
         return True
 
+    async def _list_dead(self, channel: str | None, limit: int) -> list[DeadLetter]:
+        found = []
+        for id, (delivery, dead_at, reason) in self._dead.items():  # in order of death
+            if channel is not None and delivery.channel != channel:
+                continue
+            found.append(DeadLetter(str(id), delivery.channel, delivery.payload,
+                                    delivery.idempotency_key, delivery.attempts,
+                                    delivery.enqueued_at, dead_at, reason))
+            if len(found) == limit:
+                break
+        return found
+
+    async def _retry_dead(self, id: str) -> str | None:
+        dead = self._dead.pop(_row_id(id), None)
+        if dead is None:
+            return None
+        delivery = dead[0]
+        self._bytes -= len(dead[2])
+        delivery.attempts = 0
+        delivery.visible_at = self._now()
+        self._outbox[_row_id(id)] = delivery  # behind the items waiting now, as if enqueued again
+        return id
+
+    async def _drop_dead(self, id: str) -> bool:
+        dead = self._dead.pop(_row_id(id), None)
+        if dead is None:
+            return False
+        self._bytes -= dead[0].size + len(dead[2])
+        key = (dead[0].channel, dead[0].idempotency_key)
+        self._outbox_keys[key] = (_row_id(id), self._now() + self.outbox_key_ttl)
+        return True
+
+    async def _dead_count(self) -> int:
+        return len(self._dead)
+
+    async def _health(self) -> StoreHealth:
+        return StoreHealth(True)
+
     async def _close(self) -> None:
-        self._nonces.clear()
-        self._claims.clear()
-        self._streams.clear()
+        for table in (self._nonces, self._claims, self._streams, self._outbox, self._dead,
+                      self._outbox_keys):
+            table.clear()
+        self._bytes = 0
 
 
 def _row_id(id: str) -> int:
     return int(id) if id.isascii() and id.isdigit() else -1
 
 
-def _drop_expired(table: dict[_K, Any], now: float) -> None:
-    expired = [key for key, value in table.items() if _expires(value) <= now]
-    for key in expired:
-        del table[key]
+def _claim_size(key: str, reply: CachedReply | None) -> int:
+    if reply is None:
+        return _ENTRY_BYTES + len(key)
+    return _ENTRY_BYTES + len(key) + len(reply.body) + len(reply.content_type)
 
 
-def _expires(entry: float | tuple[object, float]) -> float:
-    return entry[1] if isinstance(entry, tuple) else entry
+def _stream_size(stream_id: str, encoded: str) -> int:
+    return _ENTRY_BYTES + len(stream_id) + len(encoded)
+
+
+def _key_size(pair: tuple[str, str]) -> int:
+    return _ENTRY_BYTES + len(pair[0]) + len(pair[1])
+
+
+def _by_expiry(candidate: tuple[float, int, dict[Any, Any], Any, int]) -> tuple[float, int]:
+    return candidate[0], candidate[1]

@@ -1,29 +1,41 @@
 """Redis store: state shared by every worker on every host behind the load balancer.
 
-Single-key operations use Redis's own atomic commands (``SET NX PX`` for nonces); a
-check-then-set over several fields runs as a Lua script, which Redis executes without
-interleaving. The outbox is a Redis stream read through one consumer group: an entry handed to
-a consumer stays in the group's pending list until it is acked, and a sorted set records when
-each handed-out entry may be claimed again (the end of its visibility timeout, or the retry
-time of a nack). Keeping that time per entry, rather than XAUTOCLAIM's idle time, lets the
-consumer that takes an entry choose its timeout and keeps nacked entries out of reach until
-their retry time.
+Single-key operations use Redis's own atomic commands (``SET NX PX`` for nonces) or a Lua
+script on that one key (claims, replies, stream compare-and-set). The outbox is a Redis stream
+read through one consumer group: an entry handed to a consumer stays in the group's pending
+list until it is acked, and a sorted set records when each handed-out entry may be claimed
+again (the end of its visibility timeout, or the retry time of a nack). Keeping that time per
+entry, rather than XAUTOCLAIM's idle time, lets the consumer that takes an entry choose its
+timeout and keeps nacked entries out of reach until their retry time.
+
+Redis Cluster: a script may only touch keys of one hash slot, and every outbox script touches
+the stream, its sorted set, its attempts hash and idempotency keys. The outbox is therefore
+split into ``outbox_shards`` shards, each with its keys under one hash tag (``outbox{3.41}``);
+a channel always maps to the same shard, so its idempotency keys, its order and its dead
+letters stay together. The tags are chosen so the shards' slots are evenly spread over the
+slot space, hence over the masters. On a single Redis there is one shard with untagged names.
 
 Every key starts with ``prefix``, so several deployments (or test runs) can share one Redis
-and clean up with ``SCAN MATCH prefix*``. Scripts touch several keys, so Redis Cluster would
-need them in one hash slot: put the prefix in braces there (``prefix="{wxcallback}:"``).
+and clean up with ``SCAN MATCH prefix*``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import math
 import re
 import time
-from collections.abc import Callable
-from typing import Any, cast
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, Union
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, WatchError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import RedisError, ResponseError
 
 from .base import (
     CLAIMED,
@@ -33,17 +45,27 @@ from .base import (
     ClaimResult,
     ClaimState,
     Clock,
+    DeadLetter,
     OutboxItem,
     Store,
     StoreError,
+    StoreHealth,
+    StoreNotDurableError,
     StreamState,
     _decode_stream,
     _encode_stream,
 )
 
-__all__ = ["DEFAULT_PREFIX", "RedisStore"]
+__all__ = ["DEFAULT_CLUSTER_SHARDS", "DEFAULT_PREFIX", "RedisStore"]
 
 DEFAULT_PREFIX = "wxcallback:"
+# Enough shards to spread the outbox over a few masters; each empty claim_batch visits them all.
+DEFAULT_CLUSTER_SHARDS = 8
+
+_LOG = logging.getLogger("wxcallback.store")
+
+Client = Union[aioredis.Redis, RedisCluster]
+_T = TypeVar("_T")
 
 # An unseen key becomes "in progress" (state p) with a ttl; otherwise its fields are returned.
 _CLAIM = """
@@ -56,11 +78,44 @@ end
 return seen
 """
 
+# ARGV: body, content type, ttl (ms).
+_COMPLETE = """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'state', 'd', 'body', ARGV[1], 'type', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+"""
+
 _RELEASE = """
 if redis.call('HGET', KEYS[1], 'state') == 'p' then
     return redis.call('DEL', KEYS[1])
 end
 return 0
+"""
+
+# Compare-and-set of a stream's JSON. ARGV: the value read, the new value, ttl (ms).
+_SWAP_STREAM = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+# The name of an idempotency key, as RedisStore._outbox_key builds it: ``#`` counts bytes in
+# Lua, so the channel's length is counted in code points (bytes that do not continue a UTF-8
+# sequence), as Python's len() does.
+_KEY_NAME = """
+local function key_name(base, channel, key)
+    local _, length = string.gsub(channel, '[^\\128-\\191]', '')
+    return base .. length .. ':' .. channel .. ':' .. key
+end
+local function fields(flat)
+    local map = {}
+    for i = 1, #flat, 2 do
+        map[flat[i]] = flat[i + 1]
+    end
+    return map
+end
 """
 
 # KEYS: outbox stream, idempotency key. ARGV: channel, payload, idempotency key, enqueued_at.
@@ -107,6 +162,23 @@ end
 return batch
 """
 
+# KEYS: outbox stream, hidden set, attempts hash.
+# ARGV: group, id, idempotency key base, key ttl (ms). The delivered entry goes; its key now only
+# absorbs late duplicates, for the key ttl.
+_ACK = _KEY_NAME + """
+local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])[1]
+redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+if not entry then
+    return 0
+end
+redis.call('XDEL', KEYS[1], ARGV[2])
+local item = fields(entry[2])
+redis.call('PEXPIRE', key_name(ARGV[3], item['channel'], item['key']), ARGV[4])
+return 1
+"""
+
 # KEYS: outbox stream, hidden set. ARGV: id, retry time (ms since the epoch).
 _NACK = """
 if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
@@ -115,56 +187,229 @@ end
 return redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 """
 
+# KEYS: outbox stream, hidden set, attempts hash, dead set, the dead letter's hash.
+# ARGV: group, id, reason, dead_at (seconds, as text), dead_at (ms, the dead set's score).
+# The idempotency key stays, still naming the id, so duplicates are absorbed while it is dead.
+_DEAD_LETTER = """
+local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])[1]
+if not entry then
+    return 0
+end
+local attempts = redis.call('HGET', KEYS[3], ARGV[2]) or '0'
+redis.call('DEL', KEYS[5])
+redis.call('HSET', KEYS[5], unpack(entry[2]))
+redis.call('HSET', KEYS[5], 'attempts', attempts, 'reason', ARGV[3], 'dead_at', ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[2])
+redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+return 1
+"""
+
+# KEYS: dead set. ARGV: dead letter hash prefix, channel or '', limit.
+_LIST_DEAD = _KEY_NAME + """
+local limit = tonumber(ARGV[3])
+local found = {}
+local start = 0
+while #found < limit do
+    local ids = redis.call('ZRANGE', KEYS[1], start, start + 99)
+    if #ids == 0 then
+        break
+    end
+    start = start + #ids
+    for _, id in ipairs(ids) do
+        local flat = redis.call('HGETALL', ARGV[1] .. id)
+        if #flat > 0 and (ARGV[2] == '' or fields(flat)['channel'] == ARGV[2]) then
+            found[#found + 1] = {id, flat}
+            if #found == limit then
+                break
+            end
+        end
+    end
+end
+return found
+"""
+
+# KEYS: outbox stream, dead set, the dead letter's hash. ARGV: id, idempotency key base.
+_RETRY_DEAD = _KEY_NAME + """
+local flat = redis.call('HGETALL', KEYS[3])
+if #flat == 0 then
+    return false
+end
+local item = fields(flat)
+local id = redis.call('XADD', KEYS[1], '*',
+    'channel', item['channel'], 'payload', item['payload'], 'key', item['key'], 'at', item['at'])
+redis.call('SET', key_name(ARGV[2], item['channel'], item['key']), id)
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return id
+"""
+
+# KEYS: dead set, the dead letter's hash. ARGV: id, idempotency key base, key ttl (ms).
+_DROP_DEAD = _KEY_NAME + """
+local flat = redis.call('HGETALL', KEYS[2])
+if #flat == 0 then
+    return 0
+end
+local item = fields(flat)
+redis.call('PEXPIRE', key_name(ARGV[2], item['channel'], item['key']), ARGV[3])
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+"""
+
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+_SHARDED_ID = re.compile(r"([0-9]{1,4}):([0-9]{1,20}-[0-9]{1,20})")
+
+# Policies that evict keys with a ttl (claims, replies, nonces) or any key (the outbox too).
+_EVICTS_VOLATILE = {"volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"}
+_EVICTS_ANY = {"allkeys-lru", "allkeys-lfu", "allkeys-random"}
+_DURABILITY_SETTINGS = ("appendonly", "appendfsync", "save", "maxmemory-policy", "maxmemory")
+
+
+@dataclass(frozen=True)
+class _Shard:
+    """The names of one outbox shard's keys; with a hash tag they all share one slot."""
+
+    index: int
+    base: str  # the stream itself; the other names extend it
+
+    @property
+    def hidden(self) -> str:
+        return f"{self.base}:hidden"
+
+    @property
+    def attempts(self) -> str:
+        return f"{self.base}:attempts"
+
+    @property
+    def keys(self) -> str:
+        return f"{self.base}:key:"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.base}:dead"
+
+    @property
+    def dead_item(self) -> str:
+        return f"{self.base}:dead:"
+
+    @property
+    def health(self) -> str:
+        return f"{self.base}:health"
 
 
 class RedisStore(Store):
-    """Shared state in Redis, under keys that all start with ``prefix``.
+    """Shared state in Redis or Redis Cluster, under keys that all start with ``prefix``.
 
     The store owns ``client`` and closes it in :meth:`close`. Key expiry runs on the Redis
     server's clock; ``clock`` stamps ``enqueued_at`` and times the outbox's visibility timeouts
     and retries, so the hosts sharing one Redis should keep their clocks in sync (NTP).
+
+    ``outbox_shards`` (default 1, or 8 on a cluster) must be the same on every host and may
+    only change while the outbox is empty. ``require_durable`` makes :meth:`start` refuse a
+    Redis whose settings could lose the outbox (see :meth:`start`).
     """
 
     _backend_errors = (RedisError, OSError)
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         *,
         prefix: str = DEFAULT_PREFIX,
         clock: Clock = time.time,
         outbox_key_ttl: float = DEFAULT_OUTBOX_KEY_TTL,
         group: str = "delivery",
+        outbox_shards: int | None = None,
+        require_durable: bool = False,
     ) -> None:
         super().__init__(clock=clock)
         if not isinstance(prefix, str):
             raise StoreError(f"prefix must be a str, not {type(prefix).__name__}")
+        self.cluster = isinstance(client, RedisCluster)
+        if self.cluster and ("{" in prefix or "}" in prefix):
+            raise StoreError(
+                f"prefix {prefix!r} has braces: on Redis Cluster the store chooses the hash tags"
+            )
+        shards = outbox_shards if outbox_shards is not None else (
+            DEFAULT_CLUSTER_SHARDS if self.cluster else 1
+        )
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 1024:
+            raise StoreError(f"outbox_shards must be an int from 1 to 1024, not {shards!r}")
         self.prefix = prefix
         self.outbox_key_ttl = outbox_key_ttl
         self.group = group
-        self._redis = client
-        self._outbox = f"{prefix}outbox"
-        # Claimed and nacked entries, scored by when they may be claimed again (ms, on ``clock``).
-        self._hidden = f"{prefix}outbox:hidden"
-        self._attempts = f"{prefix}outbox:attempts"
+        self.require_durable = require_durable
+        self._redis: Any = client
+        self._tagged = self.cluster or shards > 1
+        if self._tagged:
+            self._shards = [
+                _Shard(index, f"{prefix}outbox{{{tag}}}") for index, tag in enumerate(_spread_tags(shards))
+            ]
+        else:
+            self._shards = [_Shard(0, f"{prefix}outbox")]
         self._claim_script = client.register_script(_CLAIM)
+        self._complete_script = client.register_script(_COMPLETE)
         self._release_script = client.register_script(_RELEASE)
+        self._swap_stream_script = client.register_script(_SWAP_STREAM)
         self._enqueue_script = client.register_script(_ENQUEUE)
         self._claim_batch_script = client.register_script(_CLAIM_BATCH)
+        self._ack_script = client.register_script(_ACK)
         self._nack_script = client.register_script(_NACK)
+        self._dead_letter_script = client.register_script(_DEAD_LETTER)
+        self._list_dead_script = client.register_script(_LIST_DEAD)
+        self._retry_dead_script = client.register_script(_RETRY_DEAD)
+        self._drop_dead_script = client.register_script(_DROP_DEAD)
+        self._next_shard = 0
+        self._cluster_ready = not self.cluster
+        self._cluster_lock: asyncio.Lock | None = None
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, **options: Any) -> RedisStore:
-        """A store on a new client for ``url`` (``redis://host:port/db``, ``rediss://``, ``unix://``)."""
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        cluster: bool = False,
+        cluster_nodes: Sequence[tuple[str, int]] = (),
+        **options: Any,
+    ) -> RedisStore:
+        """A store on a new client for ``url`` (``redis://host:port/db``, ``rediss://``, ``unix://``).
+
+        With ``cluster`` the client is redis-py's cluster client: ``url`` names one startup node
+        and carries the connection options, ``cluster_nodes`` (host, port) are more startup nodes.
+        """
         try:
-            client = aioredis.Redis.from_url(url, decode_responses=False)
-        except ValueError as exc:
+            client: Client
+            if cluster:
+                startup = [ClusterNode(host, port) for host, port in cluster_nodes]
+                client = RedisCluster.from_url(url, startup_nodes=startup or None)
+            else:
+                client = aioredis.Redis.from_url(url, decode_responses=False)
+        except (ValueError, RedisError) as exc:
             raise StoreError(f"cannot use Redis URL {url!r}: {exc}") from exc
         return cls(client, prefix=prefix, **options)
 
     def __repr__(self) -> str:
-        return f"RedisStore(prefix={self.prefix!r})"
+        kind = "RedisStore(cluster, " if self.cluster else "RedisStore("
+        return f"{kind}prefix={self.prefix!r})"
+
+    async def _guard(self, operation: Awaitable[_T]) -> _T:
+        if not self._cluster_ready and not self._closed:
+            await super()._guard(self._discover_cluster())
+        return await super()._guard(operation)
+
+    async def _discover_cluster(self) -> None:
+        # redis-py's cluster client, used concurrently before it has learnt the slot map, can
+        # fail a command with "'NoneType' object has no attribute 'writelines'": learn it once.
+        if self._cluster_lock is None:
+            self._cluster_lock = asyncio.Lock()
+        async with self._cluster_lock:
+            if not self._cluster_ready:
+                await self._redis.initialize()
+                self._cluster_ready = True
 
     # -- replay guard and dedup ---------------------------------------------------------------
 
@@ -179,12 +424,9 @@ class RedisStore(Store):
         return _claim_result(seen)
 
     async def _complete(self, key: str, reply: CachedReply, ttl: float) -> None:
-        name = self._claim_key(key)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(name)
-            pipe.hset(name, mapping={"state": b"d", "body": reply.body, "type": reply.content_type})
-            pipe.pexpire(name, _ms(ttl))
-            await pipe.execute()
+        await self._complete_script(
+            keys=[self._claim_key(key)], args=[reply.body, reply.content_type, _ms(ttl)]
+        )
 
     async def _release(self, key: str) -> None:
         await self._release_script(keys=[self._claim_key(key)])
@@ -209,81 +451,274 @@ class RedisStore(Store):
         self, stream_id: str, change: Callable[[StreamState], StreamState], ttl: float
     ) -> StreamState | None:
         name = self._stream_key(stream_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            while True:  # optimistic: redo the change if another worker wrote in between
-                try:
-                    await pipe.watch(name)
-                    raw = await pipe.get(name)
-                    if raw is None:
-                        await cast(Any, pipe).unwatch()
-                        return None
-                    changed = _encode_stream(change(_decode_stream(_text(raw))))
-                    cast(Any, pipe).multi()
-                    pipe.set(name, changed.encode(), px=_ms(ttl))
-                    await pipe.execute()
-                    return _decode_stream(changed)
-                except WatchError:
-                    continue
+        while True:  # optimistic: redo the change if another worker wrote in between
+            raw = await self._redis.get(name)
+            if raw is None:
+                return None
+            changed = _encode_stream(change(_decode_stream(_text(raw))))
+            swapped = await self._swap_stream_script(
+                keys=[name], args=[raw, changed.encode(), _ms(ttl)]
+            )
+            if swapped:
+                return _decode_stream(changed)
 
     def _stream_key(self, stream_id: str) -> str:
         return f"{self.prefix}stream:{stream_id}"
 
     # -- outbox -------------------------------------------------------------------------------
 
-    def _outbox_key(self, channel: str, idempotency_key: str) -> str:
+    def _shard_of(self, channel: str) -> _Shard:
+        if len(self._shards) == 1:
+            return self._shards[0]
+        return self._shards[zlib.crc32(channel.encode()) % len(self._shards)]
+
+    def _outbox_key(self, shard: _Shard, channel: str, idempotency_key: str) -> str:
         # The channel's length keeps ("a:b", "c") and ("a", "b:c") apart.
-        return f"{self.prefix}outbox:key:{len(channel)}:{channel}:{idempotency_key}"
+        return f"{shard.keys}{len(channel)}:{channel}:{idempotency_key}"
+
+    def _item_id(self, shard: _Shard, stream_id: bytes | str) -> str:
+        text = _text(stream_id)
+        return f"{shard.index}:{text}" if self._tagged else text
+
+    def _locate(self, id: str) -> tuple[_Shard, str] | None:
+        """The shard and stream entry id that ``id`` names, or None for an id never handed out."""
+        if not self._tagged:
+            return (self._shards[0], id) if _STREAM_ID.fullmatch(id) else None
+        match = _SHARDED_ID.fullmatch(id)
+        if match is None or int(match[1]) >= len(self._shards):
+            return None
+        return self._shards[int(match[1])], match[2]
 
     async def _enqueue(self, channel: str, payload: bytes, idempotency_key: str) -> str:
+        shard = self._shard_of(channel)
         id = await self._enqueue_script(
-            keys=[self._outbox, self._outbox_key(channel, idempotency_key)],
+            keys=[shard.base, self._outbox_key(shard, channel, idempotency_key)],
             args=[channel, payload, idempotency_key, repr(self.clock())],
         )
-        return bytes(id).decode()
+        return self._item_id(shard, id)
 
     async def _claim_batch(
         self, consumer: str, count: int, visibility_timeout: float
     ) -> list[OutboxItem]:
         now = self.clock()
-        batch = await self._claim_batch_script(
-            keys=[self._outbox, self._hidden, self._attempts],
-            args=[self.group, consumer, count, _ms(now + visibility_timeout), _ms(now)],
-        )
-        items = [_outbox_item(id, fields, attempts) for id, fields, attempts in batch]
-        items.sort(key=lambda item: tuple(int(part) for part in item.id.split("-")))
+        items: list[OutboxItem] = []
+        # Shards in turn from a rotating start, so no shard waits behind a busy one.
+        start = self._next_shard
+        self._next_shard = (start + 1) % len(self._shards)
+        for offset in range(len(self._shards)):
+            shard = self._shards[(start + offset) % len(self._shards)]
+            batch = await self._claim_batch_script(
+                keys=[shard.base, shard.hidden, shard.attempts],
+                args=[self.group, consumer, count - len(items), _ms(now + visibility_timeout), _ms(now)],
+            )
+            items.extend(
+                _outbox_item(self._item_id(shard, id), fields, attempts) for id, fields, attempts in batch
+            )
+            if len(items) >= count:
+                break
+        items.sort(key=_age)
         return items
 
     async def _ack(self, id: str) -> None:
-        if not _STREAM_ID.fullmatch(id):
+        located = self._locate(id)
+        if located is None:
             return
-        entries = await self._redis.xrange(self._outbox, id, id) or []
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self._outbox, self.group, id)
-            pipe.xdel(self._outbox, id)
-            pipe.zrem(self._hidden, id)
-            pipe.hdel(self._attempts, id)
-            for _, fields in entries:
-                # Delivered: the key now only absorbs late duplicates, for outbox_key_ttl.
-                channel = _text((fields or {})[b"channel"])
-                key = _text((fields or {})[b"key"])
-                pipe.pexpire(self._outbox_key(channel, key), _ms(self.outbox_key_ttl))
-            await pipe.execute()
+        shard, entry = located
+        await self._ack_script(
+            keys=[shard.base, shard.hidden, shard.attempts],
+            args=[self.group, entry, shard.keys, _ms(self.outbox_key_ttl)],
+        )
 
     async def _nack(self, id: str, retry_at: float) -> None:
-        if not _STREAM_ID.fullmatch(id):
+        located = self._locate(id)
+        if located is None:
             return
-        await self._nack_script(keys=[self._outbox, self._hidden], args=[id, _ms(retry_at)])
+        shard, entry = located
+        await self._nack_script(keys=[shard.base, shard.hidden], args=[entry, _ms(retry_at)])
 
     async def _depth(self) -> int:
-        return int(await self._redis.xlen(self._outbox))
+        lengths = await self._each_shard(lambda shard: self._redis.xlen(shard.base))
+        return sum(int(length) for length in lengths)
+
+    async def _each_shard(self, call: Callable[[_Shard], Awaitable[Any]]) -> list[Any]:
+        if len(self._shards) == 1:
+            return [await call(self._shards[0])]
+        return list(await asyncio.gather(*(call(shard) for shard in self._shards)))
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    async def _dead_letter(self, id: str, reason: str) -> bool:
+        located = self._locate(id)
+        if located is None:
+            return False
+        shard, entry = located
+        now = self.clock()
+        moved = await self._dead_letter_script(
+            keys=[shard.base, shard.hidden, shard.attempts, shard.dead, shard.dead_item + entry],
+            args=[self.group, entry, reason, repr(now), _ms(now)],
+        )
+        return bool(moved)
+
+    async def _list_dead(self, channel: str | None, limit: int) -> list[DeadLetter]:
+        shards = self._shards if channel is None else [self._shard_of(channel)]
+        found: list[DeadLetter] = []
+        for shard in shards:
+            rows = await self._list_dead_script(
+                keys=[shard.dead], args=[shard.dead_item, channel or "", limit]
+            )
+            found.extend(_dead_letter(self._item_id(shard, id), flat) for id, flat in rows)
+        found.sort(key=lambda dead: (dead.dead_at, _age(dead)))
+        return found[:limit]
+
+    async def _retry_dead(self, id: str) -> str | None:
+        located = self._locate(id)
+        if located is None:
+            return None
+        shard, entry = located
+        new_id = await self._retry_dead_script(
+            keys=[shard.base, shard.dead, shard.dead_item + entry], args=[entry, shard.keys]
+        )
+        return None if new_id is None else self._item_id(shard, new_id)
+
+    async def _drop_dead(self, id: str) -> bool:
+        located = self._locate(id)
+        if located is None:
+            return False
+        shard, entry = located
+        dropped = await self._drop_dead_script(
+            keys=[shard.dead, shard.dead_item + entry],
+            args=[entry, shard.keys, _ms(self.outbox_key_ttl)],
+        )
+        return bool(dropped)
+
+    async def _dead_count(self) -> int:
+        counts = await self._each_shard(lambda shard: self._redis.zcard(shard.dead))
+        return sum(int(count) for count in counts)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def _healthy(self) -> bool:
-        return bool(await self._redis.ping())
+    async def _start(self) -> list[str]:
+        """Check every master's persistence and eviction settings (where CONFIG is allowed)."""
+        nodes: list[tuple[str, Callable[..., Awaitable[Any]]]] = []
+        if self.cluster:
+            for node in self._redis.get_primaries():
+                nodes.append((node.name, _on_node(self._redis, node)))
+        else:
+            kwargs = self._redis.connection_pool.connection_kwargs
+            name = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+            nodes.append((str(name), self._redis.execute_command))
+        problems: list[str] = []
+        settings: dict[str, dict[str, str]] = {}
+        for name, execute in nodes:
+            try:
+                found = {setting: await _config_get(execute, setting) for setting in _DURABILITY_SETTINGS}
+            except ResponseError as exc:  # CONFIG renamed or refused (managed Redis, ACL)
+                problems.append(
+                    f"{name}: cannot read the persistence settings ({exc}); check by hand that "
+                    "appendonly is yes and maxmemory-policy is noeviction"
+                )
+                continue
+            settings[name] = found
+            problems.extend(f"{name}: {risk}" for risk in durability_risks(found))
+        if problems:
+            record = {
+                "event": "store_not_durable",
+                "store": "redis",
+                "settings": settings,
+                "at_risk": problems,
+                "needed": "appendonly yes, appendfsync everysec, maxmemory-policy noeviction",
+                "refused": self.require_durable,
+            }
+            _LOG.warning(json.dumps(record, ensure_ascii=False))
+            if self.require_durable:
+                raise StoreNotDurableError(
+                    "Redis could lose accepted messages and require_durable is set: " + "; ".join(problems)
+                )
+        return problems
+
+    async def _health(self) -> StoreHealth:
+        await self._discover_cluster()
+
+        async def write(shard: _Shard) -> None:
+            await self._redis.set(shard.health, b"1", px=10_000)
+
+        await self._each_shard(write)
+        if self.cluster:
+            info = await self._redis.cluster_info()
+            state = info.get("cluster_state") if isinstance(info, dict) else None
+            if state != "ok":
+                return StoreHealth(False, f"Redis Cluster state is {state!r}, not 'ok'")
+        return StoreHealth(True)
 
     async def _close(self) -> None:
         await self._redis.aclose()
+
+
+def durability_risks(settings: dict[str, str]) -> list[str]:
+    """What a Redis with these CONFIG values could lose, one sentence each; [] when durable."""
+    risks = []
+    if settings.get("appendonly") != "yes":
+        if not settings.get("save"):
+            risks.append(
+                "no persistence (appendonly no, save \"\"): a restart loses the whole outbox "
+                "(accepted messages not yet delivered), dedup claims and nonces"
+            )
+        else:
+            risks.append(
+                f"snapshots only (appendonly no, save {settings['save']!r}): a restart loses what "
+                "the outbox accepted since the last snapshot"
+            )
+    elif settings.get("appendfsync") == "no":
+        risks.append(
+            "appendfsync no: a host crash loses the outbox entries the OS had not yet written "
+            "(often 30 s of them)"
+        )
+    policy = settings.get("maxmemory-policy", "noeviction")
+    if policy in _EVICTS_ANY:
+        risks.append(
+            f"maxmemory-policy {policy}: under memory pressure Redis deletes any key, outbox "
+            "entries and in-progress dedup claims included"
+        )
+    elif policy in _EVICTS_VOLATILE:
+        risks.append(
+            f"maxmemory-policy {policy}: under memory pressure Redis deletes keys with a ttl: "
+            "dedup claims and cached replies (a retry runs the handler again) and nonces "
+            "(a replay is accepted)"
+        )
+    return risks
+
+
+async def _config_get(execute: Callable[..., Awaitable[Any]], setting: str) -> str:
+    reply = await execute("CONFIG", "GET", setting)
+    if isinstance(reply, dict):
+        value = reply.get(setting, reply.get(setting.encode())) or b""
+    else:
+        pairs = list(reply or [])
+        value = pairs[1] if len(pairs) > 1 else b""
+    return _text(value)
+
+
+def _on_node(client: RedisCluster, node: ClusterNode) -> Callable[..., Awaitable[Any]]:
+    async def execute(*args: Any) -> Any:
+        return await client.execute_command(*args, target_nodes=node)
+
+    return execute
+
+
+def _spread_tags(count: int) -> list[str]:
+    """``count`` hash tags whose slots fall one in each of ``count`` equal parts of the slot space.
+
+    Redis Cluster gives each master a contiguous range of the 16384 slots, so evenly spaced
+    slots put the outbox shards evenly on the masters.
+    """
+    tags = []
+    for index in range(count):
+        low, high = 16384 * index // count, 16384 * (index + 1) // count
+        suffix = 0
+        while not low <= key_slot(f"{index}.{suffix}".encode()) < high:
+            suffix += 1
+        tags.append(f"{index}.{suffix}")
+    return tags
 
 
 def _ms(seconds: float) -> int:
@@ -295,19 +730,39 @@ def _text(value: bytes | str) -> str:
     return value if isinstance(value, str) else value.decode()
 
 
+def _age(item: OutboxItem | DeadLetter) -> tuple[int, ...]:
+    """The order of the stream entry behind ``item``'s id: oldest first."""
+    entry = item.id.rpartition(":")[2]
+    return tuple(int(part) for part in entry.split("-"))
+
+
 def _claim_result(seen: list[Any]) -> ClaimResult:
     if seen[0] != b"d":
         return IN_PROGRESS
     return ClaimResult(ClaimState.DONE, CachedReply(bytes(seen[1]), bytes(seen[2]).decode()))
 
 
-def _outbox_item(id: bytes, fields: list[bytes], attempts: int) -> OutboxItem:
+def _outbox_item(id: str, fields: list[bytes], attempts: int) -> OutboxItem:
     values = dict(zip(fields[::2], fields[1::2]))
     return OutboxItem(
-        id=bytes(id).decode(),
+        id=id,
         channel=values[b"channel"].decode(),
         payload=bytes(values[b"payload"]),
         idempotency_key=values[b"key"].decode(),
         attempts=int(attempts),
         enqueued_at=float(values[b"at"]),
+    )
+
+
+def _dead_letter(id: str, flat: list[bytes]) -> DeadLetter:
+    values = dict(zip(flat[::2], flat[1::2]))
+    return DeadLetter(
+        id=id,
+        channel=values[b"channel"].decode(),
+        payload=bytes(values[b"payload"]),
+        idempotency_key=values[b"key"].decode(),
+        attempts=int(values[b"attempts"]),
+        enqueued_at=float(values[b"at"]),
+        dead_at=float(values[b"dead_at"]),
+        reason=values[b"reason"].decode(),
     )

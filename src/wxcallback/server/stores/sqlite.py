@@ -10,11 +10,17 @@ is one ``BEGIN IMMEDIATE`` transaction, which takes the file's write lock up fro
 processes claiming the same key are serialised and exactly one wins. The caches commit with
 ``synchronous=NORMAL`` (losing the last second of nonces on power loss is harmless); the outbox
 commits with ``synchronous=FULL`` because an acknowledged enqueue must survive a crash.
+
+A file deleted or replaced under a live store is noticed (the path no longer names the open
+file; looked at at most once a second, and on every health check) and the store moves to the
+file now at the path, carrying over what the old one held (see :meth:`SQLiteStore._reopen`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import random
 import sqlite3
@@ -33,8 +39,10 @@ from .base import (
     ClaimResult,
     ClaimState,
     Clock,
+    DeadLetter,
     OutboxItem,
     Store,
+    StoreHealth,
     StreamState,
     _decode_stream,
     _encode_stream,
@@ -43,6 +51,19 @@ from .base import (
 __all__ = ["SQLiteStore"]
 
 _T = TypeVar("_T")
+
+_LOG = logging.getLogger("wxcallback.store")
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock; a reopen there is not serialised
+    fcntl = None  # type: ignore[assignment]
+
+# How often (seconds) the store checks that its path still names the file it has open.
+_FILE_CHECK_EVERY = 1.0
+# After a reopen, new outbox ids start this far above the old file's, so rows that other workers
+# still add to the old file until they notice keep their ids when carried over.
+_ID_GAP = 1_000_000
 
 # Expired rows are deleted a little at a time (queries ignore them until then): at most
 # _PURGE_ROWS per table every _PURGE_EVERY seconds. One big delete a minute held the write
@@ -79,15 +100,33 @@ CREATE TABLE IF NOT EXISTS outbox (
     visible_at       REAL NOT NULL, -- claimable from here: end of a claim's lease or a nack's retry
     consumer         TEXT,
     acked_at         REAL,
+    dead_at          REAL,         -- set when dead-lettered: no longer delivered
+    dead_reason      TEXT,
     UNIQUE (channel, idempotency_key)
 );
 
+CREATE TABLE IF NOT EXISTS health (
+    id  INTEGER PRIMARY KEY,
+    at  REAL NOT NULL              -- the last health check's write
+);
+"""
+
+# After the outbox has its dead-letter columns (files made before them get them added first).
+_INDEXES = """
 CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
 CREATE INDEX IF NOT EXISTS claims_expiry ON claims (expires_at);
 CREATE INDEX IF NOT EXISTS streams_expiry ON streams (expires_at);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (visible_at, id) WHERE acked_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_waiting ON outbox (visible_at, id)
+    WHERE acked_at IS NULL AND dead_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_dead ON outbox (dead_at, id) WHERE dead_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox (acked_at) WHERE acked_at IS NOT NULL;
+DROP INDEX IF EXISTS outbox_due;
 """
+
+_OUTBOX_COLUMNS = (
+    "id, channel, idempotency_key, payload, attempts, enqueued_at, visible_at, consumer, "
+    "acked_at, dead_at, dead_reason"
+)
 
 
 class SQLiteStore(Store):
@@ -106,12 +145,20 @@ class SQLiteStore(Store):
         clock: Clock = time.time,
         busy_timeout: float = 5.0,
         outbox_key_ttl: float = DEFAULT_OUTBOX_KEY_TTL,
+        reopen_alarm: float = 60.0,
     ) -> None:
         super().__init__(clock=clock)
         self.path = os.fspath(path)
         self.busy_timeout = busy_timeout
         self.outbox_key_ttl = outbox_key_ttl
+        #: Seconds health() stays bad after the file was found deleted or replaced.
+        self.reopen_alarm = reopen_alarm
         self._connection: sqlite3.Connection | None = None
+        # (st_dev, st_ino) of the file, its -wal and its -shm, taken when they were opened.
+        self._identity: dict[str, tuple[int, int] | None] = {}
+        self._next_file_check = 0.0
+        self._reopened = False  # True once moved to a new file: it runs with a rollback journal
+        self._alarm: tuple[float, str] | None = None  # (until, reason), monotonic clock
         self._next_purge = 0.0
         # One thread owns the connection: sqlite3 objects are not shared across threads.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wxcallback-sqlite")
@@ -184,18 +231,87 @@ class SQLiteStore(Store):
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            db = sqlite3.connect(self.path, timeout=_STATEMENT_BUSY_TIMEOUT, isolation_level=None,
-                                 check_same_thread=False, factory=_Connection)
-            db.lock_budget = self.busy_timeout
-            try:
-                db.execute("PRAGMA journal_mode = WAL")
-                db.execute("PRAGMA synchronous = NORMAL")
-                db.executescript(_SCHEMA)
-            except BaseException:
-                db.close()
-                raise
-            self._connection = db
+            self._connection = self._open(wal=not self._reopened)
+        elif time.monotonic() >= self._next_file_check:
+            self._check_file()
+        assert self._connection is not None
         return self._connection
+
+    def _open(self, *, wal: bool) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=_STATEMENT_BUSY_TIMEOUT, isolation_level=None,
+                             check_same_thread=False, factory=_Connection)
+        db.lock_budget = self.busy_timeout
+        try:
+            db.execute(f"PRAGMA journal_mode = {'WAL' if wal else 'DELETE'}")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.executescript(_SCHEMA)
+            _add_dead_letter_columns(db)
+            db.executescript(_INDEXES)
+        except BaseException:
+            db.close()
+            raise
+        if self.path != ":memory:":
+            self._identity = {suffix: _identity(self.path + suffix) for suffix in ("", "-wal", "-shm")}
+            self._next_file_check = time.monotonic() + _FILE_CHECK_EVERY
+        return db
+
+    def _check_file(self) -> None:
+        """Move to the file now at the path if it is not the one open (deleted or replaced)."""
+        if self.path == ":memory:" or self._connection is None:
+            return
+        self._next_file_check = time.monotonic() + _FILE_CHECK_EVERY
+        now_at_path = _identity(self.path)
+        if now_at_path is not None and now_at_path == self._identity.get(""):
+            return
+        self._reopen(deleted=now_at_path is None)
+
+    def _reopen(self, *, deleted: bool) -> None:
+        """Open the file now at the path and carry over what the old file holds.
+
+        The old file stays readable through the open connection, so its outbox (waiting, in
+        flight, dead and delivered keys), live claims, replies, streams and nonces are copied
+        into the new one, ids kept. The old file's -wal and -shm still sit next to the path: a
+        new file must never be paired with them, so they are removed first, and the new file
+        runs with a rollback journal until the worker restarts (SQLite removes a WAL file by
+        name when its last connection closes, and the old file's last connection would remove
+        the new file's). Worker processes on the same file do this under a lock on the
+        directory, so they end up on one new file.
+        """
+        old = self._connection
+        assert old is not None
+        what = "deleted" if deleted else "replaced by another file"
+        with _directory_lock(self.path):
+            for suffix in ("-wal", "-shm"):
+                mine = self._identity.get(suffix)
+                if mine is not None and _identity(self.path + suffix) == mine:
+                    try:
+                        os.unlink(self.path + suffix)
+                    except FileNotFoundError:
+                        pass
+            self._reopened = True
+            new = self._open(wal=False)
+            try:
+                carried = _carry_over(old, new, self.clock())
+            except BaseException:
+                new.close()
+                raise
+        self._connection = new
+        try:
+            old.close()
+        except sqlite3.Error:  # pragma: no cover - the old file is unreachable anyway
+            pass
+        reason = (
+            f"the SQLite file {self.path} was {what} while in use; the store moved to the file "
+            f"now at that path and carried over {carried['outbox']} waiting outbox item(s)"
+        )
+        self._alarm = (time.monotonic() + self.reopen_alarm, reason)
+        _LOG.error(json.dumps({
+            "event": "store_file_" + ("deleted" if deleted else "replaced"),
+            "store": "sqlite",
+            "path": self.path,
+            "detail": reason + "; it runs with a rollback journal until the workers restart",
+            "carried_over": carried,
+        }, ensure_ascii=False))
 
     def _purge(self, db: sqlite3.Connection, now: float) -> None:
         with _transaction(db):
@@ -318,7 +434,8 @@ class SQLiteStore(Store):
             with _transaction(db, durable=True):
                 rows = db.execute(
                     "SELECT id, channel, payload, idempotency_key, attempts, enqueued_at "
-                    "FROM outbox WHERE acked_at IS NULL AND visible_at <= ? ORDER BY id LIMIT ?",
+                    "FROM outbox WHERE acked_at IS NULL AND dead_at IS NULL AND visible_at <= ? "
+                    "ORDER BY id LIMIT ?",
                     (now, count),
                 ).fetchall()
                 db.executemany(
@@ -348,7 +465,7 @@ class SQLiteStore(Store):
             with _transaction(db, durable=True):
                 db.execute(
                     "UPDATE outbox SET acked_at = ?, payload = NULL, consumer = NULL "
-                    "WHERE id = ? AND acked_at IS NULL",
+                    "WHERE id = ? AND acked_at IS NULL AND dead_at IS NULL",
                     (now, int(id)),
                 )
 
@@ -362,7 +479,7 @@ class SQLiteStore(Store):
             with _transaction(db, durable=True):
                 db.execute(
                     "UPDATE outbox SET visible_at = ?, consumer = NULL "
-                    "WHERE id = ? AND acked_at IS NULL",
+                    "WHERE id = ? AND acked_at IS NULL AND dead_at IS NULL",
                     (retry_at, int(id)),
                 )
 
@@ -370,16 +487,102 @@ class SQLiteStore(Store):
 
     async def _depth(self) -> int:
         def work(db: sqlite3.Connection, now: float) -> int:
-            row = db.execute("SELECT count(*) FROM outbox WHERE acked_at IS NULL").fetchone()
+            row = db.execute(
+                "SELECT count(*) FROM outbox WHERE acked_at IS NULL AND dead_at IS NULL"
+            ).fetchone()
             return int(row[0])
+
+        return await self._run(work)
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    async def _dead_letter(self, id: str, reason: str) -> bool:
+        if not _is_row_id(id):
+            return False
+
+        def work(db: sqlite3.Connection, now: float) -> bool:
+            with _transaction(db, durable=True):
+                moved = db.execute(
+                    "UPDATE outbox SET dead_at = ?, dead_reason = ?, consumer = NULL "
+                    "WHERE id = ? AND acked_at IS NULL AND dead_at IS NULL",
+                    (now, reason, int(id)),
+                )
+            return moved.rowcount == 1
+
+        return await self._run(work)
+
+    async def _list_dead(self, channel: str | None, limit: int) -> list[DeadLetter]:
+        def work(db: sqlite3.Connection, now: float) -> list[DeadLetter]:
+            where = "dead_at IS NOT NULL" + ("" if channel is None else " AND channel = ?")
+            rows = db.execute(
+                "SELECT id, channel, payload, idempotency_key, attempts, enqueued_at, dead_at, "
+                f"dead_reason FROM outbox WHERE {where} ORDER BY dead_at, id LIMIT ?",
+                (limit,) if channel is None else (channel, limit),
+            ).fetchall()
+            return [
+                DeadLetter(str(id), str(ch), bytes(payload), str(key), int(attempts),
+                           float(enqueued_at), float(dead_at), str(reason))
+                for id, ch, payload, key, attempts, enqueued_at, dead_at, reason in rows
+            ]
+
+        return await self._run(work)
+
+    async def _retry_dead(self, id: str) -> str | None:
+        if not _is_row_id(id):
+            return None
+
+        def work(db: sqlite3.Connection, now: float) -> str | None:
+            with _transaction(db, durable=True):
+                back = db.execute(
+                    "UPDATE outbox SET dead_at = NULL, dead_reason = NULL, attempts = 0, "
+                    "visible_at = ? WHERE id = ? AND dead_at IS NOT NULL",
+                    (now, int(id)),
+                )
+            return id if back.rowcount == 1 else None
+
+        return await self._run(work)
+
+    async def _drop_dead(self, id: str) -> bool:
+        if not _is_row_id(id):
+            return False
+
+        def work(db: sqlite3.Connection, now: float) -> bool:
+            # As if delivered: the row keeps only its key, for outbox_key_ttl.
+            with _transaction(db, durable=True):
+                dropped = db.execute(
+                    "UPDATE outbox SET acked_at = ?, payload = NULL, dead_at = NULL, "
+                    "dead_reason = NULL WHERE id = ? AND dead_at IS NOT NULL",
+                    (now, int(id)),
+                )
+            return dropped.rowcount == 1
+
+        return await self._run(work)
+
+    async def _dead_count(self) -> int:
+        def work(db: sqlite3.Connection, now: float) -> int:
+            return int(db.execute("SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL").fetchone()[0])
 
         return await self._run(work)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def _healthy(self) -> bool:
-        def work(db: sqlite3.Connection, now: float) -> bool:
-            return bool(db.execute("SELECT 1").fetchone()[0] == 1)
+    async def _start(self) -> list[str]:
+        await self._run(lambda db, now: None)  # opens the file, so a bad path fails now
+        return []
+
+    async def _health(self) -> StoreHealth:
+        def work(db: sqlite3.Connection, now: float) -> StoreHealth:
+            self._check_file()
+            db = self._connect()  # the new file's connection when the check moved to it
+            # A committed write, not SELECT 1: a full disk or a read-only file must show here.
+            with _transaction(db):
+                db.execute("INSERT OR REPLACE INTO health (id, at) VALUES (1, ?)", (now,))
+            if self._alarm is not None:
+                until, reason = self._alarm
+                if time.monotonic() < until:
+                    return StoreHealth(False, reason)
+                self._alarm = None
+            return StoreHealth(True)
 
         return await self._run(work)
 
@@ -483,6 +686,90 @@ def _stream_state(db: sqlite3.Connection, stream_id: str, now: float) -> str | N
         "SELECT state FROM streams WHERE stream_id = ? AND expires_at > ?", (stream_id, now)
     ).fetchone()
     return None if row is None else str(row[0])
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        seen = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return seen.st_dev, seen.st_ino
+
+
+@contextmanager
+def _directory_lock(path: str) -> Iterator[None]:
+    """An exclusive lock, across processes, on the directory holding ``path``."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _add_dead_letter_columns(db: sqlite3.Connection) -> None:
+    """Give an outbox made before dead letters its two columns (once, whoever comes first)."""
+    def has_columns() -> bool:
+        return "dead_at" in {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+
+    if has_columns():
+        return
+    with _transaction(db):
+        if not has_columns():
+            db.execute("ALTER TABLE outbox ADD COLUMN dead_at REAL")
+            db.execute("ALTER TABLE outbox ADD COLUMN dead_reason TEXT")
+
+
+def _carry_over(old: sqlite3.Connection, new: sqlite3.Connection, now: float) -> dict[str, int]:
+    """Copy the old file's live state into the new one (which may hold state of its own)."""
+    outbox = old.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox ORDER BY id").fetchall()
+    claims = old.execute(
+        "SELECT key, reply, content_type, expires_at FROM claims WHERE expires_at > ?", (now,)
+    ).fetchall()
+    streams = old.execute(
+        "SELECT stream_id, state, expires_at FROM streams WHERE expires_at > ?", (now,)
+    ).fetchall()
+    nonces = old.execute("SELECT key, expires_at FROM nonces WHERE expires_at > ?", (now,)).fetchall()
+    with _transaction(new, durable=True):
+        new.executemany(
+            "INSERT INTO nonces (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET expires_at = max(nonces.expires_at, excluded.expires_at)",
+            nonces,
+        )
+        new.executemany("INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)", claims)
+        new.executemany("INSERT OR IGNORE INTO streams VALUES (?, ?, ?)", streams)
+        placeholders = ", ".join("?" * len(_OUTBOX_COLUMNS.split(", ")))
+        for row in outbox:
+            kept = new.execute(
+                f"INSERT OR IGNORE INTO outbox ({_OUTBOX_COLUMNS}) VALUES ({placeholders})", row
+            ).rowcount
+            if not kept and new.execute(
+                "SELECT 1 FROM outbox WHERE channel = ? AND idempotency_key = ?", (row[1], row[2])
+            ).fetchone() is None:
+                # Its id is taken by another item in the new file: keep the item under a new id.
+                new.execute(
+                    f"INSERT INTO outbox ({_OUTBOX_COLUMNS.partition(', ')[2]}) "
+                    f"VALUES ({placeholders.partition(', ')[2]})",
+                    row[1:],
+                )
+            elif row[8] is not None:  # delivered in the old file since the new one got it
+                new.execute(
+                    "UPDATE outbox SET acked_at = ?, payload = NULL WHERE id = ? AND channel = ? "
+                    "AND idempotency_key = ? AND acked_at IS NULL",
+                    (row[8], row[0], row[1], row[2]),
+                )
+        highest = max((row[0] for row in outbox), default=0)
+        if new.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'outbox'").fetchone() is None:
+            new.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', 0)")
+        new.execute(
+            "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'outbox'",
+            (highest + _ID_GAP,),
+        )
+    waiting = sum(1 for row in outbox if row[8] is None)
+    return {"outbox": waiting, "claims": len(claims), "streams": len(streams), "nonces": len(nonces)}
 
 
 def _is_row_id(id: str) -> bool:

@@ -1,0 +1,113 @@
+"""``wxcallback outbox``: see and act on the forwarding outbox of a configuration's store.
+
+A forwarded message that its backend refuses for good (a 4xx, three times) or that stays
+undelivered past its channel's ``forward_max_age`` becomes a *dead letter*: nothing
+delivers it any more, and /metrics counts it (``wxcallback_dead_letters``). These
+commands list them, give one back to the outbox (after fixing the backend), or drop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import click
+
+from ..cli.app import CallbackGroup, emit
+from .config import load_config
+from .stores import Store, open_store
+
+__all__ = ["outbox"]
+
+_T = TypeVar("_T")
+
+_config_option = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+                              help="The wxcallback.toml whose [server] store to open.")
+
+
+def _with_store(config_path: str, action: Callable[[Store], Awaitable[_T]]) -> _T:
+    config = load_config(config_path)
+
+    async def run() -> _T:
+        store = open_store(config.store)
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+@click.group(cls=CallbackGroup)
+def outbox() -> None:
+    """The forwarding outbox: waiting messages and dead letters."""
+
+
+@outbox.command("list")
+@_config_option
+@click.option("--channel", help="Only this channel's dead letters.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+def list_dead(config_path: str, channel: str | None, limit: int) -> None:
+    """Waiting count and dead letters, oldest first."""
+    async def action(store: Store) -> tuple[int, list[Any]]:
+        return await store.depth(), await store.list_dead(channel, limit)
+
+    depth, dead = _with_store(config_path, action)
+    rows = [{"id": d.id, "channel": d.channel, "attempts": d.attempts, "reason": d.reason,
+             "dead_at": datetime.fromtimestamp(d.dead_at, timezone.utc).isoformat(timespec="seconds"),
+             "idempotency_key": d.idempotency_key} for d in dead]
+    lines = [f"{depth} waiting, {len(rows)} dead letter(s)"]
+    lines += [f"{r['id']}  {r['channel']}  {r['dead_at']}  {r['attempts']} tries  {r['reason']}" for r in rows]
+    emit("\n".join(lines), waiting=depth, dead_letters=rows)
+
+
+@outbox.command("show")
+@_config_option
+@click.argument("item_id")
+def show_dead(config_path: str, item_id: str) -> None:
+    """Print one dead letter's payload (the JSON the backend was sent)."""
+    async def action(store: Store) -> Any:
+        for letter in await store.list_dead(None, 10_000):
+            if letter.id == item_id:
+                return letter
+        return None
+
+    letter = _with_store(config_path, action)
+    if letter is None:
+        raise click.ClickException(f"no dead letter {item_id!r}")
+    payload = json.loads(letter.payload)
+    emit(json.dumps(payload, ensure_ascii=False, indent=2), id=letter.id, payload=payload)
+
+
+@outbox.command("retry")
+@_config_option
+@click.argument("item_ids", nargs=-1, required=True)
+def retry_dead(config_path: str, item_ids: tuple[str, ...]) -> None:
+    """Give dead letters back to the outbox, to be delivered at once."""
+    async def action(store: Store) -> list[tuple[str, str | None]]:
+        return [(item_id, await store.retry_dead(item_id)) for item_id in item_ids]
+
+    results = _with_store(config_path, action)
+    missing = [item_id for item_id, new_id in results if new_id is None]
+    if missing:
+        raise click.ClickException(f"no dead letter {', '.join(missing)}")
+    emit("\n".join(f"{old} -> outbox {new}" for old, new in results),
+         retried=[{"id": old, "outbox_id": new} for old, new in results])
+
+
+@outbox.command("drop")
+@_config_option
+@click.argument("item_ids", nargs=-1, required=True)
+def drop_dead(config_path: str, item_ids: tuple[str, ...]) -> None:
+    """Forget dead letters for good."""
+    async def action(store: Store) -> list[tuple[str, bool]]:
+        return [(item_id, await store.drop_dead(item_id)) for item_id in item_ids]
+
+    results = _with_store(config_path, action)
+    missing = [item_id for item_id, dropped in results if not dropped]
+    if missing:
+        raise click.ClickException(f"no dead letter {', '.join(missing)}")
+    emit(f"dropped {len(results)}", dropped=[item_id for item_id, _ in results])
