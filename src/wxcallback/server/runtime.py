@@ -140,7 +140,7 @@ class CallbackServer:
     def refuse(self, method: str, path: str, status: int, outcome: str, detail: str) -> Handled:
         """Answer a request the adapter refused before the pipeline (logged and counted)."""
         started = time.perf_counter()
-        handled = self._refused(path, status, detail.encode()[:200], outcome, detail)
+        handled = self._refused(path, status, f"refused: {outcome}".encode(), outcome, detail)  # no echo
         log_request(method, path, handled.status, handled.record, started)
         self.metrics.observe(handled.record, time.perf_counter() - started)
         return handled
