@@ -138,6 +138,8 @@ class ServerConfig:
     max_connections: int = 1000
     # where /healthz and /metrics are served: "" the callback port, "host:port", or "off"
     ops_listen: str = ""
+    # Where handler modules are imported from first (relative to the working directory).
+    app_dir: str = "."
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> ServerConfig:
@@ -162,7 +164,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     server = _table(data.get("server", {}), "server")
     _only(server, "server", {"host", "port", "workers", "store", "max_body_bytes", "log_level",
                              "shutdown_grace", "body_timeout", "max_header_bytes", "max_headers",
-                             "header_timeout", "max_connections", "ops_listen"})
+                             "header_timeout", "max_connections", "ops_listen", "app_dir"})
     channels_table = _table(data.get("channels", {}), "channels")
     if not channels_table:
         raise ConfigError("channels: at least one channel is needed ([channels.NAME] with path, platform, token)")
@@ -188,6 +190,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         header_timeout=_number(server, "server", "header_timeout", 5.0, 0.1, 600.0),
         max_connections=_int(server, "server", "max_connections", 1000, 1, 1_000_000),
         ops_listen=_ops_listen(server),
+        app_dir=_get(server, "server", "app_dir", str, "."),
     )
 
 
@@ -332,7 +335,7 @@ def _receive_id(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Ma
         if not ids:
             raise ConfigError(f"{where}.receive_ids: must not be empty")
         return ReceiveIdPolicy.one_of(ids)
-    if table.get("skip_receive_id_check") is True:
+    if _get(table, where, "skip_receive_id_check", bool, False):
         return ReceiveIdPolicy.any()
     if "receive_id" in table:
         return ReceiveIdPolicy.exact(_expand(_str(table["receive_id"], f"{where}.receive_id"),

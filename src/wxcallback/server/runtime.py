@@ -60,8 +60,8 @@ class CallbackServer:
             if channel.path in RESERVED_PATHS:
                 raise ConfigError(f"channels.{channel.name}.path: {channel.path} is reserved")
         # Import handlers now, so a wrong module name stops the start with the key named.
-        self._handlers = {c.name: load_handler(c.handler, f"channels.{c.name}") for c in config.channels
-                          if c.forward is None}
+        self._handlers = {c.name: load_handler(c.handler, f"channels.{c.name}", config.app_dir)
+                          for c in config.channels if c.forward is None}
 
     async def start(self) -> InboundProtocol:
         """Open the store and build the pipeline (once; later calls return it)."""
