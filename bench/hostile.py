@@ -42,6 +42,8 @@ TOKEN = "QDG6eK"
 KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 APPID = "wx5823bf96d3bd56c7"
 BODY_TIMEOUT = 2.0
+HEADER_TIMEOUT = 2.0
+IDLE_SOCKETS = 1100
 QUICK_MS = 1000.0
 MIB = 1024 * 1024
 
@@ -53,6 +55,7 @@ workers = 1
 store = "memory://"
 log_level = "warning"
 body_timeout = {BODY_TIMEOUT}
+header_timeout = {HEADER_TIMEOUT}
 
 [channels.wecom]
 path = "/wecom"
@@ -69,6 +72,12 @@ encoding_aes_key = "{KEY}"
 
 [channels.oa]
 path = "/oa"
+platform = "official-account"
+token = "{TOKEN}"
+modes = ["plaintext"]
+
+[channels.oa_sibling]
+path = "/oa-sibling"
 platform = "official-account"
 token = "{TOKEN}"
 modes = ["plaintext"]
@@ -133,6 +142,17 @@ class Answer:
     text: str = ""
 
 
+def _ready(conn: socket.socket, want_write: bool, timeout: float) -> tuple[bool, bool]:
+    """(readable, writable) within ``timeout``: poll, not select (which stops at fd 1024, and the
+    idle-socket case holds more)."""
+    poller = select.poll()
+    poller.register(conn, select.POLLIN | (select.POLLOUT if want_write else 0))
+    events = 0
+    for _, mask in poller.poll(timeout * 1000):
+        events |= mask
+    return bool(events & (select.POLLIN | select.POLLHUP | select.POLLERR)), bool(events & select.POLLOUT)
+
+
 def request(port: int, head: bytes, body: bytes | Iterable[bytes], *, pace: float = 0.0,
             limit: float = 60.0) -> Answer:
     """Send ``head`` then ``body`` (stopping as soon as an answer arrives); the status and timing."""
@@ -151,12 +171,11 @@ def request(port: int, head: bytes, body: bytes | Iterable[bytes], *, pace: floa
                 if not pending:
                     closed_for_writing = True
                 elif pace:
-                    readable, _, _ = select.select([conn], [], [], pace)
+                    readable, _ = _ready(conn, False, pace)
                     if readable:
                         pending = b""  # the answer came while we waited: stop sending
                         closed_for_writing = True
-            writers = [conn] if pending else []
-            readable, writable, _ = select.select([conn], writers, [], 0.5)
+            readable, writable = _ready(conn, bool(pending), 0.5)
             if readable:
                 try:
                     data = conn.recv(65536)
@@ -193,7 +212,7 @@ def _rest_of_answer(conn: socket.socket, received: bytes) -> bytes:
             if len(body) >= length:
                 return received
         remaining = deadline - time.perf_counter()
-        if remaining <= 0 or not select.select([conn], [], [], remaining)[0]:
+        if remaining <= 0 or not _ready(conn, False, remaining)[0]:
             return received
         try:
             data = conn.recv(65536)
@@ -372,9 +391,61 @@ def cases(crypto: MessageCrypto) -> Iterator[tuple[str, str, bytes, bytes | Iter
         replay, 0.0
     yield "unknown path", "404", _head("POST", f"/nowhere?{query}", len(body)), body, 0.0
 
+    # The request head and the connection (server/connections.py)
+    yield "one 100 MiB header", "431", b"GET /oa HTTP/1.1\r\nHost: x\r\nX-Big: ", _repeat(block, hundred_mb), 0.0
+    many = b"GET /oa HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(100_000)) + b"\r\n"
+    yield "100,000 header fields", "431", many, b"", 0.0
+    yield "request head trickled, 1 byte / 0.5 s", "408", b"GET /oa HTTP/1.1\r\n", _trickle(b"X" * 40), 0.5
+    timestamp, nonce = _stamp()
+    yield "encoded path /%77ecom (a proxy rule on /wecom misses it)", "400", _head(
+        "POST", f"/%77ecom?{query}", len(body)), body, 0.0
+    yield "encoded slash /wecom%2f", "400", _head("POST", f"/wecom%2f?{query}", len(body)), body, 0.0
+    long_stamp = "9" * 309
+    signed = urlencode({"signature": sign(TOKEN, long_stamp, nonce), "timestamp": long_stamp, "nonce": nonce})
+    text = _oa_text(103, "x")
+    yield "309-digit timestamp, valid signature", "403", _head("POST", f"/oa?{signed}", len(text)), text, 0.0
+    timestamp, nonce = _stamp()
+    check = urlencode({"signature": sign(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
+                       "echostr": "<script>alert(1)</script>"})
+    yield "URL check echoing HTML (echostr not signed)", "400", _head("GET", f"/oa?{check}", None), b"", 0.0
+    timestamp, nonce = _stamp()
+    oa_query = urlencode({"signature": sign(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce})
+    captured = _oa_text(104, "pay 100")
+    yield "OA plaintext: a request, then...", "200", _head("POST", f"/oa?{oa_query}", len(captured)), captured, 0.0
+    forged = _oa_text(105, "pay 1000")
+    yield "...its signed query replayed on a sibling channel (same Token)", "403", _head(
+        "POST", f"/oa-sibling?{oa_query}", len(forged)), forged, 0.0
+
+
+def idle_sockets(port: int, count: int) -> tuple[int, float, float]:
+    """Open ``count`` sockets that send nothing, then time a URL check: (held, ms, seconds to close all)."""
+    held = []
+    for _ in range(count):
+        try:
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        except OSError:
+            break
+    try:
+        timestamp, nonce = _stamp()
+        check = urlencode({"signature": sign(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
+                           "echostr": "12345"})
+        answer = request(port, _head("GET", f"/oa?{check}", None), b"", limit=10)
+        ms = answer.ms if answer.status == 200 else float("inf")
+        started = time.monotonic()
+        for sock in held:  # the server closes them after header_timeout
+            sock.settimeout(HEADER_TIMEOUT * 3)
+            try:
+                sock.recv(1)
+            except OSError:
+                pass
+        return len(held), ms, time.monotonic() - started
+    finally:
+        for sock in held:
+            sock.close()
+
 
 def _acceptable(expected: str, status: int | str, ms: float, pace: float) -> bool:
-    bound = (BODY_TIMEOUT * 1000 + 1000) if pace else QUICK_MS
+    bound = (max(BODY_TIMEOUT, HEADER_TIMEOUT) * 1000 + 1000) if pace else QUICK_MS
     if not isinstance(status, int) or ms > bound:
         return False
     if expected == "200":
@@ -410,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.05)  # let the server finish its side before reading its RSS
                 outcomes.append(Outcome(case, expected, answer.status, answer.text, answer.ms, answer.sent, before,
                                         _rss_mb(server.pid), _acceptable(expected, answer.status, answer.ms, pace)))
+            held, idle_ms, idle_closed = idle_sockets(port, IDLE_SOCKETS)
             peak = next((line.split()[1] for line in Path(f"/proc/{server.pid}/status").read_text().splitlines()
                          if line.startswith("VmHWM:")), "0")
         finally:
@@ -424,10 +496,12 @@ def main(argv: list[str] | None = None) -> int:
         shown = o.answer if o.expected != "200" else "(reply)"
         print(f"| {o.case} | {o.expected} | {o.status} | {shown.replace('|', '/')} | {o.ms:,.1f} | {o.body_bytes_sent:,} | {o.rss_before_mb} "
               f"| {o.rss_after_mb} | {'yes' if o.ok else 'NO'} |")
+    print(f"\n{held} idle sockets held open: a URL check answered in {idle_ms:,.1f} ms; the server closed "
+          f"them all within {idle_closed:.1f} s (header_timeout {HEADER_TIMEOUT:g} s)")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "results": [asdict(o) for o in outcomes]},
                                         indent=2) + "\n", encoding="utf-8")
-    return 0 if all(o.ok for o in outcomes) else 1
+    return 0 if all(o.ok for o in outcomes) and idle_ms != float("inf") else 1
 
 
 if __name__ == "__main__":

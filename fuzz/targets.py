@@ -45,7 +45,7 @@ __all__ = ["APPID", "KEY", "OLD_KEY", "TARGETS", "TOKEN", "Target", "build_targe
 
 Target = Callable[[bytes], None]
 
-# The WeCom doc sample account: the shared vectors are made with it, so their real
+# The WeCom doc sample account: the test vectors are made with it, so their real
 # signatures verify in the seeds.
 TOKEN = "QDG6eK"
 KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
@@ -348,7 +348,11 @@ def _http_request(reader: Reader, cryptos: dict[str, MessageCrypto]
     rest = reader.rest()
     timestamp = str(int(time.time()))
     nonce_text = nonce.decode("utf-8", "replace")
-    mode %= 6
+    mode %= 7
+    if mode == 6:  # correctly signed, every query value the signature covers fuzzed (timestamp too)
+        fuzzed = extra.decode("utf-8", "replace")
+        # a chunk holds 255 bytes; repeated, a timestamp reaches the lengths that broke arithmetic
+        return _signed_fuzzed_query(pick, how, nonce_text, fuzzed * 20 if how & 16 else fuzzed, rest, cryptos)
     if mode == 0:  # anything at all
         length = None if how & 1 else len(rest) + (how >> 1) - 64
         return _METHODS[pick % len(_METHODS)], _PATHS[pick % len(_PATHS)], nonce + extra, rest, length
@@ -392,6 +396,35 @@ def _http_request(reader: Reader, cryptos: dict[str, MessageCrypto]
     pairs = [("signature", sign(TOKEN, timestamp, nonce_text, digest="sha256")), ("timestamp", timestamp),
              ("nonce", nonce_text)]
     return ("POST" if how & 1 else "GET"), "/gateway", _query(pairs, extra), rest, len(rest)
+
+
+def _signed_fuzzed_query(pick: int, how: int, nonce: str, timestamp: str, rest: bytes,
+                         cryptos: dict[str, MessageCrypto]) -> tuple[str, str, bytes, bytes, int | None]:
+    """A request whose signature is right over a fuzzed timestamp, nonce, encrypt_type or echostr,
+    so the input reaches what runs after the signature check (the replay window's arithmetic,
+    the echostr rules)."""
+    text = rest.decode("utf-8", "replace")
+    name = ("wecom", "robot", "oa", "oa-plain", "gateway")[pick % 5]
+    if name in ("oa-plain", "gateway", "oa") and how & 4:  # a URL check with a fuzzed echostr
+        digest = "sha256" if name == "gateway" else "sha1"
+        pairs: list[tuple[str, str | bytes]] = [("signature", sign(TOKEN, timestamp, nonce, digest=digest)),
+                                                ("timestamp", timestamp), ("nonce", nonce), ("echostr", text)]
+        return "GET", f"/{name}", _query(pairs, b""), b"", None
+    if name in ("oa-plain", "gateway"):
+        digest = "sha256" if name == "gateway" else "sha1"
+        pairs = [("signature", sign(TOKEN, timestamp, nonce, digest=digest)), ("timestamp", timestamp),
+                 ("nonce", nonce)]
+        if how & 8:
+            pairs.append(("encrypt_type", text[:16]))
+        return "POST", f"/{name}", _query(pairs, b""), rest, len(rest)
+    crypto = cryptos[name]
+    sealed = crypto.encrypt_reply("<xml><MsgType>text</MsgType></xml>", "n", timestamp="1700000000")
+    signature = _signed(crypto, timestamp, nonce, sealed.encrypt) or ""
+    pairs = [("msg_signature", signature), ("timestamp", timestamp), ("nonce", nonce)]
+    if name == "oa":
+        pairs += [("signature", sign(TOKEN, timestamp, nonce)), ("encrypt_type", "aes" if how & 8 else text[:16])]
+    body = sealed.render().encode()
+    return "POST", f"/{name}", _query(pairs, b""), body, len(body)
 
 
 # -- the registry -----------------------------------------------------------------------

@@ -45,6 +45,9 @@ class ChannelKind(str, Enum):
     OFFICIAL_ACCOUNT = "official-account"
     WECOM_APP = "wecom-app"
     WECOM_ROBOT = "wecom-robot"
+    # Mini program / mini game message push: the Official Account's crypto and URL check,
+    # XML or JSON (data_format), customer-service messages and events.
+    MINIPROGRAM = "miniprogram"
     # The WeChat 3-value signature over plaintext Official Account XML, never encrypted
     # (third-party gateways such as Huawei Cloud AICC's WeChat channel).
     SIGNATURE_ONLY = "signature-only"
@@ -79,7 +82,23 @@ class ChannelKind(str, Enum):
         Official Accounts (in every mode) and signature-only gateways; WeCom sends
         ``msg_signature`` and an encrypted echostr.
         """
-        return self in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.SIGNATURE_ONLY)
+        return self in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM, ChannelKind.SIGNATURE_ONLY)
+
+    @property
+    def has_modes(self) -> bool:
+        """Whether the console offers a choice of encryption mode (plaintext, compatible, safe)."""
+        return self in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM)
+
+    @property
+    def json_allowed(self) -> bool:
+        """Whether the platform lets the console choose JSON as the data format."""
+        return self in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM)
+
+    def envelope_for(self, data_format: str) -> EnvelopeFormat:
+        """The envelope of a channel of this kind in ``data_format`` ("xml" or "json")."""
+        if data_format == "json" and self.json_allowed:
+            return EnvelopeFormat.OA_JSON
+        return self.envelope
 
     @property
     def transports(self) -> frozenset[Transport]:
@@ -98,5 +117,6 @@ _PLATFORM = {
     ChannelKind.OFFICIAL_ACCOUNT: Platform.OFFICIAL_ACCOUNT,
     ChannelKind.WECOM_APP: Platform.WECOM_APP,
     ChannelKind.WECOM_ROBOT: Platform.WECOM_ROBOT,
+    ChannelKind.MINIPROGRAM: Platform.MINIPROGRAM,
     ChannelKind.SIGNATURE_ONLY: Platform.OFFICIAL_ACCOUNT,
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from . import keys, messages, signature, url  # noqa: F401 - importing registers the commands
+from . import init, keys, messages, signature, url  # noqa: F401 - importing registers the commands
 from .app import main
 
 

@@ -102,6 +102,8 @@ class ChannelConfig:
     replay_window: float = 300.0
     dedup_ttl: float = 300.0
     debug: bool = False
+    # the data format chosen in the console ("xml" or "json": mini programs, Official Accounts)
+    data_format: str = "xml"
     # The long connection (transport = "websocket"): a smart robot's BotID and Secret, and
     # the connection's timing; see docs/longconn.md. Unused by callback-URL channels.
     transport: Transport = Transport.HTTP
@@ -136,7 +138,8 @@ class ChannelConfig:
         if self.encoding_aes_key is None:
             return None
         return MessageCrypto(self.token, self.encoding_aes_key, self.receive_id,
-                             previous_keys=self.previous_keys, envelope=self.kind.envelope, digest=self.digest)
+                             previous_keys=self.previous_keys, envelope=self.kind.envelope_for(self.data_format),
+                             digest=self.digest)
 
     def __repr__(self) -> str:
         where = f"bot_id={self.bot_id!r}" if self.websocket else f"path={self.path!r}"
@@ -165,6 +168,8 @@ class ServerConfig:
     max_connections: int = 1000
     # where /healthz and /metrics are served: "" the callback port, "host:port", or "off"
     ops_listen: str = ""
+    # Where handler modules are imported from first (relative to the working directory).
+    app_dir: str = "."
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> ServerConfig:
@@ -189,7 +194,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     server = _table(data.get("server", {}), "server")
     _only(server, "server", {"host", "port", "workers", "store", "max_body_bytes", "log_level",
                              "shutdown_grace", "body_timeout", "max_header_bytes", "max_headers",
-                             "header_timeout", "max_connections", "ops_listen"})
+                             "header_timeout", "max_connections", "ops_listen", "app_dir"})
     channels_table = _table(data.get("channels", {}), "channels")
     if not channels_table:
         raise ConfigError("channels: at least one channel is needed ([channels.NAME] with path, platform, token)")
@@ -223,6 +228,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         header_timeout=_number(server, "server", "header_timeout", 5.0, 0.1, 600.0),
         max_connections=_int(server, "server", "max_connections", 1000, 1, 1_000_000),
         ops_listen=_ops_listen(server),
+        app_dir=_get(server, "server", "app_dir", str, "."),
     )
 
 
@@ -249,7 +255,7 @@ def _ops_listen(server: Mapping[str, Any]) -> str:
 # the other transport, naming the key.
 _HTTP_KEYS = {
     "path", "token", "encoding_aes_key", "previous_keys", "receive_id", "receive_ids", "skip_receive_id_check",
-    "modes", "require_encryption", "digest", "replay_window",
+    "modes", "require_encryption", "digest", "replay_window", "data_format",
 }
 _WEBSOCKET_KEYS = {
     "bot_id", "secret", "url", "heartbeat_interval", "missed_pings", "ack_timeout", "reconnect_delay",
@@ -316,6 +322,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         replay_window=replay_window,
         dedup_ttl=dedup_ttl,
         debug=_get(table, where, "debug", bool, False),
+        data_format=_data_format(table, where, kind),
     )
     # Build the crypto once now so a bad key or digest is refused at start, naming the key.
     try:
@@ -409,10 +416,21 @@ def _kind(value: str, where: str) -> ChannelKind:
         raise ConfigError(f"{where}.platform: must be one of {names}, not {value!r}") from None
 
 
+def _data_format(table: Mapping[str, Any], where: str, kind: ChannelKind) -> str:
+    value: str = _get(table, where, "data_format", str, "xml").lower()
+    if value not in ("xml", "json"):
+        raise ConfigError(f"{where}.data_format: must be \"xml\" or \"json\", not {value!r}")
+    if value == "json" and not kind.json_allowed:
+        raise ConfigError(f"{where}.data_format: {kind.value} channels have no JSON format "
+                          f"(robots are always JSON, WeCom apps always XML)")
+    return value
+
+
 def _modes(table: Mapping[str, Any], where: str, kind: ChannelKind) -> frozenset[Mode]:
-    if kind is not ChannelKind.OFFICIAL_ACCOUNT:
+    if not kind.has_modes:
         if "modes" in table:
-            raise ConfigError(f"{where}.modes: only Official Account channels have encryption modes")
+            raise ConfigError(f"{where}.modes: only Official Account and mini-program channels have "
+                              "encryption modes")
         return kind.default_modes
     raw = _list(table.get("modes", ["safe"]), f"{where}.modes")
     try:
@@ -437,7 +455,7 @@ def _receive_id(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Ma
         if not ids:
             raise ConfigError(f"{where}.receive_ids: must not be empty")
         return ReceiveIdPolicy.one_of(ids)
-    if table.get("skip_receive_id_check") is True:
+    if _get(table, where, "skip_receive_id_check", bool, False):
         return ReceiveIdPolicy.any()
     if "receive_id" in table:
         return ReceiveIdPolicy.exact(_expand(_str(table["receive_id"], f"{where}.receive_id"),

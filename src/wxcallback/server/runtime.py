@@ -64,8 +64,8 @@ class CallbackServer:
             if not channel.websocket and channel.path in RESERVED_PATHS:
                 raise ConfigError(f"channels.{channel.name}.path: {channel.path} is reserved")
         # Import handlers now, so a wrong module name stops the start with the key named.
-        self._handlers = {c.name: load_handler(c.handler, f"channels.{c.name}") for c in config.channels
-                          if c.forward is None}
+        self._handlers = {c.name: load_handler(c.handler, f"channels.{c.name}", config.app_dir)
+                          for c in config.channels if c.forward is None}
 
     async def start(self) -> InboundProtocol:
         """Open the store and build the pipeline (once; later calls return it)."""
@@ -163,7 +163,7 @@ class CallbackServer:
     def refuse(self, method: str, path: str, status: int, outcome: str, detail: str) -> Handled:
         """Answer a request the adapter refused before the pipeline (logged and counted)."""
         started = time.perf_counter()
-        handled = self._refused(path, status, detail.encode()[:200], outcome, detail)
+        handled = self._refused(path, status, f"refused: {outcome}".encode(), outcome, detail)  # no echo
         log_request(method, path, handled.status, handled.record, started)
         self.metrics.observe(handled.record, time.perf_counter() - started)
         return handled
