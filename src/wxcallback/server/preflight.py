@@ -38,7 +38,8 @@ def check_can_listen(host: str, port: int) -> None:
 
 def echo_warnings(config: ServerConfig) -> list[tuple[str, str]]:
     """(channel, sentence) for each channel with neither handler nor forward: it answers real users' texts."""
-    return [(c.name, f"channels.{c.name} ({c.path or "bot " + c.bot_id}) has no handler and no forward: it answers every text "
+    return [(c.name, f"channels.{c.name} ({f'bot {c.bot_id}' if c.websocket else c.path}) has no handler and no "
+                     "forward: it answers every text "
                      f"message by echoing it back (a demo). Set handler = \"module:attribute\" or "
                      f"forward = \"http://…\".")
             for c in config.channels if c.handler is None and c.forward is None]
