@@ -1,6 +1,6 @@
 """Seed inputs for every target, from real callbacks.
 
-The seeds come from the shared WXBizMsgCrypt vectors (envelopes, ciphertexts, decrypted
+The seeds come from the WXBizMsgCrypt test vectors in tests/vectors/ (envelopes, ciphertexts, decrypted
 blocks, URL checks, official samples, each error case) and from callbacks we seal
 ourselves with ``MessageCrypto.encrypt_reply`` for every channel shape, so the fuzzer
 starts from inputs that pass most checks and mutates its way into the corners.
@@ -24,7 +24,8 @@ from .targets import APPID, KEY, OLD_KEY, TOKEN, crypto_variants
 
 __all__ = ["DEFAULT_VECTORS", "SAMPLE_MESSAGES", "seeds", "write_corpus"]
 
-DEFAULT_VECTORS = Path(os.environ.get("WXCALLBACK_VECTORS", "/work/shared/vectors"))
+# The vectors the test suite uses; WXCALLBACK_VECTORS points at another copy.
+DEFAULT_VECTORS = Path(os.environ.get("WXCALLBACK_VECTORS") or Path(__file__).resolve().parents[1] / "tests" / "vectors")
 
 # Callbacks as the platforms send them, one of each common shape.
 SAMPLE_MESSAGES: dict[str, list[str]] = {
@@ -79,8 +80,9 @@ SAMPLE_MESSAGES: dict[str, list[str]] = {
 
 def _load(vectors: Path, name: str) -> list[dict[str, Any]]:
     path = vectors / name
-    if not path.exists():
-        return []
+    if not path.is_file():
+        # Seeds without the vectors would quietly fuzz far less of the protocol.
+        raise FileNotFoundError(f"test vectors not found at {path} (they ship in tests/vectors/)")
     data: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
     return data
 

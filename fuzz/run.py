@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="corpus, artifacts, logs and summary (default .fuzz/, kept between runs)")
     parser.add_argument("--timeout", type=int, default=10, help="seconds one input may run before it is a hang")
     parser.add_argument("--rss-limit-mb", type=int, default=1024, help="memory ceiling of a target process")
-    parser.add_argument("--vectors", type=Path, default=DEFAULT_VECTORS, help="the shared vector files (seeds)")
+    parser.add_argument("--vectors", type=Path, default=DEFAULT_VECTORS, help="the test vector files (seeds; default tests/vectors/)")
     parser.add_argument("--echo", action="store_true", help="show libFuzzer's output while it runs")
     args = parser.parse_args(argv)
     names = list(TARGETS) if args.target == "all" else [args.target]

@@ -45,7 +45,7 @@ __all__ = ["APPID", "KEY", "OLD_KEY", "TARGETS", "TOKEN", "Target", "build_targe
 
 Target = Callable[[bytes], None]
 
-# The WeCom doc sample account: the shared vectors are made with it, so their real
+# The WeCom doc sample account: the test vectors are made with it, so their real
 # signatures verify in the seeds.
 TOKEN = "QDG6eK"
 KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"

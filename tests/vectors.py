@@ -1,7 +1,8 @@
-"""Loading the shared test vectors (produced by running the official and peer SDKs).
+"""Loading the WXBizMsgCrypt test vectors (produced by running the official and peer SDKs).
 
-They live beside the repository in ../shared/vectors (override with WXCALLBACK_VECTORS).
-A missing directory is an error, not a skip: every byte-level claim is checked on them.
+They live in tests/vectors/ (README.md there says where they come from); WXCALLBACK_VECTORS
+points the tests at another copy. A missing file is an error, not a skip: every byte-level
+claim is checked on them.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-VECTORS_DIR = Path(
-    os.environ.get("WXCALLBACK_VECTORS", Path(__file__).resolve().parents[2] / "shared" / "vectors")
-)
+IN_REPOSITORY = Path(__file__).resolve().parent / "vectors"
+VECTORS_DIR = Path(os.environ.get("WXCALLBACK_VECTORS") or IN_REPOSITORY)
 
 
 @cache
@@ -22,8 +22,8 @@ def load(name: str) -> list[dict[str, Any]]:
     path = VECTORS_DIR / name
     if not path.is_file():
         raise FileNotFoundError(
-            f"test vectors not found at {path}: check out the shared/ folder beside the repository "
-            "or set WXCALLBACK_VECTORS"
+            f"test vectors not found at {path}: they ship in tests/vectors/ "
+            "(is WXCALLBACK_VECTORS pointing elsewhere?)"
         )
     data: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
     return data

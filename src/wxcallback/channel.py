@@ -14,7 +14,7 @@ from enum import Enum
 from .core import EnvelopeFormat
 from .messages import Platform
 
-__all__ = ["ChannelKind", "Mode"]
+__all__ = ["ChannelKind", "Mode", "Transport"]
 
 
 class Mode(str, Enum):
@@ -25,12 +25,29 @@ class Mode(str, Enum):
     SAFE = "safe"
 
 
+class Transport(str, Enum):
+    """How a channel's callbacks arrive: POSTs to a callback URL, or a WebSocket the bot opens.
+
+    The WebSocket (long connection) exists for smart robots only (WeCom doc 101463): no
+    public URL, no Token or EncodingAESKey; the bot subscribes with its BotID and Secret.
+    """
+
+    HTTP = "http"
+    WEBSOCKET = "websocket"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class ChannelKind(str, Enum):
     """The kinds of channel; the values are the ``platform`` strings of the configuration."""
 
     OFFICIAL_ACCOUNT = "official-account"
     WECOM_APP = "wecom-app"
     WECOM_ROBOT = "wecom-robot"
+    # Mini program / mini game message push: the Official Account's crypto and URL check,
+    # XML or JSON (data_format), customer-service messages and events.
+    MINIPROGRAM = "miniprogram"
     # The WeChat 3-value signature over plaintext Official Account XML, never encrypted
     # (third-party gateways such as Huawei Cloud AICC's WeChat channel).
     SIGNATURE_ONLY = "signature-only"
@@ -65,7 +82,30 @@ class ChannelKind(str, Enum):
         Official Accounts (in every mode) and signature-only gateways; WeCom sends
         ``msg_signature`` and an encrypted echostr.
         """
-        return self in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.SIGNATURE_ONLY)
+        return self in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM, ChannelKind.SIGNATURE_ONLY)
+
+    @property
+    def has_modes(self) -> bool:
+        """Whether the console offers a choice of encryption mode (plaintext, compatible, safe)."""
+        return self in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM)
+
+    @property
+    def json_allowed(self) -> bool:
+        """Whether the platform lets the console choose JSON as the data format."""
+        return self in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM)
+
+    def envelope_for(self, data_format: str) -> EnvelopeFormat:
+        """The envelope of a channel of this kind in ``data_format`` ("xml" or "json")."""
+        if data_format == "json" and self.json_allowed:
+            return EnvelopeFormat.OA_JSON
+        return self.envelope
+
+    @property
+    def transports(self) -> frozenset[Transport]:
+        """The transports the kind can use: a smart robot also has the long connection."""
+        if self is ChannelKind.WECOM_ROBOT:
+            return frozenset(Transport)
+        return frozenset({Transport.HTTP})
 
     @property
     def default_modes(self) -> frozenset[Mode]:
@@ -77,5 +117,6 @@ _PLATFORM = {
     ChannelKind.OFFICIAL_ACCOUNT: Platform.OFFICIAL_ACCOUNT,
     ChannelKind.WECOM_APP: Platform.WECOM_APP,
     ChannelKind.WECOM_ROBOT: Platform.WECOM_ROBOT,
+    ChannelKind.MINIPROGRAM: Platform.MINIPROGRAM,
     ChannelKind.SIGNATURE_ONLY: Platform.OFFICIAL_ACCOUNT,
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import resource
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.servers import ServerProcess, serve, write_config
-from tests.server.platform import APPID, KEY, TOKEN, Platform
+from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
 
 CHANNELS = {
     "wecom": {"path": "/wecom", "platform": "wecom-app", "token": TOKEN, "encoding_aes_key": KEY,
@@ -148,3 +149,22 @@ def test_the_open_file_limit_is_raised_at_start(tmp_path: Path) -> None:
         assert _url_check_works(process)
     finally:
         process.stop()
+
+
+def test_a_request_in_flight_is_neither_timed_out_nor_evicted(tmp_path: Path) -> None:
+    # the handler takes 1 s, twice the header timeout; meanwhile idle sockets flood the limit
+    channels = {"slow": {"path": "/slow", "platform": "wecom-app", "token": TOKEN, "encoding_aes_key": KEY,
+                         "receive_id": APPID, "handler": "tests.e2e.e2e_handlers:slow_echo", "deadline": 3.0}}
+    config = write_config(tmp_path / "wx.toml", "memory://", channels, header_timeout=0.5, max_connections=5)
+    side = Platform("wecom-app", "/slow")
+    with serve(config) as running, httpx.Client(base_url=running.url, timeout=10) as client:
+        url, data = side.callback(wecom_text("in flight"))
+        result: dict[str, httpx.Response] = {}
+        worker = threading.Thread(target=lambda: result.update(r=client.post(url, content=data)))
+        worker.start()
+        time.sleep(0.2)
+        idle = [_connect(running) for _ in range(10)]
+        worker.join(10)
+        for sock in idle:
+            sock.close()
+        assert "slow: in flight" in side.open_reply(result["r"].content, side.last_nonce)

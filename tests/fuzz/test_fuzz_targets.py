@@ -84,7 +84,8 @@ def test_mutations_are_reproducible() -> None:
     assert list(mutations(corpus, 50, seed=3)) != list(mutations(corpus, 50, seed=4))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="atheris not installed (the fuzz extra)")
+@pytest.mark.skipif(importlib.util.find_spec("atheris") is None,
+                    reason="atheris not installed (wheels for Linux x86_64 only: pip install -e '.[fuzz]')")
 @pytest.mark.parametrize("target", ["envelope-xml", "ciphertext", "message-wecom-robot", "http"])
 def test_coverage_guided_run_finds_no_crash_hang_or_leak(target: str, tmp_path: Path) -> None:
     result = run_target(target, ATHERIS_INPUTS, tmp_path, timeout=10, rss_limit_mb=1024)

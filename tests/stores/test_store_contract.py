@@ -702,3 +702,111 @@ def test_store_errors_are_library_errors_outside_the_protocol_codes() -> None:
     error = StreamStateError("too long")
     assert isinstance(error, StoreError) and isinstance(error, WXCallbackError)
     assert error.code is ErrorCode.OK  # the official codes are for protocol failures only
+
+
+# -- leases ---------------------------------------------------------------------------------------
+
+
+def test_a_lease_has_one_holder_until_it_is_released(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.lease_owner("longconn:bot") is None
+        assert await store.acquire_lease("longconn:bot", "a", 30) is True
+        assert await store.acquire_lease("longconn:bot", "b", 30) is False
+        assert await store.lease_owner("longconn:bot") == "a"
+        assert await store.acquire_lease("longconn:bot", "a", 30) is True  # re-acquiring extends it
+        await store.release_lease("longconn:bot", "b")  # not b's: nothing happens
+        assert await store.lease_owner("longconn:bot") == "a"
+        await store.release_lease("longconn:bot", "a")
+        assert await store.lease_owner("longconn:bot") is None
+        assert await store.acquire_lease("longconn:bot", "b", 30) is True
+        assert await store.acquire_lease("longconn:other", "a", 30) is True
+
+    backend.run(scenario)
+
+
+def test_concurrent_acquires_of_one_lease_give_it_to_exactly_one(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        results = await asyncio.gather(*(store.acquire_lease("l", f"holder-{i}", 30) for i in range(10)))
+        assert sorted(results) == [False] * 9 + [True]
+        assert await store.lease_owner("l") == f"holder-{results.index(True)}"
+
+    backend.run(scenario)
+
+
+def test_a_lease_renewed_by_its_holder_outlives_its_first_ttl(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.acquire_lease("l", "a", 1)
+        await backend.advance(0.6)
+        assert await store.renew_lease("l", "a", 1) is True
+        await backend.advance(0.6)
+        assert await store.lease_owner("l") == "a"
+        assert await store.acquire_lease("l", "b", 1) is False
+
+    backend.run(scenario)
+
+
+def test_an_expired_lease_is_taken_over_and_never_renewed_by_its_old_holder(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.acquire_lease("l", "a", 1)
+        await backend.advance(1.3)
+        assert await store.lease_owner("l") is None
+        assert await store.renew_lease("l", "a", 1) is False  # lapsed: renewing does not take it back
+        assert await store.acquire_lease("l", "b", 5) is True
+        assert await store.renew_lease("l", "a", 5) is False
+        await store.release_lease("l", "a")
+        assert await store.lease_owner("l") == "b"
+
+    backend.run(scenario)
+
+
+def test_a_lease_is_handed_over_only_from_the_named_holder(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.acquire_lease("l", "a", 30)
+        assert await store.acquire_lease("l", "marker", 30, replacing="someone-else") is False
+        assert await store.acquire_lease("l", "marker", 30, replacing="a") is True
+        assert await store.lease_owner("l") == "marker"
+        assert await store.renew_lease("l", "a", 30) is False
+
+    backend.run(scenario)
+
+
+def test_lease_arguments_are_checked(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        with pytest.raises(StoreError):
+            await store.acquire_lease("", "a", 30)
+        with pytest.raises(StoreError):
+            await store.acquire_lease("l", "a", 0)
+        with pytest.raises(StoreError):
+            await store.renew_lease("l", "", 30)
+
+    backend.run(scenario)
+
+
+# -- request queues -------------------------------------------------------------------------------
+
+
+def test_requests_are_taken_oldest_first_each_by_one_taker(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.pop_requests("send:bot", 10) == []
+        for i in range(5):
+            await store.push_request("send:bot", f"r{i}".encode() + b"\x00\xff:", 60)
+        await store.push_request("send:other", b"x", 60)
+        assert await store.pop_requests("send:bot", 2) == [b"r0\x00\xff:", b"r1\x00\xff:"]
+        takers = await asyncio.gather(store.pop_requests("send:bot", 10), store.pop_requests("send:bot", 10))
+        assert sorted(takers[0] + takers[1]) == [b"r2\x00\xff:", b"r3\x00\xff:", b"r4\x00\xff:"]
+        assert await store.pop_requests("send:bot", 10) == []
+        assert await store.pop_requests("send:other", 10) == [b"x"]
+
+    backend.run(scenario)
+
+
+def test_a_request_left_past_its_ttl_is_dropped_unread(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.push_request("q", b"old", 1)
+        await backend.advance(1.3)
+        await store.push_request("q", b"new", 60)
+        assert await store.pop_requests("q", 10) == [b"new"]
+        with pytest.raises(StoreError):
+            await store.pop_requests("q", 0)
+
+    backend.run(scenario)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from . import keys, messages, signature, url  # noqa: F401 - importing registers the commands
+from . import init, keys, messages, signature, url  # noqa: F401 - importing registers the commands
 from .app import main
 
 
@@ -18,17 +18,19 @@ def _add_server_commands() -> None:
     try:
         from ..server.command import serve
         from ..server.outbox_command import outbox
+        from ..server.send_command import send
         from ..simulator.command import simulate
         from ..simulator.longconn_command import fake_platform
     except ImportError as exc:
         missing = exc.name or "a server dependency"
-        for name in ("serve", "simulate", "fake-platform", "outbox"):
+        for name in ("serve", "simulate", "fake-platform", "outbox", "send"):
             _unavailable(name, missing)
         return
     main.add_command(serve)
     main.add_command(simulate)
     main.add_command(fake_platform)
     main.add_command(outbox)
+    main.add_command(send)
 
 
 def _unavailable(name: str, missing: str) -> None:

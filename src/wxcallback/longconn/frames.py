@@ -65,6 +65,7 @@ __all__ = [
     "parse_frame",
     "parse_request",
     "ping_frame",
+    "reply_command",
     "reply_frame",
     "respond_frame",
     "send_msg_frame",
@@ -473,17 +474,25 @@ def reply_frame(reply: Reply, to: Callback) -> Frame | None:
     check_reply(reply, message)
     if isinstance(reply, EmptyReply):
         return None
+    body = json.loads(render_reply(reply, message))
+    return respond_frame(reply_command(to, message), to.req_id, body)
+
+
+def reply_command(to: Callback, message: Message | None = None) -> str:
+    """The command that answers ``to``: aibot_respond_welcome_msg for enter_chat,
+    aibot_respond_update_msg for template_card_event, aibot_respond_msg for a message.
+
+    Other events take no reply on their req_id (FrameBuildError): the platform answers 846605.
+    """
+    message = to.message() if message is None else message
     if isinstance(message, EnterChatEvent):
-        cmd = Cmd.RESPOND_WELCOME
-    elif isinstance(message, RobotTemplateCardEvent):
-        cmd = Cmd.RESPOND_UPDATE
-    elif to.is_event:
+        return Cmd.RESPOND_WELCOME
+    if isinstance(message, RobotTemplateCardEvent):
+        return Cmd.RESPOND_UPDATE
+    if to.is_event:
         raise FrameBuildError(f"a {to.eventtype!r} event takes no reply on its req_id; "
                               "send a proactive message (aibot_send_msg) instead")
-    else:
-        cmd = Cmd.RESPOND_MSG
-    body = json.loads(render_reply(reply, message))
-    return respond_frame(cmd, to.req_id, body)
+    return Cmd.RESPOND_MSG
 
 
 # --- media upload -----------------------------------------------------------------------

@@ -92,7 +92,21 @@ class Message:
         Official Accounts: ``success`` (recommended by the doc; an empty body works too).
         WeCom apps and robots: an empty body. WeCom suite instructions: ``success``.
         """
-        return _SUCCESS if self.platform is Platform.OFFICIAL_ACCOUNT else _EMPTY
+        return _SUCCESS if self.platform.is_official_account_like else _EMPTY
+
+    @property
+    def data_format(self) -> str:
+        """``"json"`` or ``"xml"``: how the callback arrived, and so how its reply is written."""
+        if self.platform is Platform.WECOM_ROBOT:
+            return "json"
+        plaintext = self._plaintext
+        if plaintext is None:
+            return "xml"
+        head = plaintext[:64].lstrip() if isinstance(plaintext, str) else bytes(plaintext[:64]).lstrip()
+        if isinstance(head, bytes):
+            head = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+            return "json" if head.startswith(b"{") else "xml"
+        return "json" if head.lstrip("\ufeff ").startswith("{") else "xml"
 
     @property
     def dedup_key(self) -> str:

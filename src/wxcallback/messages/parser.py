@@ -35,6 +35,7 @@ _EVENT_TYPES = frozenset({"event", "device_event"})
 
 _EVENTS_BY_PLATFORM = {
     Platform.OFFICIAL_ACCOUNT: {**EVENT_CLASSES, **OA_EVENT_CLASSES},
+    Platform.MINIPROGRAM: {**EVENT_CLASSES, **OA_EVENT_CLASSES},
     Platform.WECOM_APP: WECOM_EVENT_CLASSES,
 }
 
@@ -234,7 +235,7 @@ def _instruction_class(raw: dict[str, Any], platform: Platform, info_type: str) 
     # decides; without either, the channel's platform does.
     if lookup(raw, ("SuiteId", "ServiceCorpId")) is not MISSING:
         return INSTRUCTION_CLASSES.get(info_type, SuiteInstruction)
-    if lookup(raw, ("AppId",)) is not MISSING or platform is Platform.OFFICIAL_ACCOUNT:
+    if lookup(raw, ("AppId",)) is not MISSING or platform.is_official_account_like:
         return COMPONENT_CLASSES.get(info_type, ComponentInstruction)
     return INSTRUCTION_CLASSES.get(info_type, SuiteInstruction)
 

@@ -1,4 +1,4 @@
-"""The three callback platforms a message can come from."""
+"""The callback platforms a message can come from."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ class Platform(str, Enum):
     OFFICIAL_ACCOUNT = "official-account"
     WECOM_APP = "wecom-app"
     WECOM_ROBOT = "wecom-robot"
+    # Mini programs and mini games: the Official Account's fields and crypto, XML or JSON,
+    # customer-service messages and events; no passive reply but "success" or a transfer.
+    MINIPROGRAM = "miniprogram"
+
+    @property
+    def is_official_account_like(self) -> bool:
+        """Official Account field names (ToUserName, MsgType, …) and "success" for no reply."""
+        return self in (Platform.OFFICIAL_ACCOUNT, Platform.MINIPROGRAM)
 
     def __str__(self) -> str:
         return self.value

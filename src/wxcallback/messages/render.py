@@ -100,9 +100,15 @@ def check_reply(reply: Reply, to: Message) -> None:
             _refuse(reply, to, "Official Accounts accept text, image, voice, video, music, news, "
                                "transfer_customer_service, success or an empty body")
         return
+    if platform is Platform.MINIPROGRAM:
+        # message push has no passive content reply: customer-service messages go by API
+        if not isinstance(reply, (TransferCustomerServiceReply, SuccessReply, EmptyReply)):
+            _refuse(reply, to, "mini programs accept only transfer_customer_service, success or an empty body "
+                               "(send content with the customer-service message API)")
+        return
     if isinstance(reply, TransferCustomerServiceReply):
-        _refuse(reply, to, "only Official Accounts can transfer a conversation to customer service "
-                           "(WeCom 微信客服 is driven by its own API)")
+        _refuse(reply, to, "only Official Accounts and mini programs can transfer a conversation to customer "
+                           "service (WeCom 微信客服 is driven by its own API)")
     if platform is Platform.WECOM_APP:
         if isinstance(reply, _WECOM_CARD_REPLIES):
             if to.event not in _WECOM_CARD_EVENTS:
@@ -162,6 +168,8 @@ def render_reply(reply: Reply, to: Message, *, create_time: int | None = None) -
         create_time = int(time.time())
     elif not isinstance(create_time, int) or isinstance(create_time, bool) or create_time < 0:
         raise InvalidReplyError("create_time must be a non-negative int (Unix seconds)")
+    if to.data_format == "json":  # a JSON push (mini programs) is answered in JSON
+        return _render_oa_json(reply, to, create_time)
     return _render_xml(reply, to, create_time)
 
 
@@ -272,6 +280,36 @@ def _mapping_to_xml(data: Mapping[str, Any], what: str, out: list[str], depth: i
             else:
                 raise InvalidReplyError(f"{path} holds a {type(item).__name__}; use text, int, bool, "
                                         "a mapping or a list")
+
+
+def _render_oa_json(reply: Reply, to: Message, create_time: int) -> str:
+    """The JSON form of an Official Account-style reply: the XML's element names as keys,
+    nested objects for nested elements, an array for the articles."""
+    body: dict[str, Any] = {"ToUserName": to.source, "FromUserName": to.target, "CreateTime": create_time,
+                            "MsgType": reply.type}
+    if isinstance(reply, TextReply):
+        body["Content"] = reply.content
+    elif isinstance(reply, (ImageReply, VoiceReply)):
+        body[type(reply).type.capitalize()] = {"MediaId": reply.media_id}
+    elif isinstance(reply, VideoReply):
+        body["Video"] = {"MediaId": reply.media_id, "Title": reply.title, "Description": reply.description}
+    elif isinstance(reply, MusicReply):
+        body["Music"] = {"Title": reply.title, "Description": reply.description, "MusicUrl": reply.music_url,
+                         "HQMusicUrl": reply.hq_music_url, "ThumbMediaId": reply.thumb_media_id}
+    elif isinstance(reply, NewsReply):
+        limit = news_article_limit(reply, to)
+        if len(reply.articles) > limit:
+            raise InvalidReplyError(
+                f"news reply has {len(reply.articles)} articles; {_describe(to)} accepts at most {limit}")
+        body["ArticleCount"] = len(reply.articles)
+        body["Articles"] = [{"Title": a.title, "Description": a.description, "PicUrl": a.pic_url, "Url": a.url}
+                            for a in reply.articles]
+    elif isinstance(reply, TransferCustomerServiceReply):
+        if reply.kf_account is not None:
+            body["TransInfo"] = {"KfAccount": reply.kf_account}
+    else:  # pragma: no cover - check_reply admits only the types above for these platforms
+        raise InvalidReplyError(f"{type(reply).__name__} has no JSON form")
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
 # --- JSON (robot) ---------------------------------------------------------------------

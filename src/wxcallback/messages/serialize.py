@@ -145,6 +145,7 @@ _BUILDERS: dict[str, _Builder] = {
 REPLY_TYPES: dict[Platform, frozenset[str]] = {
     Platform.OFFICIAL_ACCOUNT: frozenset({"empty", "success", "text", "image", "voice", "video", "music",
                                           "news", "transfer_customer_service"}),
+    Platform.MINIPROGRAM: frozenset({"empty", "success", "transfer_customer_service"}),
     Platform.WECOM_APP: frozenset({"empty", "success", "text", "image", "voice", "video", "news",
                                    "update_button", "update_template_card"}),
     Platform.WECOM_ROBOT: frozenset({"empty", "text", "template_card", "stream", "stream_with_template_card",

@@ -21,6 +21,7 @@ import click
 
 from ..channel import ChannelKind
 from .config import ConfigError, ServerConfig, load_config, parse_config
+from .preflight import ListenError, check_can_listen, echo_warnings
 
 __all__ = ["serve"]
 
@@ -62,14 +63,17 @@ def _flag_config(platform: str, token: str | None, key: str | None, receive_id: 
 @click.option("--store", default=None, help="memory:// | sqlite:///file.db | redis://host:port/0 "
                                             "(default: the config's, or sqlite:///wxcallback.db).")
 @click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Listen port (default 8000).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Listen port (default 8000; 0: any free port).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
 @click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--app-dir", type=click.Path(file_okay=False), default=None,
+              help="Import handler modules from this directory first (default: the config's app_dir, "
+                   "or the working directory).")
 @click.option("--check", is_flag=True, help="Check the configuration and exit.")
 def serve(config_path: str | None, platform: str | None, token: str | None, key: str | None,
           receive_id: str | None, modes: tuple[str, ...], path: str, handler: str | None, forward: str | None,
           store: str | None, host: str | None, port: int | None, workers: int | None, log_level: str | None,
-          check: bool) -> None:
+          app_dir: str | None, check: bool) -> None:
     """Run the callback server (all channels of --config, or one channel from flags)."""
     try:
         if config_path is not None:
@@ -85,8 +89,13 @@ def serve(config_path: str | None, platform: str | None, token: str | None, key:
         else:
             raise ConfigError("give --config FILE, or --platform with --token (see --help)")
         overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers, "log_level": log_level,
-                                       "store": store}.items() if v is not None}
+                                       "store": store, "app_dir": app_dir}.items() if v is not None}
+        # The workers import the handlers too: give them the directory this command resolved.
+        overrides["app_dir"] = os.path.abspath(app_dir if app_dir is not None else config.app_dir)
         config = _with(config, overrides)
+        if config.workers > 1 and config.store.startswith("memory:") and any(c.websocket for c in config.channels):
+            raise ConfigError("server.store: memory:// is private to each worker, so every worker would open the "
+                              "bot's long connection and they would evict each other; use sqlite:// or redis://")
         # Build the app once here so every problem (keys, handler imports) shows before binding.
         from .app import create_app
 
@@ -95,8 +104,11 @@ def serve(config_path: str | None, platform: str | None, token: str | None, key:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
     if check:
+        for _, warning in echo_warnings(config):
+            click.echo(f"warning: {warning}", err=True)
         click.echo(f"configuration OK: {len(config.channels)} channel(s): "
-                   + ", ".join(f"{c.name} {c.kind} {c.path}" for c in config.channels))
+                   + ", ".join(f"{c.name} {c.kind} " + (f"websocket {c.bot_id}" if c.websocket else c.path)
+                               for c in config.channels))
         return
     _check_store(config)
     _run(config, env_config)
@@ -136,12 +148,23 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     from .jsonlog import configure_logging, redact_url, uvicorn_log_config
 
     configure_logging(config.log_level)
+    for channel_name, warning in echo_warnings(config):
+        _LOG.warning(json.dumps({"outcome": "demo_echo", "channel": channel_name, "detail": warning},
+                                ensure_ascii=False))
+    # Before the "starting" line: a port in use is reported with its address, and nothing else.
+    try:
+        check_can_listen(config.host, config.port)
+    except ListenError as exc:
+        _LOG.error(json.dumps({"outcome": "listen_failed", "listen": f"http://{config.host}:{config.port}",
+                               "detail": str(exc)}, ensure_ascii=False))
+        sys.exit(1)
     for name in ("WXCALLBACK_CONFIG", "WXCALLBACK_CONFIG_JSON"):
         os.environ.pop(name, None)
     os.environ.update(env_config)
     # The config's overrides travel to the workers too.
     os.environ["WXCALLBACK_OVERRIDES"] = json.dumps({"host": config.host, "port": config.port,
-                                                      "store": config.store, "log_level": config.log_level})
+                                                      "store": config.store, "log_level": config.log_level,
+                                                      "app_dir": config.app_dir})
     # Room for every allowed connection plus the store, the logs and the listener.
     reserve = 64
     files = raise_open_file_limit(config.max_connections + reserve)
@@ -156,7 +179,9 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wxcallback-metrics-")
     _LOG.info(json.dumps({"outcome": "starting", "listen": f"http://{config.host}:{config.port}",
                           "workers": config.workers, "store": redact_url(config.store), "channels": [
-                              {"name": c.name, "path": c.path, "platform": str(c.kind)}
+                              {"name": c.name, "platform": str(c.kind)}
+                              | ({"transport": "websocket", "bot_id": c.bot_id, "url": redact_url(c.url)}
+                                 if c.websocket else {"path": c.path})
                               | ({"forward": redact_url(c.forward)} if c.forward else {})
                               for c in config.channels]}, ensure_ascii=False))
     for channel in config.channels:
@@ -164,6 +189,13 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
             _LOG.warning(json.dumps({"outcome": "replay_guard_off", "channel": channel.name,
                                      "detail": f"channels.{channel.name}.replay_window = 0: captured requests can "
                                                "be replayed at any time; set a window (300 s is the default)"}))
+    if any(c.websocket for c in config.channels):
+        import asyncio
+
+        from .longconn_channel import clear_stay_down
+
+        # A connection that ended for good (evicted, refused) kept every worker down until now.
+        asyncio.run(clear_stay_down(config))
     uvicorn.run("wxcallback.server.environment:app_from_environment", factory=True, host=config.host, port=config.port,
                 workers=config.workers, log_level=config.log_level, access_log=False,
                 http="wxcallback.server.connections:GuardedHTTPProtocol",

@@ -19,6 +19,13 @@
     modes = ["safe"]                       # Official Accounts: plaintext | compatible | safe
     handler = "myapp.handlers:router"      # or forward = "http://127.0.0.1:9000/wechat"
 
+    [channels.assistant]                   # a smart robot over its long connection: no URL, no keys
+    platform = "wecom-robot"
+    transport = "websocket"                # default "http"
+    bot_id = "${WECOM_BOT_ID}"
+    secret = "${WECOM_BOT_SECRET}"
+    handler = "assistant.bot:router"
+
 A bad configuration is refused at start with a line naming the key
 (``channels.oa.encoding_aes_key: EncodingAESKey must be 43 characters …``), never
 with a traceback; secret values never appear in that line.
@@ -34,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..channel import ChannelKind, Mode
+from ..channel import ChannelKind, Mode, Transport
 from ..core import MessageCrypto, ReceiveIdPolicy, WXCallbackError
 
 if sys.version_info >= (3, 11):
@@ -48,6 +55,7 @@ __all__ = [
     "ConfigError",
     "Mode",
     "ServerConfig",
+    "Transport",
     "load_config",
     "parse_config",
 ]
@@ -57,6 +65,8 @@ DEFAULT_MAX_BODY = 1024 * 1024
 # with a margin for the network and the reply's own encryption.
 PLATFORM_DEADLINE = 5.0
 DEFAULT_DEADLINE_MARGIN = 1.0
+# The platform's long-connection endpoint (WeCom doc 101463); private deployments have their own.
+DEFAULT_LONGCONN_URL = "wss://openws.work.weixin.qq.com"
 
 
 class ConfigError(WXCallbackError, ValueError):
@@ -92,6 +102,27 @@ class ChannelConfig:
     replay_window: float = 300.0
     dedup_ttl: float = 300.0
     debug: bool = False
+    # the data format chosen in the console ("xml" or "json": mini programs, Official Accounts)
+    data_format: str = "xml"
+    # The long connection (transport = "websocket"): a smart robot's BotID and Secret, and
+    # the connection's timing; see docs/longconn.md. Unused by callback-URL channels.
+    transport: Transport = Transport.HTTP
+    bot_id: str = ""
+    secret: str = field(default="", repr=False)
+    url: str = DEFAULT_LONGCONN_URL
+    heartbeat_interval: float = 30.0
+    missed_pings: int = 2
+    ack_timeout: float = 5.0
+    reconnect_delay: float = 1.0
+    reconnect_max_delay: float = 30.0
+    max_subscribe_failures: int = 5
+    lease_ttl: float = 15.0
+    stream_interval: float = 0.5
+
+    @property
+    def websocket(self) -> bool:
+        """Whether the channel's callbacks come over the long connection (no callback URL)."""
+        return self.transport is Transport.WEBSOCKET
 
     @property
     def accepts_encrypted(self) -> bool:
@@ -107,10 +138,12 @@ class ChannelConfig:
         if self.encoding_aes_key is None:
             return None
         return MessageCrypto(self.token, self.encoding_aes_key, self.receive_id,
-                             previous_keys=self.previous_keys, envelope=self.kind.envelope, digest=self.digest)
+                             previous_keys=self.previous_keys, envelope=self.kind.envelope_for(self.data_format),
+                             digest=self.digest)
 
     def __repr__(self) -> str:
-        return f"ChannelConfig(name={self.name!r}, path={self.path!r}, kind={self.kind.value!r})"
+        where = f"bot_id={self.bot_id!r}" if self.websocket else f"path={self.path!r}"
+        return f"ChannelConfig(name={self.name!r}, {where}, kind={self.kind.value!r})"
 
 
 @dataclass(frozen=True)
@@ -135,6 +168,8 @@ class ServerConfig:
     max_connections: int = 1000
     # where /healthz and /metrics are served: "" the callback port, "host:port", or "off"
     ops_listen: str = ""
+    # Where handler modules are imported from first (relative to the working directory).
+    app_dir: str = "."
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> ServerConfig:
@@ -159,13 +194,21 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     server = _table(data.get("server", {}), "server")
     _only(server, "server", {"host", "port", "workers", "store", "max_body_bytes", "log_level",
                              "shutdown_grace", "body_timeout", "max_header_bytes", "max_headers",
-                             "header_timeout", "max_connections", "ops_listen"})
+                             "header_timeout", "max_connections", "ops_listen", "app_dir"})
     channels_table = _table(data.get("channels", {}), "channels")
     if not channels_table:
         raise ConfigError("channels: at least one channel is needed ([channels.NAME] with path, platform, token)")
     channels = tuple(_channel(name, _table(value, f"channels.{name}"), env) for name, value in channels_table.items())
     paths: dict[str, str] = {}
+    bots: dict[str, str] = {}
     for channel in channels:
+        if channel.websocket:
+            # Two connections for one bot evict each other (one connection per bot, doc 101463).
+            if channel.bot_id in bots:
+                raise ConfigError(f"channels.{channel.name}.bot_id: {channel.bot_id!r} is already used by "
+                                  f"channels.{bots[channel.bot_id]} (the platform keeps one connection per bot)")
+            bots[channel.bot_id] = channel.name
+            continue
         if channel.path in paths:
             raise ConfigError(f"channels.{channel.name}.path: {channel.path!r} is already used by "
                               f"channels.{paths[channel.path]}")
@@ -185,6 +228,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         header_timeout=_number(server, "server", "header_timeout", 5.0, 0.1, 600.0),
         max_connections=_int(server, "server", "max_connections", 1000, 1, 1_000_000),
         ops_listen=_ops_listen(server),
+        app_dir=_get(server, "server", "app_dir", str, "."),
     )
 
 
@@ -207,11 +251,19 @@ def _ops_listen(server: Mapping[str, Any]) -> str:
     return value
 
 
-_CHANNEL_KEYS = {
-    "path", "platform", "token", "encoding_aes_key", "previous_keys", "receive_id", "receive_ids",
-    "skip_receive_id_check", "modes", "require_encryption", "digest", "handler", "forward", "forward_timeout",
-    "forward_max_age",
-    "deadline", "replay_window", "dedup_ttl", "debug",
+# What only a callback URL has, and what only the long connection has: each is refused on
+# the other transport, naming the key.
+_HTTP_KEYS = {
+    "path", "token", "encoding_aes_key", "previous_keys", "receive_id", "receive_ids", "skip_receive_id_check",
+    "modes", "require_encryption", "digest", "replay_window", "data_format",
+}
+_WEBSOCKET_KEYS = {
+    "bot_id", "secret", "url", "heartbeat_interval", "missed_pings", "ack_timeout", "reconnect_delay",
+    "reconnect_max_delay", "max_subscribe_failures", "lease_ttl", "stream_interval",
+}
+_CHANNEL_KEYS = _HTTP_KEYS | _WEBSOCKET_KEYS | {
+    "platform", "transport", "handler", "forward", "forward_timeout", "forward_max_age", "deadline",
+    "dedup_ttl", "debug",
 }
 
 
@@ -219,6 +271,12 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
     where = f"channels.{name}"
     _only(table, where, _CHANNEL_KEYS)
     kind = _kind(_get(table, where, "platform", str, None), where)
+    transport = _transport(table, where, kind)
+    if transport is Transport.WEBSOCKET:
+        return _websocket_channel(name, table, env, kind)
+    for refused in sorted(_WEBSOCKET_KEYS & set(table)):
+        raise ConfigError(f"{where}.{refused}: only a long-connection channel (transport = \"websocket\") "
+                          f"takes {refused}")
     path = _get(table, where, "path", str, None)
     if not path.startswith("/"):
         raise ConfigError(f"{where}.path: must start with '/', not {path!r}")
@@ -236,14 +294,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         for i, value in enumerate(_list(table.get("previous_keys", []), f"{where}.previous_keys"))
     )
     policy = _receive_id(table, where, kind, env, required=needs_key)
-    handler = table.get("handler")
-    forward = table.get("forward")
-    if handler is not None and forward is not None:
-        raise ConfigError(f"{where}: set either handler or forward, not both")
-    if handler is not None and (not isinstance(handler, str) or ":" not in handler):
-        raise ConfigError(f"{where}.handler: must be 'module:attribute', not {handler!r}")
-    if forward is not None and (not isinstance(forward, str) or not re.match(r"https?://", forward)):
-        raise ConfigError(f"{where}.forward: must be an http:// or https:// URL, not {forward!r}")
+    handler, forward = _answerer(table, where)
     deadline = _number(table, where, "deadline", PLATFORM_DEADLINE - DEFAULT_DEADLINE_MARGIN, 0.05, 30.0)
     replay_window = _number(table, where, "replay_window", 300.0, 0.0, 86400.0)
     # An encrypted request replayed inside the window is answered from the dedup cache
@@ -271,6 +322,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         replay_window=replay_window,
         dedup_ttl=dedup_ttl,
         debug=_get(table, where, "debug", bool, False),
+        data_format=_data_format(table, where, kind),
     )
     # Build the crypto once now so a bad key or digest is refused at start, naming the key.
     try:
@@ -281,6 +333,81 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
     return config
 
 
+def _answerer(table: Mapping[str, Any], where: str) -> tuple[str | None, str | None]:
+    """The channel's ``handler`` or ``forward`` (at most one), checked."""
+    handler = table.get("handler")
+    forward = table.get("forward")
+    if handler is not None and forward is not None:
+        raise ConfigError(f"{where}: set either handler or forward, not both")
+    if handler is not None and (not isinstance(handler, str) or ":" not in handler):
+        raise ConfigError(f"{where}.handler: must be 'module:attribute', not {handler!r}")
+    if forward is not None and (not isinstance(forward, str) or not re.match(r"https?://", forward)):
+        raise ConfigError(f"{where}.forward: must be an http:// or https:// URL, not {forward!r}")
+    return handler, forward
+
+
+def _transport(table: Mapping[str, Any], where: str, kind: ChannelKind) -> Transport:
+    value = _get(table, where, "transport", str, Transport.HTTP.value)
+    try:
+        transport = Transport(value)
+    except ValueError:
+        raise ConfigError(f"{where}.transport: must be http or websocket, not {value!r}") from None
+    if transport not in kind.transports:
+        raise ConfigError(f"{where}.transport: only wecom-robot channels have a long connection (websocket); "
+                          f"{kind} channels use http")
+    return transport
+
+
+def _websocket_channel(name: str, table: Mapping[str, Any], env: Mapping[str, str],
+                       kind: ChannelKind) -> ChannelConfig:
+    """A smart robot over its long connection: BotID and Secret instead of a URL and keys."""
+    where = f"channels.{name}"
+    for key in sorted(_HTTP_KEYS & set(table)):
+        raise ConfigError(f"{where}.{key}: a long-connection channel (transport = \"websocket\") has no "
+                          f"{key}: it subscribes with bot_id and secret, and its frames are not encrypted")
+    bot_id = _expand(_get(table, where, "bot_id", str, None), f"{where}.bot_id", env)
+    if not bot_id:
+        raise ConfigError(f"{where}.bot_id: must not be empty (the robot's BotID)")
+    secret = _expand(_get(table, where, "secret", str, None), f"{where}.secret", env)
+    if not secret:
+        raise ConfigError(f"{where}.secret: must not be empty (the robot's long-connection Secret)")
+    url = _expand(_get(table, where, "url", str, DEFAULT_LONGCONN_URL), f"{where}.url", env)
+    if not url.startswith(("wss://", "ws://")):
+        raise ConfigError(f"{where}.url: must be a wss:// (or ws://) address, not {url[:100]!r}")
+    handler, forward = _answerer(table, where)
+    deadline = _number(table, where, "deadline", PLATFORM_DEADLINE - DEFAULT_DEADLINE_MARGIN, 0.05, 30.0)
+    reconnect_delay = _number(table, where, "reconnect_delay", 1.0, 0.01, 600.0)
+    reconnect_max_delay = _number(table, where, "reconnect_max_delay", 30.0, 0.01, 3600.0)
+    if reconnect_max_delay < reconnect_delay:
+        raise ConfigError(f"{where}.reconnect_max_delay ({reconnect_max_delay:g} s) is shorter than "
+                          f"{where}.reconnect_delay ({reconnect_delay:g} s)")
+    return ChannelConfig(
+        name=name,
+        path="",
+        kind=kind,
+        token="",
+        handler=handler,
+        forward=_expand(forward, f"{where}.forward", env) if forward else None,
+        forward_timeout=_number(table, where, "forward_timeout", min(3.0, deadline), 0.05, 60.0),
+        forward_max_age=_number(table, where, "forward_max_age", 86400.0, 60.0, 30 * 86400.0),
+        deadline=deadline,
+        dedup_ttl=_number(table, where, "dedup_ttl", 300.0, 30.0, 86400.0),
+        debug=_get(table, where, "debug", bool, False),
+        transport=Transport.WEBSOCKET,
+        bot_id=bot_id,
+        secret=secret,
+        url=url,
+        heartbeat_interval=_number(table, where, "heartbeat_interval", 30.0, 0.05, 3600.0),
+        missed_pings=_int(table, where, "missed_pings", 2, 1, 100),
+        ack_timeout=_number(table, where, "ack_timeout", 5.0, 0.05, 600.0),
+        reconnect_delay=reconnect_delay,
+        reconnect_max_delay=reconnect_max_delay,
+        max_subscribe_failures=_int(table, where, "max_subscribe_failures", 5, 1, 1000),
+        lease_ttl=_number(table, where, "lease_ttl", 15.0, 0.5, 3600.0),
+        stream_interval=_number(table, where, "stream_interval", 0.5, 0.0, 60.0),
+    )
+
+
 def _kind(value: str, where: str) -> ChannelKind:
     try:
         return ChannelKind(value)
@@ -289,10 +416,21 @@ def _kind(value: str, where: str) -> ChannelKind:
         raise ConfigError(f"{where}.platform: must be one of {names}, not {value!r}") from None
 
 
+def _data_format(table: Mapping[str, Any], where: str, kind: ChannelKind) -> str:
+    value: str = _get(table, where, "data_format", str, "xml").lower()
+    if value not in ("xml", "json"):
+        raise ConfigError(f"{where}.data_format: must be \"xml\" or \"json\", not {value!r}")
+    if value == "json" and not kind.json_allowed:
+        raise ConfigError(f"{where}.data_format: {kind.value} channels have no JSON format "
+                          f"(robots are always JSON, WeCom apps always XML)")
+    return value
+
+
 def _modes(table: Mapping[str, Any], where: str, kind: ChannelKind) -> frozenset[Mode]:
-    if kind is not ChannelKind.OFFICIAL_ACCOUNT:
+    if not kind.has_modes:
         if "modes" in table:
-            raise ConfigError(f"{where}.modes: only Official Account channels have encryption modes")
+            raise ConfigError(f"{where}.modes: only Official Account and mini-program channels have "
+                              "encryption modes")
         return kind.default_modes
     raw = _list(table.get("modes", ["safe"]), f"{where}.modes")
     try:
@@ -317,7 +455,7 @@ def _receive_id(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Ma
         if not ids:
             raise ConfigError(f"{where}.receive_ids: must not be empty")
         return ReceiveIdPolicy.one_of(ids)
-    if table.get("skip_receive_id_check") is True:
+    if _get(table, where, "skip_receive_id_check", bool, False):
         return ReceiveIdPolicy.any()
     if "receive_id" in table:
         return ReceiveIdPolicy.exact(_expand(_str(table["receive_id"], f"{where}.receive_id"),

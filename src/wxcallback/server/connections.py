@@ -177,6 +177,35 @@ class _HeadWithBody:
         return getattr(self._transport, name)
 
 
+# One sweep per worker and second, rather than a timer per connection and request: a
+# connection still waiting for its head past header_timeout is closed (within a second).
+_SWEEP_INTERVAL = 1.0
+_sweepers: set[asyncio.AbstractEventLoop] = set()
+
+
+def _ensure_sweeper(loop: asyncio.AbstractEventLoop, connections: set[Any], timeout: float) -> None:
+    if loop in _sweepers:
+        return
+    _sweepers.add(loop)
+
+    def sweep() -> None:
+        if loop.is_closed():
+            _sweepers.discard(loop)
+            return
+        deadline = time.monotonic() - timeout
+        for connection in list(connections):
+            waiting_since = getattr(connection, "_waiting_since", None)
+            if (waiting_since is not None and waiting_since < deadline and connection._refusal is None
+                    and not connection.transport.is_closing()):
+                connection._head_timed_out()
+        if connections:
+            loop.call_later(min(_SWEEP_INTERVAL, timeout), sweep)
+        else:
+            _sweepers.discard(loop)  # restarted by the next connection
+
+    loop.call_later(min(_SWEEP_INTERVAL, timeout), sweep)
+
+
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
 
 
@@ -192,8 +221,9 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_fields = 0
         self._tail = b""
-        self._waiting_since = time.monotonic()
-        self._head_timer: asyncio.TimerHandle | None = None
+        # when the connection began to wait for a request head; None while a request is in
+        # flight (its body being read, its handler running, its response being written)
+        self._waiting_since: float | None = time.monotonic()
         self._refusal: int | None = None
 
     # --- connection -----------------------------------------------------------------
@@ -205,21 +235,17 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             STATS.refused_full += 1
             self._refuse(503, "too many connections")
             return
-        self._arm_head_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
-        super().connection_lost(exc)
+        _ensure_sweeper(self.loop, self.connections, self._limits.header_timeout)
 
     def _evict_idle(self) -> bool:
         # A real client sends its head in one go: a connection still waiting for one is
         # idle or trickling, and the longest waiting is the first to go.
         idle = [c for c in self.connections
-                if isinstance(c, GuardedHTTPProtocol) and c is not self and c._in_head
+                if isinstance(c, GuardedHTTPProtocol) and c is not self and c._waiting_since is not None
                 and not c.transport.is_closing()]
         if not idle:
             return False
-        oldest = min(idle, key=lambda c: c._waiting_since)
+        oldest = min(idle, key=lambda c: c._waiting_since or 0.0)
         STATS.evicted_idle += 1
         oldest.transport.close()
         return True
@@ -232,15 +258,21 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         if self._in_head:
             # Count the head's bytes as they arrive: the parser buffers an unfinished
             # header whole, so waiting for its callback would let it grow without bound.
-            seen = self._tail + data
-            end = seen.find(_HEAD_END)
-            counted = len(data) if end < 0 else max(0, end + len(_HEAD_END) - len(self._tail))
+            # The usual head arrives whole in one read: one find, no copy. Only a head split
+            # across reads looks at the joint of the previous read's last bytes and this one.
+            tail = self._tail
+            joint = (tail + data[:3]).find(_HEAD_END) if tail else -1
+            if joint >= 0:
+                counted = joint + len(_HEAD_END) - len(tail)
+            else:
+                end = data.find(_HEAD_END)
+                counted = len(data) if end < 0 else end + len(_HEAD_END)
             self._head_bytes += counted
             if self._head_bytes > self._limits.max_header_bytes:
                 STATS.header_too_large += 1
                 self._refuse(431, f"the request head is over {self._limits.max_header_bytes} bytes")
                 return
-            self._tail = seen[-(len(_HEAD_END) - 1):]
+            self._tail = data[-3:] if len(data) >= 3 else (tail + data)[-3:]
         super().data_received(data)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -261,7 +293,7 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._disarm_head_timer()
+        self._waiting_since = None  # a request is in flight until its response is complete
         previous = self.cycle
         super().on_headers_complete()
         if self.cycle is not previous:  # a new request: its response leaves in one write
@@ -277,25 +309,12 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)  # a queued request already has its head
         super().on_response_complete()
-        if not pipelined and not self.transport.is_closing():
-            self._waiting_since = time.monotonic()
-            self._arm_head_timer()
+        if not pipelined:
+            self._waiting_since = time.monotonic()  # the next head's time starts now
 
-    # --- timers and refusals -------------------------------------------------------------
-
-    def _arm_head_timer(self) -> None:
-        self._disarm_head_timer()
-        self._head_timer = self.loop.call_later(self._limits.header_timeout, self._head_timed_out)
-
-    def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+    # --- the head timeout and refusals ----------------------------------------------------
 
     def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing() or not self._in_head:
-            return
         STATS.header_timeout += 1
         if self._head_bytes:
             self._refuse(408, f"the request head did not arrive within {self._limits.header_timeout:g} s")
@@ -304,7 +323,6 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, detail: str) -> None:
         self._refusal = status
-        self._disarm_head_timer()
         body = detail.encode()
         self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
                              b"content-length: %d\r\nconnection: close\r\n\r\n%s"

@@ -14,6 +14,11 @@ cached under the dedup key.
 The cached copy is written after the answer is handed back, not before: one store round trip
 (the claim) stays on the request's path. Until the copy lands the claim is in progress, so a
 retry waits for it (``Store.wait_for``) exactly as it waits while the handler runs.
+
+A transport on which the bot pushes its own frames (the long connection) passes a
+``PushTransport``: it names the callback's identity (the platform's msgid), pushes a
+handler's stream itself (no refresh callbacks to answer from the store) and can still
+send a late handler's reply. Without one, the callback URL's behaviour is unchanged.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..core import WXCallbackError
 from ..messages import Message, NoReply, Platform, Reply, StreamingReply, StreamRefresh, render_reply
@@ -31,7 +36,7 @@ from .handlers import Dispatch
 from .stores import ClaimState, Store
 from .streams import StreamDriver
 
-__all__ = ["CLAIM_LEASE_MARGIN", "Answer", "Channel", "Dispatched", "Dispatcher"]
+__all__ = ["CLAIM_LEASE_MARGIN", "Answer", "Channel", "Dispatched", "Dispatcher", "PushTransport"]
 
 _LOG = logging.getLogger("wxcallback.dispatch")
 # How long an in-progress claim outlives the deadline before another attempt may take over.
@@ -83,6 +88,23 @@ class Dispatched:
     outcome: str
 
 
+class PushTransport(Protocol):
+    """What a transport that keeps talking after the answer adds to one dispatch.
+
+    ``identity``: the callback's dedup key, when the transport has a better one than the
+    plaintext digest (None: ``message.dedup_key``). ``stream``: push a handler's stream to
+    its end and return the final state (what a redelivery is answered with). ``late``: a
+    handler that missed the deadline finished; send its reply if the transport still can.
+    """
+
+    @property
+    def identity(self) -> str | None: ...
+
+    async def stream(self, streaming: StreamingReply) -> Reply: ...
+
+    def late(self, reply: Reply | StreamingReply | None) -> None: ...
+
+
 class Dispatcher:
     """Answers messages for any number of channels, sharing one store."""
 
@@ -91,11 +113,11 @@ class Dispatcher:
         self._streams = streams
         self._late: set[asyncio.Future[Any]] = set()
 
-    async def dispatch(self, channel: Channel, message: Message) -> Dispatched:
+    async def dispatch(self, channel: Channel, message: Message, push: PushTransport | None = None) -> Dispatched:
         if isinstance(message, StreamRefresh):
             state = await self._streams.state(channel.name, message.stream_id)
             return Dispatched(self._render(channel, message, state), "stream_refresh")
-        dedup_key = message.dedup_key
+        dedup_key = (push.identity if push is not None else None) or message.dedup_key
         key = f"{channel.name}:dedup:{dedup_key}"
         parcel = None
         if channel.forwarder is not None:
@@ -120,10 +142,12 @@ class Dispatcher:
             # Safe to acknowledge: the message is in the outbox.
             return Dispatched(self._render(channel, message, message.no_reply), "duplicate_in_progress")
         try:
-            reply, outcome = await self._run(channel, message, dedup_key, key, parcel)
+            reply, outcome = await self._run(channel, message, dedup_key, key, parcel, push)
             if isinstance(reply, StreamingReply):
-                reply = await self._streams.start(channel.name, reply)
-                outcome = "stream_started"
+                if push is not None:
+                    reply, outcome = await push.stream(reply), "streamed"
+                else:
+                    reply, outcome = await self._streams.start(channel.name, reply), "stream_started"
             answer = self._render(channel, message, reply)
         except BaseException:
             await self._store.release(key)
@@ -134,8 +158,8 @@ class Dispatcher:
             self._cache_later(channel, key, answer)
         return Dispatched(answer, outcome)
 
-    async def _run(self, channel: Channel, message: Message, dedup_key: str, key: str,
-                   parcel: Parcel | None) -> tuple[Reply | StreamingReply | None, str]:
+    async def _run(self, channel: Channel, message: Message, dedup_key: str, key: str, parcel: Parcel | None,
+                   push: PushTransport | None) -> tuple[Reply | StreamingReply | None, str]:
         """The handler's reply under the channel's deadline, and an outcome word for the log."""
         if channel.forwarder is not None:
             assert parcel is not None
@@ -150,7 +174,7 @@ class Dispatcher:
             # Answer "no reply" now so the platform stops retrying; the handler goes on,
             # and its result is kept for a retry that still comes.
             self._late.add(task)
-            task.add_done_callback(lambda t: self._finish_late(t, channel, message, dedup_key, key))
+            task.add_done_callback(lambda t: self._finish_late(t, channel, message, dedup_key, key, push))
             return None, "late"
         except Exception as exc:
             _LOG.error(json.dumps({"channel": channel.name, "outcome": "handler_error",
@@ -158,7 +182,7 @@ class Dispatcher:
             return None, "handler_error"
 
     def _finish_late(self, task: asyncio.Future[Any], channel: Channel, message: Message, dedup_key: str,
-                     key: str) -> None:
+                     key: str, push: PushTransport | None) -> None:
         self._late.discard(task)
         if task.cancelled():
             return
@@ -170,6 +194,9 @@ class Dispatcher:
         reply = task.result()
         answer = self._render(channel, message, None if isinstance(reply, StreamingReply) else reply)
         self._cache_later(channel, key, answer)
+        if push is not None:
+            push.late(reply)
+            return
         _LOG.warning(json.dumps({"channel": channel.name, "outcome": "late_reply_kept", "msg_type": message.msg_type,
                                  "dedup_key": dedup_key,
                                  "detail": "the handler answered after the deadline; the platform got no reply, "

@@ -1,9 +1,9 @@
 """One JSON object per line for everything ``wxcallback serve`` writes, and URLs without secrets.
 
 The server's own lines are JSON already; uvicorn's messages, httpx's and tracebacks are
-not. This formatter makes every record one JSON object on one line: a record whose
-message is a JSON object gets ``level`` and ``logger`` spliced in (no re-parsing on the
-request path); any other message becomes ``{"message": …}``; a traceback goes in the
+not. This formatter makes every record one JSON object on one line: a line of this
+package that is a JSON object gets ``level`` and ``logger`` spliced in (no re-parsing on
+the request path); any other message becomes ``{"message": …}``; a traceback goes in the
 ``traceback`` field. U+2028 / U+2029, which JSON allows raw but log shippers split lines
 on, are escaped.
 """
@@ -22,15 +22,17 @@ class JsonLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
         head = f'{{"level": "{record.levelname.lower()}", "logger": {json.dumps(record.name)}'
-        if message.startswith("{") and message.endswith("}"):
+        # Only this package's lines are known to be JSON objects when they look like one; a
+        # handler's "{…}" text is wrapped like any other message.
+        if message.startswith("{") and message.endswith("}") and record.name.startswith("wxcallback"):
             line = head + (", " + message[1:] if len(message) > 2 else "}")
         else:
+            line = head + f", \"message\": {json.dumps(message, ensure_ascii=False)}}}"
+        if "\n" in line or "\r" in line:  # a message that broke its own JSON: keep the line whole
             line = head + f", \"message\": {json.dumps(message, ensure_ascii=False)}}}"
         if record.exc_info:
             trace = json.dumps(self.formatException(record.exc_info), ensure_ascii=False)
             line = line[:-1] + f', "traceback": {trace}}}'
-        if "\n" in line or "\r" in line:  # a message that broke its own JSON: keep the line whole
-            line = head + f", \"message\": {json.dumps(message, ensure_ascii=False)}}}"
         return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 

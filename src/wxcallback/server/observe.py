@@ -23,7 +23,7 @@ from prometheus_client import multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["ACCESS_LOG", "Metrics", "Outcome", "log_request"]
+__all__ = ["ACCESS_LOG", "Metrics", "Outcome", "log_callback", "log_request"]
 
 ACCESS_LOG = logging.getLogger("wxcallback.access")
 
@@ -69,6 +69,33 @@ def log_request(method: str, path: str, status: int, outcome: Outcome, started: 
     ACCESS_LOG.log(level, json.dumps(record, ensure_ascii=False, default=str))
 
 
+def log_callback(cmd: str, req_id: str, outcome: Outcome, started: float) -> None:
+    """The access-log line of a callback that came over a long connection (no method, path or status)."""
+    level = logging.INFO
+    if outcome.outcome in ("handler_error", "store_error", "internal_error", "send_failed"):
+        level = logging.ERROR
+    elif outcome.outcome in ("rejected", "in_progress_elsewhere"):
+        level = logging.WARNING
+    if not ACCESS_LOG.isEnabledFor(level):
+        return
+    record: dict[str, Any] = {
+        "channel": outcome.channel,
+        "transport": "websocket",
+        "cmd": cmd,
+        "req_id": req_id,
+        "outcome": outcome.outcome,
+        "code": outcome.code,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    if outcome.msg_type:
+        record["msg_type"] = outcome.msg_type
+    if outcome.detail:
+        record["detail"] = outcome.detail
+    if outcome.plaintext is not None:
+        record["plaintext"] = outcome.plaintext
+    ACCESS_LOG.log(level, json.dumps(record, ensure_ascii=False, default=str))
+
+
 class Metrics:
     """Counters and histograms of one process (summed across workers in multiprocess mode)."""
 
@@ -86,6 +113,11 @@ class Metrics:
                             ["channel"], registry=self.registry)
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[str, Any] = {}
+        # Long-connection attempts after the first (drops, refusals, dead pings), summed over workers;
+        # wxcallback_longconn_up is read at scrape time (see render).
+        self.longconn_reconnects = Counter("wxcallback_longconn_reconnects",
+                                           "Long-connection attempts after the first (drops, refusals, dead pings)",
+                                           ["channel"], registry=self.registry)
 
     def observe(self, outcome: Outcome, seconds: float) -> None:
         # labels() takes a lock and builds a key each time; the children are few, keep them.
@@ -105,7 +137,7 @@ class Metrics:
             self.late.labels(channel).inc()
 
     def render(self, outbox_depth: int | None = None, connections: dict[str, int] | None = None,
-               dead_letters: int | None = None) -> bytes:
+               dead_letters: int | None = None, longconn_up: dict[str, bool] | None = None) -> bytes:
         """The Prometheus text: this process's (or every worker's) counters, then the
         values read at scrape time.
 
@@ -119,17 +151,19 @@ class Metrics:
         else:
             counted = generate_latest(self.registry)
         now = CollectorRegistry()
-        now.register(_ScrapeTime(outbox_depth, connections or {}, dead_letters))
+        now.register(_ScrapeTime(outbox_depth, connections or {}, dead_letters, longconn_up or {}))
         return counted + generate_latest(now)
 
 
 class _ScrapeTime(Collector):
     """Gauges whose value is read when /metrics is scraped, never stored per process."""
 
-    def __init__(self, outbox_depth: int | None, connections: dict[str, int], dead_letters: int | None) -> None:
+    def __init__(self, outbox_depth: int | None, connections: dict[str, int], dead_letters: int | None,
+                 longconn_up: dict[str, bool]) -> None:
         self._outbox_depth = outbox_depth
         self._connections = connections
         self._dead_letters = dead_letters
+        self._longconn_up = longconn_up
 
     def collect(self) -> Iterator[Metric]:
         if self._outbox_depth is not None:
@@ -144,3 +178,9 @@ class _ScrapeTime(Collector):
         for reason, count in self._connections.items():
             refused.add_metric([reason], count)
         yield refused
+        if self._longconn_up:
+            up = GaugeMetricFamily("wxcallback_longconn_up", "1 while the channel's long connection is subscribed, "
+                                   "in whichever process holds it (read from the store)", labels=["channel"])
+            for channel, connected in sorted(self._longconn_up.items()):
+                up.add_metric([channel], 1 if connected else 0)
+            yield up

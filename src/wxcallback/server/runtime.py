@@ -9,6 +9,8 @@ framework.
 
 The server starts on first use (``respond``, ``health``, ``metrics_text``) or when
 ``start`` is called (the ASGI lifespan); ``stop`` finishes late handlers and streams.
+A long-connection channel (``transport = "websocket"``) has no URL: ``start`` opens its
+connection (server/longconn_channel.py), which hands callbacks to the same dispatcher.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .forward import DeliveryWorker, Forwarder
 from .handlers import load_handler
 from .http import TEXT, BodyTooLarge, CallbackRequest, CallbackResponse, read_body
 from .inbound import Endpoint, Handled, InboundProtocol
+from .longconn_channel import LongConnChannel, LongConnClient
 from .observe import Metrics, Outcome, log_request
 from .connections import STATS as CONNECTION_STATS
 from .replay import ReplayGuard, replay_scope
@@ -56,12 +59,13 @@ class CallbackServer:
         self._worker: DeliveryWorker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.longconn: dict[str, LongConnChannel] = {}
         for channel in config.channels:
-            if channel.path in RESERVED_PATHS:
+            if not channel.websocket and channel.path in RESERVED_PATHS:
                 raise ConfigError(f"channels.{channel.name}.path: {channel.path} is reserved")
         # Import handlers now, so a wrong module name stops the start with the key named.
-        self._handlers = {c.name: load_handler(c.handler, f"channels.{c.name}") for c in config.channels
-                          if c.forward is None}
+        self._handlers = {c.name: load_handler(c.handler, f"channels.{c.name}", config.app_dir)
+                          for c in config.channels if c.forward is None}
 
     async def start(self) -> InboundProtocol:
         """Open the store and build the pipeline (once; later calls return it)."""
@@ -78,6 +82,7 @@ class CallbackServer:
             self._client = httpx.AsyncClient()
             endpoints = []
             urls: dict[str, str] = {}
+            dispatcher = Dispatcher(store, StreamDriver(store))
             for config in self.config.channels:
                 forwarder = None
                 if config.forward is not None:
@@ -87,10 +92,15 @@ class CallbackServer:
                 crypto = config.crypto()
                 channel = Channel(config.name, config.kind.platform, self._handlers.get(config.name), forwarder,
                                   config.deadline, config.dedup_ttl)
+                if config.websocket:
+                    self.longconn[config.name] = LongConnChannel(config, channel, dispatcher, store, self.metrics)
+                    continue
                 endpoints.append(Endpoint(config, crypto, crypto or Signer(config.token, digest=config.digest),
                                           ReplayGuard(store, replay_scope(config.token, config.digest),
                                                       config.replay_window), channel))
-            self.pipeline = InboundProtocol(endpoints, Dispatcher(store, StreamDriver(store)))
+            self.pipeline = InboundProtocol(endpoints, dispatcher)
+            for longconn in self.longconn.values():
+                longconn.start()
             if urls:
                 consumer = f"{socket.gethostname()}-{os.getpid()}"
                 max_ages = {c.name: c.forward_max_age for c in self.config.channels if c.forward is not None}
@@ -100,6 +110,10 @@ class CallbackServer:
 
     async def stop(self) -> None:
         """Graceful stop: finish late handlers and streams, stop delivering, keep the outbox."""
+        for longconn in self.longconn.values():
+            # Answer what came, then close and let go of the bot, so another process takes it at once.
+            await longconn.stop(self.config.shutdown_grace)
+        self.longconn = {}
         if self.pipeline is not None:
             await self.pipeline.drain(self.config.shutdown_grace)
         if self._worker is not None and self._worker_task is not None:
@@ -110,6 +124,15 @@ class CallbackServer:
         if self.store is not None and self._given_store is None:
             await self.store.close()
         self.pipeline = None
+
+    async def longconn_client(self, channel: str, timeout: float = 15.0) -> LongConnClient:
+        """Proactive sends and uploads through ``channel``'s long connection, wherever it is held."""
+        await self.start()
+        longconn = self.longconn.get(channel)
+        if longconn is None:
+            names = ", ".join(sorted(self.longconn)) or "none"
+            raise ConfigError(f"channels.{channel}: not a long-connection channel (those: {names})")
+        return longconn.client(timeout)
 
     async def respond(self, method: str, path: str, query_string: bytes,
                       body: bytes | AsyncIterator[bytes], content_length: int | None = None) -> Handled:
@@ -167,6 +190,8 @@ class CallbackServer:
         if connections is not None:  # served by wxcallback serve, not mounted in another framework
             report["connections"] = connections
             report["degraded"] = ["connections refused: all slots busy"] if connections["refused_full"] else []
+        if self.longconn:
+            report["longconn"] = {name: await channel.health() for name, channel in self.longconn.items()}
         return (200 if healthy else 503), json.dumps(report).encode()
 
     async def metrics_text(self) -> bytes:
@@ -178,4 +203,5 @@ class CallbackServer:
             dead: int | None = await self.store.dead_count()
         except Exception:  # the store is down; /healthz says so, metrics still render
             depth = dead = None
-        return self.metrics.render(depth, CONNECTION_STATS.snapshot(), dead)
+        up = {name: bool((await channel.health())["connected"]) for name, channel in self.longconn.items()}
+        return self.metrics.render(depth, CONNECTION_STATS.snapshot(), dead, up)

@@ -116,7 +116,7 @@ class Target:
     @property
     def reply_echoes_nonce(self) -> bool:
         """OA ("回填URL参数中的nonce") and robots must echo the request nonce; WeCom apps may not."""
-        return self.platform in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.WECOM_ROBOT)
+        return self.platform in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM, ChannelKind.WECOM_ROBOT)
 
     @property
     def reply_account(self) -> str:

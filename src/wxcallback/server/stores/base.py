@@ -1,4 +1,4 @@
-"""The state store interface shared by every server worker: nonces, dedup, robot streams, outbox.
+"""The state store interface shared by every server worker: nonces, dedup, robot streams, outbox, leases.
 
 A callback server runs several workers, possibly on several hosts; whatever one worker learns
 (a nonce was seen, a message was answered, a stream has new text, a delivery is due) must be
@@ -356,6 +356,59 @@ class Store(ABC):
         """
         return await self._guard(self._depth())
 
+    # -- leases -------------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, holder: str, ttl: float, *, replacing: str | None = None) -> bool:
+        """Atomically make ``holder`` the owner of ``name`` for ``ttl`` seconds.
+
+        True when the lease is free, expired, already ``holder``'s (extended), or held by
+        ``replacing`` (handed over in one step); False while anyone else holds it. Expiry is
+        measured on the store's clock (Redis: the server's), so holders need no common clock.
+        """
+        _check_key(name, "name")
+        _check_key(holder, "holder")
+        _check_seconds(ttl, "ttl")
+        if replacing is not None:
+            _check_key(replacing, "replacing")
+        return await self._guard(self._acquire_lease(name, holder, ttl, replacing))
+
+    async def renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend ``holder``'s lease to now + ``ttl``; False (and nothing taken) when it is not
+        ``holder``'s or has expired: the holder must then stop using what it guards."""
+        _check_key(name, "name")
+        _check_key(holder, "holder")
+        _check_seconds(ttl, "ttl")
+        return await self._guard(self._renew_lease(name, holder, ttl))
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Free the lease if ``holder`` owns it; otherwise do nothing (the next owner keeps it)."""
+        _check_key(name, "name")
+        _check_key(holder, "holder")
+        await self._guard(self._release_lease(name, holder))
+
+    async def lease_owner(self, name: str) -> str | None:
+        """Who holds ``name`` unexpired, or None."""
+        _check_key(name, "name")
+        return await self._guard(self._lease_owner(name))
+
+    # -- request queues (to whichever process holds a lease) ---------------------------------
+
+    async def push_request(self, queue: str, payload: bytes, ttl: float) -> None:
+        """Append ``payload`` to ``queue``; it is dropped unread once ``ttl`` seconds have passed."""
+        _check_key(queue, "queue")
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            raise StoreError(f"payload must be bytes, not {type(payload).__name__}")
+        _check_seconds(ttl, "ttl")
+        await self._guard(self._push_request(queue, bytes(payload), ttl))
+
+    async def pop_requests(self, queue: str, count: int) -> list[bytes]:
+        """Take up to ``count`` unexpired payloads from ``queue``, oldest first; each is given
+        to one caller only (a taker that dies loses it: the sender's wait times out)."""
+        _check_key(queue, "queue")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise StoreError(f"count must be a positive int, not {count!r}")
+        return await self._guard(self._pop_requests(queue, count))
+
     # -- dead letters -------------------------------------------------------------------------
 
     async def dead_letter(self, id: str, reason: str) -> bool:
@@ -506,6 +559,26 @@ class Store(ABC):
 
     @abstractmethod
     async def _depth(self) -> int: ...
+
+    # Leases are optional for a backend: one that keeps none refuses them with a StoreError.
+
+    async def _acquire_lease(self, name: str, holder: str, ttl: float, replacing: str | None) -> bool:
+        raise StoreError(f"{self!r} keeps no leases")
+
+    async def _renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        raise StoreError(f"{self!r} keeps no leases")
+
+    async def _release_lease(self, name: str, holder: str) -> None:
+        raise StoreError(f"{self!r} keeps no leases")
+
+    async def _lease_owner(self, name: str) -> str | None:
+        raise StoreError(f"{self!r} keeps no leases")
+
+    async def _push_request(self, queue: str, payload: bytes, ttl: float) -> None:
+        raise StoreError(f"{self!r} keeps no request queues")
+
+    async def _pop_requests(self, queue: str, count: int) -> list[bytes]:
+        raise StoreError(f"{self!r} keeps no request queues")
 
     @abstractmethod
     async def _dead_letter(self, id: str, reason: str) -> bool: ...

@@ -92,6 +92,8 @@ class MemoryStore(Store):
         self._dead: dict[int, tuple[_Delivery, float, str]] = {}  # delivery, dead_at, reason
         self._outbox_keys: dict[tuple[str, str], tuple[int, float]] = {}
         self._next_id = 1
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._requests: dict[str, list[tuple[bytes, float]]] = {}
         self._last_purge = clock()
 
     def __repr__(self) -> str:
@@ -306,6 +308,40 @@ class MemoryStore(Store):
 
     async def _depth(self) -> int:
         return len(self._outbox)
+
+    async def _acquire_lease(self, name: str, holder: str, ttl: float, replacing: str | None) -> bool:
+        owner = await self._lease_owner(name)
+        if owner is not None and owner != holder and owner != replacing:
+            return False
+        self._leases[name] = (holder, self._now() + ttl)
+        return True
+
+    async def _renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        if await self._lease_owner(name) != holder:
+            return False
+        self._leases[name] = (holder, self._now() + ttl)
+        return True
+
+    async def _release_lease(self, name: str, holder: str) -> None:
+        if await self._lease_owner(name) == holder:
+            del self._leases[name]
+
+    async def _lease_owner(self, name: str) -> str | None:
+        entry = self._leases.get(name)
+        if entry is None or entry[1] <= self._now():
+            return None
+        return entry[0]
+
+    async def _push_request(self, queue: str, payload: bytes, ttl: float) -> None:
+        self._requests.setdefault(queue, []).append((payload, self._now() + ttl))
+
+    async def _pop_requests(self, queue: str, count: int) -> list[bytes]:
+        now = self._now()
+        waiting = [entry for entry in self._requests.pop(queue, []) if entry[1] > now]
+        taken, left = waiting[:count], waiting[count:]
+        if left:
+            self._requests[queue] = left
+        return [payload for payload, _ in taken]
 
     async def _dead_letter(self, id: str, reason: str) -> bool:
         delivery = self._outbox.pop(_row_id(id), None)

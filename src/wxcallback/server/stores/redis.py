@@ -192,6 +192,62 @@ end
 return redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 """
 
+# Leases: one key each, the holder as its value, expiring by PX on the Redis server's clock.
+# KEYS: lease. ARGV: holder, ttl (ms), the holder it may replace ("" for none).
+_ACQUIRE_LEASE = """
+local owner = redis.call('GET', KEYS[1])
+if not owner or owner == ARGV[1] or (ARGV[3] ~= '' and owner == ARGV[3]) then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 1
+end
+return 0
+"""
+
+# KEYS: lease. ARGV: holder, ttl (ms).
+_RENEW_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS: lease. ARGV: holder.
+_RELEASE_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# Request queues: a list per queue, each entry "<expiry ms>:<payload>" on the Redis server's
+# clock; the list itself expires when nothing was pushed for a ttl.
+# KEYS: queue. ARGV: payload, ttl (ms).
+_PUSH_REQUEST = """
+local now = redis.call('TIME')
+local expires = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[2])
+redis.call('RPUSH', KEYS[1], string.format('%d', expires) .. ':' .. ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: queue. ARGV: count.
+_POP_REQUESTS = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local taken = {}
+while #taken < tonumber(ARGV[1]) do
+    local entry = redis.call('LPOP', KEYS[1])
+    if not entry then
+        break
+    end
+    local colon = string.find(entry, ':', 1, true)
+    if tonumber(string.sub(entry, 1, colon - 1)) > ms then
+        taken[#taken + 1] = string.sub(entry, colon + 1)
+    end
+end
+return taken
+"""
+
 # KEYS: outbox stream, hidden set, attempts hash, dead set, the dead letter's hash.
 # ARGV: group, id, reason, dead_at (seconds, as text), dead_at (ms, the dead set's score).
 # The idempotency key stays, still naming the id, so duplicates are absorbed while it is dead.
@@ -363,6 +419,11 @@ class RedisStore(Store):
         self._claim_batch_script = client.register_script(_CLAIM_BATCH)
         self._ack_script = client.register_script(_ACK)
         self._nack_script = client.register_script(_NACK)
+        self._acquire_lease_script = client.register_script(_ACQUIRE_LEASE)
+        self._renew_lease_script = client.register_script(_RENEW_LEASE)
+        self._release_lease_script = client.register_script(_RELEASE_LEASE)
+        self._push_request_script = client.register_script(_PUSH_REQUEST)
+        self._pop_requests_script = client.register_script(_POP_REQUESTS)
         self._dead_letter_script = client.register_script(_DEAD_LETTER)
         self._list_dead_script = client.register_script(_LIST_DEAD)
         self._retry_dead_script = client.register_script(_RETRY_DEAD)
@@ -644,6 +705,34 @@ class RedisStore(Store):
     async def _dead_count(self) -> int:
         counts = await self._each_shard(lambda shard: self._redis.zcard(shard.dead))
         return sum(int(count) for count in counts)
+
+    # -- leases -------------------------------------------------------------------------------
+
+    def _lease_key(self, name: str) -> str:
+        return f"{self.prefix}lease:{name}"
+
+    async def _acquire_lease(self, name: str, holder: str, ttl: float, replacing: str | None) -> bool:
+        taken = await self._acquire_lease_script(keys=[self._lease_key(name)], args=[holder, _ms(ttl), replacing or ""])
+        return bool(taken)
+
+    async def _renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        return bool(await self._renew_lease_script(keys=[self._lease_key(name)], args=[holder, _ms(ttl)]))
+
+    async def _release_lease(self, name: str, holder: str) -> None:
+        await self._release_lease_script(keys=[self._lease_key(name)], args=[holder])
+
+    async def _lease_owner(self, name: str) -> str | None:
+        owner = await self._redis.get(self._lease_key(name))
+        return None if owner is None else _text(owner)
+
+    # -- request queues -----------------------------------------------------------------------
+
+    async def _push_request(self, queue: str, payload: bytes, ttl: float) -> None:
+        await self._push_request_script(keys=[f"{self.prefix}queue:{queue}"], args=[payload, _ms(ttl)])
+
+    async def _pop_requests(self, queue: str, count: int) -> list[bytes]:
+        taken = await self._pop_requests_script(keys=[f"{self.prefix}queue:{queue}"], args=[count])
+        return [bytes(entry) for entry in taken]
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -105,6 +105,19 @@ CREATE TABLE IF NOT EXISTS outbox (
     UNIQUE (channel, idempotency_key)
 );
 
+CREATE TABLE IF NOT EXISTS leases (
+    name        TEXT PRIMARY KEY,
+    holder      TEXT NOT NULL,
+    expires_at  REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS requests (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue       TEXT NOT NULL,
+    payload     BLOB NOT NULL,
+    expires_at  REAL NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS health (
     id  INTEGER PRIMARY KEY,
     at  REAL NOT NULL              -- the last health check's write
@@ -113,6 +126,7 @@ CREATE TABLE IF NOT EXISTS health (
 
 # After the outbox has its dead-letter columns (files made before them get them added first).
 _INDEXES = """
+CREATE INDEX IF NOT EXISTS requests_queue ON requests (queue, id);
 CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
 CREATE INDEX IF NOT EXISTS claims_expiry ON claims (expires_at);
 CREATE INDEX IF NOT EXISTS streams_expiry ON streams (expires_at);
@@ -493,6 +507,63 @@ class SQLiteStore(Store):
             return int(row[0])
 
         return await self._run(work)
+
+    # -- leases -------------------------------------------------------------------------------
+
+    async def _acquire_lease(self, name: str, holder: str, ttl: float, replacing: str | None) -> bool:
+        def work(db: sqlite3.Connection, now: float) -> bool:
+            # One statement, so atomic: insert, or take a row that is expired, ours or handed over.
+            taken = db.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at "
+                "WHERE leases.expires_at <= ? OR leases.holder = excluded.holder OR leases.holder = ?",
+                (name, holder, now + ttl, now, replacing),
+            )
+            return taken.rowcount == 1
+
+        return await self._run_grouped(work)
+
+    async def _renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        def work(db: sqlite3.Connection, now: float) -> bool:
+            renewed = db.execute(
+                "UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND expires_at > ?",
+                (now + ttl, name, holder, now),
+            )
+            return renewed.rowcount == 1
+
+        return await self._run_grouped(work)
+
+    async def _release_lease(self, name: str, holder: str) -> None:
+        def work(db: sqlite3.Connection, now: float) -> None:
+            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+        await self._run_grouped(work)
+
+    async def _lease_owner(self, name: str) -> str | None:
+        def work(db: sqlite3.Connection, now: float) -> str | None:
+            row = db.execute("SELECT holder FROM leases WHERE name = ? AND expires_at > ?", (name, now)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run_grouped(work)
+
+    # -- request queues -----------------------------------------------------------------------
+
+    async def _push_request(self, queue: str, payload: bytes, ttl: float) -> None:
+        def work(db: sqlite3.Connection, now: float) -> None:
+            db.execute("INSERT INTO requests (queue, payload, expires_at) VALUES (?, ?, ?)", (queue, payload, now + ttl))
+
+        await self._run_grouped(work)
+
+    async def _pop_requests(self, queue: str, count: int) -> list[bytes]:
+        def work(db: sqlite3.Connection, now: float) -> list[bytes]:
+            with _transaction(db):
+                db.execute("DELETE FROM requests WHERE queue = ? AND expires_at <= ?", (queue, now))
+                rows = db.execute("SELECT id, payload FROM requests WHERE queue = ? ORDER BY id LIMIT ?",
+                                  (queue, count)).fetchall()
+                db.executemany("DELETE FROM requests WHERE id = ?", [(row[0],) for row in rows])
+            return [bytes(row[1]) for row in rows]
+
+        return await self._run_grouped(work)
 
     # -- dead letters -------------------------------------------------------------------------
 
