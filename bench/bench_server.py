@@ -449,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
                         choices=["sqlite", "redis", "memory"])
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--redis-prefix", default=f"wxcallback-bench-{os.getpid()}:")
+    parser.add_argument("--stages", action="store_true",
+                        help="then print bench_stages.py's µs per stage of one request, per store")
     args = parser.parse_args(argv)
     if "ours" in args.servers:
         args.servers = [name for name in args.servers if name != "ours"] + ["wxcallback"]
@@ -478,6 +480,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{server.name}: {server.does}")
     for line in verdict(results):
         print(line)
+    if args.stages:
+        print(flush=True)
+        stages = [sys.executable, str(BENCH / "bench_stages.py")]
+        stages += ["--redis", args.redis] if "redis" in args.stores and not redis_reachable(args.redis) else ["--redis", ""]
+        subprocess.run(stages, check=False)
     return 0
 
 

@@ -117,7 +117,7 @@ async def stages(name: str, requests: Requests, server: CallbackServer, count: i
         "dedup key": best(lambda: message.dedup_key, count, rounds),
         "handler (router dispatch)": await best_async(lambda: channel.handler(message), count, rounds),  # type: ignore[misc]
         "handler under deadline (task + timer)": await best_async(
-            lambda: dispatcher._run(channel, message, "k", "k", None), count, rounds),  # noqa: SLF001
+            lambda: dispatcher._run(channel, message, "k", "k", None, None), count, rounds),  # noqa: SLF001
         "render reply": best(lambda: dispatcher._render(channel, message, reply), count, rounds),  # noqa: SLF001
         "cache entry (JSON)": best(lambda: answer.to_cache(), count, rounds),
         "encrypt reply (AES, sign, envelope)": best(
