@@ -810,3 +810,33 @@ def test_a_request_left_past_its_ttl_is_dropped_unread(backend: Backend) -> None
             await store.pop_requests("q", 0)
 
     backend.run(scenario)
+
+
+# -- named values ---------------------------------------------------------------------------------
+
+
+def test_a_named_value_is_replaced_and_expires(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.get_value("ticket:suite") is None
+        await store.put_value("ticket:suite", b"first\x00\xff", 1)
+        assert await store.get_value("ticket:suite") == b"first\x00\xff"
+        await store.put_value("ticket:suite", b"second", 1)
+        assert await store.get_value("ticket:suite") == b"second"
+        await store.put_value("ticket:other", b"x", 60)
+        await backend.advance(1.3)
+        assert await store.get_value("ticket:suite") is None
+        assert await store.get_value("ticket:other") == b"x"
+
+    backend.run(scenario)
+
+
+def test_named_value_arguments_are_checked(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        with pytest.raises(StoreError):
+            await store.put_value("", b"x", 1)
+        with pytest.raises(StoreError):
+            await store.put_value("n", "text", 1)  # type: ignore[arg-type]
+        with pytest.raises(StoreError):
+            await store.put_value("n", b"x", 0)
+
+    backend.run(scenario)

@@ -17,13 +17,13 @@ def _add_server_commands() -> None:
     # commands do not, so without it they explain what to install instead of failing to start.
     try:
         from ..server.command import serve
-        from ..server.outbox_command import outbox
+        from ..server.outbox_command import outbox, tickets
         from ..server.send_command import send
         from ..simulator.command import simulate
         from ..simulator.longconn_command import fake_platform
     except ImportError as exc:
         missing = exc.name or "a server dependency"
-        for name in ("serve", "simulate", "fake-platform", "outbox", "send"):
+        for name in ("serve", "simulate", "fake-platform", "outbox", "send", "tickets"):
             _unavailable(name, missing)
         return
     main.add_command(serve)
@@ -31,6 +31,7 @@ def _add_server_commands() -> None:
     main.add_command(fake_platform)
     main.add_command(outbox)
     main.add_command(send)
+    main.add_command(tickets)
 
 
 def _unavailable(name: str, missing: str) -> None:

@@ -29,13 +29,14 @@ from ..core import (
     extract_encrypt,
 )
 from ..channel import ChannelKind
-from ..messages import Message, parse_message
+from ..messages import Instruction, Message, parse_message
 from .config import ChannelConfig
 from .dispatch import Answer, Channel, Dispatcher
 from .http import JSON, TEXT, XML, CallbackRequest, CallbackResponse, QueryError, parse_query
 from .observe import Outcome
 from .replay import ReplayError, ReplayGuard
-from .stores import StoreError
+from .stores import Store, StoreError
+from .tickets import remember_ticket
 
 __all__ = ["Endpoint", "Handled", "InboundProtocol", "status_for"]
 
@@ -123,9 +124,10 @@ class _Opened:
 class InboundProtocol:
     """Answers CallbackRequests for a set of endpoints, handing their messages to one Dispatcher."""
 
-    def __init__(self, endpoints: list[Endpoint], dispatcher: Dispatcher) -> None:
+    def __init__(self, endpoints: list[Endpoint], dispatcher: Dispatcher, store: Store | None = None) -> None:
         self._endpoints = {endpoint.config.path: endpoint for endpoint in endpoints}
         self._dispatcher = dispatcher
+        self._store = store  # where suite / component tickets are kept (tickets.py)
 
     async def drain(self, timeout: float) -> None:
         """Graceful shutdown: let late handlers and streams finish, up to ``timeout``."""
@@ -189,6 +191,8 @@ class InboundProtocol:
         opened = await self._open(endpoint, query, body)
         plaintext = opened.decrypted.text if opened.decrypted is not None else _plain_body(body)
         message = parse_message(plaintext, endpoint.channel.platform)
+        if self._store is not None and isinstance(message, Instruction):
+            await remember_ticket(self._store, endpoint.name, message)  # before any handler can fail
         dispatched = await self._dispatcher.dispatch(endpoint.channel, message)
         answer = dispatched.answer
         record = Outcome(dispatched.outcome, channel=endpoint.name,

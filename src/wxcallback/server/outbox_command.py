@@ -1,4 +1,4 @@
-"""``wxcallback outbox``: see and act on the forwarding outbox of a configuration's store.
+"""``wxcallback outbox`` and ``wxcallback tickets``: what a configuration's store holds for people.
 
 A forwarded message that its backend refuses for good (a 4xx, three times) or that stays
 undelivered past its channel's ``forward_max_age`` becomes a *dead letter*: nothing
@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import click
 
-from ..cli.app import CallbackGroup, emit
+from ..cli.app import CallbackCommand, CallbackGroup, emit
 from .config import load_config
 from .stores import Store, open_store
+from .tickets import Ticket, latest_ticket
 
-__all__ = ["outbox"]
+__all__ = ["outbox", "tickets"]
 
 _T = TypeVar("_T")
 
@@ -111,3 +113,23 @@ def drop_dead(config_path: str, item_ids: tuple[str, ...]) -> None:
     if missing:
         raise click.ClickException(f"no dead letter {', '.join(missing)}")
     emit(f"dropped {len(results)}", dropped=[item_id for item_id, _ in results])
+
+
+@click.command("tickets", cls=CallbackCommand)
+@_config_option
+@click.option("--channel", help="Only this channel.")
+def tickets(config_path: str, channel: str | None) -> None:
+    """The latest suite_ticket / component_verify_ticket each channel received."""
+    config = load_config(config_path)
+    names = [c.name for c in config.channels if channel is None or c.name == channel]
+    if channel is not None and not names:
+        raise click.ClickException(f"no channel {channel!r} in {config_path}")
+
+    async def action(store: Store) -> list[tuple[str, Ticket | None]]:
+        return [(name, await latest_ticket(store, name)) for name in names]
+
+    found = [(name, ticket) for name, ticket in _with_store(config_path, action) if ticket is not None]
+    rows = [{"channel": name, **asdict(ticket), "expires_at": ticket.expires_at} for name, ticket in found]
+    lines = [f"{r['channel']}  {r['kind']}  {r['owner']}  {r['value']}  (expires "
+             f"{datetime.fromtimestamp(r['expires_at'], timezone.utc).isoformat(timespec='seconds')})" for r in rows]
+    emit("\n".join(lines) if lines else "no ticket received yet", tickets=rows)

@@ -98,7 +98,7 @@ class CallbackServer:
                 endpoints.append(Endpoint(config, crypto, crypto or Signer(config.token, digest=config.digest),
                                           ReplayGuard(store, replay_scope(config.token, config.digest),
                                                       config.replay_window), channel))
-            self.pipeline = InboundProtocol(endpoints, dispatcher)
+            self.pipeline = InboundProtocol(endpoints, dispatcher, store)
             for longconn in self.longconn.values():
                 longconn.start()
             if urls:

@@ -391,6 +391,27 @@ class Store(ABC):
         _check_key(name, "name")
         return await self._guard(self._lease_owner(name))
 
+    # -- named values (the latest of something: a ticket) -------------------------------------
+
+    async def put_value(self, name: str, value: bytes, ttl: float) -> None:
+        """Keep ``value`` under ``name`` for ``ttl`` seconds, replacing what was there."""
+        _check_key(name, "name")
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise StoreError(f"value must be bytes, not {type(value).__name__}")
+        _check_seconds(ttl, "ttl")
+        await self._guard(self._put_value(name, bytes(value), ttl))
+
+    async def get_value(self, name: str) -> bytes | None:
+        """The unexpired value under ``name``, or None."""
+        _check_key(name, "name")
+        return await self._guard(self._get_value(name))
+
+    async def _put_value(self, name: str, value: bytes, ttl: float) -> None:
+        raise StoreError(f"{type(self).__name__} keeps no named values")
+
+    async def _get_value(self, name: str) -> bytes | None:
+        raise StoreError(f"{type(self).__name__} keeps no named values")
+
     # -- request queues (to whichever process holds a lease) ---------------------------------
 
     async def push_request(self, queue: str, payload: bytes, ttl: float) -> None:

@@ -93,6 +93,7 @@ class MemoryStore(Store):
         self._outbox_keys: dict[tuple[str, str], tuple[int, float]] = {}
         self._next_id = 1
         self._leases: dict[str, tuple[str, float]] = {}
+        self._values: dict[str, tuple[bytes, float]] = {}
         self._requests: dict[str, list[tuple[bytes, float]]] = {}
         self._last_purge = clock()
 
@@ -328,6 +329,15 @@ class MemoryStore(Store):
 
     async def _lease_owner(self, name: str) -> str | None:
         entry = self._leases.get(name)
+        if entry is None or entry[1] <= self._now():
+            return None
+        return entry[0]
+
+    async def _put_value(self, name: str, value: bytes, ttl: float) -> None:
+        self._values[name] = (value, self._now() + ttl)  # one per name: replaced, not accumulated
+
+    async def _get_value(self, name: str) -> bytes | None:
+        entry = self._values.get(name)
         if entry is None or entry[1] <= self._now():
             return None
         return entry[0]

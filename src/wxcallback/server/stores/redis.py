@@ -725,6 +725,15 @@ class RedisStore(Store):
         owner = await self._redis.get(self._lease_key(name))
         return None if owner is None else _text(owner)
 
+    # -- named values -------------------------------------------------------------------------
+
+    async def _put_value(self, name: str, value: bytes, ttl: float) -> None:
+        await self._redis.set(f"{self.prefix}value:{name}", value, px=_ms(ttl))
+
+    async def _get_value(self, name: str) -> bytes | None:
+        value = await self._redis.get(f"{self.prefix}value:{name}")
+        return None if value is None else bytes(value)
+
     # -- request queues -----------------------------------------------------------------------
 
     async def _push_request(self, queue: str, payload: bytes, ttl: float) -> None:

@@ -111,6 +111,12 @@ CREATE TABLE IF NOT EXISTS leases (
     expires_at  REAL NOT NULL
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS named_values (
+    name        TEXT PRIMARY KEY,
+    value       BLOB NOT NULL,
+    expires_at  REAL NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS requests (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     queue       TEXT NOT NULL,
@@ -543,6 +549,24 @@ class SQLiteStore(Store):
         def work(db: sqlite3.Connection, now: float) -> str | None:
             row = db.execute("SELECT holder FROM leases WHERE name = ? AND expires_at > ?", (name, now)).fetchone()
             return None if row is None else str(row[0])
+
+        return await self._run_grouped(work)
+
+    # -- named values -------------------------------------------------------------------------
+
+    async def _put_value(self, name: str, value: bytes, ttl: float) -> None:
+        def work(db: sqlite3.Connection, now: float) -> None:
+            db.execute("INSERT INTO named_values (name, value, expires_at) VALUES (?, ?, ?) "
+                       "ON CONFLICT (name) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                       (name, value, now + ttl))
+
+        await self._run_grouped(work)
+
+    async def _get_value(self, name: str) -> bytes | None:
+        def work(db: sqlite3.Connection, now: float) -> bytes | None:
+            row = db.execute("SELECT value FROM named_values WHERE name = ? AND expires_at > ?",
+                             (name, now)).fetchone()
+            return None if row is None else bytes(row[0])
 
         return await self._run_grouped(work)
 
