@@ -51,15 +51,15 @@ def log_request(method: str, path: str, status: int, outcome: Outcome, started: 
         level = logging.ERROR
     if not ACCESS_LOG.isEnabledFor(level):
         return
-    record: dict[str, Any] = {
-        "channel": outcome.channel,
-        "method": method,
-        "path": path,
-        "status": status,
-        "outcome": outcome.outcome,
-        "code": outcome.code,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-    }
+    _write_access_line(level, {"channel": outcome.channel, "method": method, "path": path, "status": status},
+                       outcome, started)
+
+
+def _write_access_line(level: int, record: dict[str, Any], outcome: Outcome, started: float) -> None:
+    """``record`` (what identifies the request) with the outcome's fields, as one JSON line."""
+    record["outcome"] = outcome.outcome
+    record["code"] = outcome.code
+    record["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     if outcome.msg_type:
         record["msg_type"] = outcome.msg_type
     if outcome.detail:
@@ -78,22 +78,8 @@ def log_callback(cmd: str, req_id: str, outcome: Outcome, started: float) -> Non
         level = logging.WARNING
     if not ACCESS_LOG.isEnabledFor(level):
         return
-    record: dict[str, Any] = {
-        "channel": outcome.channel,
-        "transport": "websocket",
-        "cmd": cmd,
-        "req_id": req_id,
-        "outcome": outcome.outcome,
-        "code": outcome.code,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-    }
-    if outcome.msg_type:
-        record["msg_type"] = outcome.msg_type
-    if outcome.detail:
-        record["detail"] = outcome.detail
-    if outcome.plaintext is not None:
-        record["plaintext"] = outcome.plaintext
-    ACCESS_LOG.log(level, json.dumps(record, ensure_ascii=False, default=str))
+    _write_access_line(level, {"channel": outcome.channel, "transport": "websocket", "cmd": cmd, "req_id": req_id},
+                       outcome, started)
 
 
 class Metrics:
