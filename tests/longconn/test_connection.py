@@ -359,12 +359,13 @@ def test_only_the_lease_holder_connects_and_another_takes_over_when_it_stops():
     async def scenario() -> None:
         async with FakePlatform(bot_id="bot-under-test", secret=SECRET) as platform:
             lease = MemoryLease()
-            first = Bot().connect(platform.url, lease=lease, holder="a", lease_ttl=0.3)
-            second = Bot().connect(platform.url, lease=lease, holder="b", lease_ttl=0.3)
+            # renewals every ttl/3: a ttl with room for a loaded machine's late timers
+            first = Bot().connect(platform.url, lease=lease, holder="a", lease_ttl=1.5)
+            second = Bot().connect(platform.url, lease=lease, holder="b", lease_ttl=1.5)
             first.start()
             await first.wait_connected(WAIT)
             second.start()
-            await asyncio.sleep(0.4)  # several renewals and standby polls
+            await asyncio.sleep(1.2)  # two renewals and standby polls
             assert second.state.phase is Phase.STANDBY and platform.connections == 1
             await first.stop()
             await second.wait_connected(WAIT)
