@@ -106,26 +106,13 @@ def redis_url() -> Iterator[str]:
     if executable is None:
         _unavailable("nothing answers at 127.0.0.1:6379 and redis-server is not on PATH")
     port = free_port()
-    server = subprocess.Popen(
-        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
+    workdir = tempfile.mkdtemp(prefix="wxcallback-redis-")
+    server = start_redis_server(executable, port, workdir)
     try:
-        deadline = time.monotonic() + 10
-        while not _answers_ping(url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                _unavailable(f"redis-server on port {port} did not start")
-            time.sleep(0.05)
-        yield url
+        yield wait_for_redis(server, port)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_servers([server])
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -192,6 +179,17 @@ def start_redis_server(executable: str, port: int, workdir: str, *extra: str) ->
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def wait_for_redis(server: subprocess.Popen[bytes], port: int) -> str:
+    """The URL of ``server`` once it answers PING (the tests fail, in CI, if it never does)."""
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while not _answers_ping(url):
+        if server.poll() is not None or time.monotonic() > deadline:
+            _unavailable(f"redis-server on port {port} did not start")
+        time.sleep(0.05)
+    return url
 
 
 def stop_servers(servers: list[subprocess.Popen[bytes]]) -> None:

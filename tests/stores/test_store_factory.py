@@ -91,3 +91,13 @@ def test_an_unusable_url_raises_a_clear_store_url_error(url: str, message: str) 
 def test_a_url_that_is_not_a_str_is_refused() -> None:
     with pytest.raises(StoreURLError, match="must be a str"):
         open_store(b"memory://")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("url", ["redis://:s3cr%40t-pw@h:bad/0", "redis://user:s3cr%40t-pw@h/notanumber",
+                                 "redis://h/0?password=s3cr%40t-pw&prefix=a&prefix=b",
+                                 "redis+cluster://u:s3cr%40t-pw@h1:1,h2:x/0"])
+def test_an_unusable_url_never_shows_its_password(url: str) -> None:
+    # the message is printed at start ("store error: …") and may be logged
+    with pytest.raises(StoreURLError) as raised:
+        open_store(url)
+    assert "s3cr" not in str(raised.value) and "***" in str(raised.value)

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from wxcallback.server.stores import StoreNotDurableError, open_store
 from wxcallback.server.stores.redis import durability_risks
 
-from tests.conftest import _answers_ping, _unavailable, free_port, start_redis_server, stop_servers
+from tests.conftest import _unavailable, free_port, start_redis_server, stop_servers, wait_for_redis
 
 
 def _server(tmp_path: Path, *settings: str) -> Iterator[str]:
@@ -24,14 +23,8 @@ def _server(tmp_path: Path, *settings: str) -> Iterator[str]:
         _unavailable("redis-server is not on PATH")
     port = free_port()
     server = start_redis_server(executable, port, str(tmp_path), *settings)
-    url = f"redis://127.0.0.1:{port}/0"
     try:
-        deadline = time.monotonic() + 10
-        while not _answers_ping(url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                _unavailable(f"redis-server on port {port} did not start")
-            time.sleep(0.05)
-        yield url
+        yield wait_for_redis(server, port)
     finally:
         stop_servers([server])
 

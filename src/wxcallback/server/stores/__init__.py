@@ -17,7 +17,7 @@ outbox) and ``outbox_shards=N``; every other query option goes to redis-py.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from .base import (
     DEFAULT_DEDUP_TTL,
@@ -77,8 +77,34 @@ _FALSE = ("0", "false", "no", "off")
 def open_store(url: str, **options: Any) -> Store:
     """The store named by ``url``; ``options`` go to the store's constructor (e.g. ``clock``).
 
-    Connections are made on first use, so this never blocks.
+    Connections are made on first use, so this never blocks. A URL that cannot be used is
+    a StoreURLError whose message shows the URL with its password masked: it is printed at
+    start and may be logged.
     """
+    try:
+        return _open_store(url, **options)
+    except StoreURLError as exc:
+        if not isinstance(url, str):
+            raise
+        raise StoreURLError(_masked(str(exc), url)) from exc.__cause__
+
+
+def _masked(text: str, url: str) -> str:
+    """``text`` with the URL's secrets (userinfo password, password= in the query) as ``***``."""
+    secrets = []
+    location = url.partition("://")[2].split("/", 1)[0]
+    userinfo = location.rpartition("@")[0]
+    if ":" in userinfo:
+        secrets.append(userinfo.split(":", 1)[1])
+    for name, value in parse_qsl(url.partition("?")[2], keep_blank_values=True):
+        if name.lower() in ("password", "pass", "passwd") and value:
+            secrets.append(value)
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***").replace(quote(secret, safe=""), "***")
+    return text
+
+
+def _open_store(url: str, **options: Any) -> Store:
     if not isinstance(url, str):
         raise StoreURLError(f"store URL must be a str, not {type(url).__name__}")
     scheme, _, rest = url.partition("://")
