@@ -48,7 +48,6 @@ import json
 import os
 import resource
 import select
-import signal
 import socket
 import statistics
 import subprocess
@@ -275,14 +274,9 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path, timeout:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    from bench_server import stop  # the same SIGTERM-then-SIGKILL of a process group
+
+    stop(process)
 
 
 # -- the attacks ------------------------------------------------------------------------------
