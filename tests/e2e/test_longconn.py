@@ -61,6 +61,16 @@ def _longconn(server: ServerProcess) -> dict[str, Any]:
     return entry
 
 
+def _healths(server: ServerProcess, times: int = 6) -> list[tuple[int, dict[str, Any]]]:
+    """/healthz asked several times on new connections, so that every worker answers some."""
+    answers = []
+    for _ in range(times):
+        with httpx.Client(timeout=5) as client:
+            response = client.get(f"{server.url}/healthz")
+        answers.append((response.status_code, response.json()))
+    return answers
+
+
 def _holder_pid(fake: ThreadedFake, servers: list[ServerProcess]) -> int:
     """The pid of the worker that holds the lease, as /healthz on any worker reports it."""
     holder = _longconn(servers[0])["holder"]
@@ -137,13 +147,18 @@ def test_a_dropped_connection_comes_back_and_answers_again(tmp_path: Path, fake:
 
 def test_a_refused_subscribe_is_not_retried_in_a_storm(tmp_path: Path, fake: ThreadedFake) -> None:
     config = _config(tmp_path, fake, f"sqlite:///{tmp_path / 'state.db'}", secret="wrong-secret")
-    with serve(config, workers=2) as server:
+    with serve(config, workers=2, ready_path=None) as server:
         fake.wait_until(lambda: fake.fake.subscribe_attempts >= 3, timeout=15)
         time.sleep(5)  # the other worker, and this one, stay down
         assert fake.fake.subscribe_attempts == 3
         health = _longconn(server)
         assert health["terminal"] == "subscribe_refused" and health["connected"] is False
         assert "853000" in server.output() and "wrong-secret" not in server.output()
+        # nobody serves the bot until a restart: every worker's /healthz says so, naming it
+        for status, report in _healths(server):
+            assert status == 503, report
+            assert "assistant" in report["status"] and "subscribe_refused" in report["status"], report
+            assert "853000" in report["status"] and "wrong-secret" not in report["status"]
 
 
 def test_an_evicted_server_stays_down(tmp_path: Path, fake: ThreadedFake) -> None:
@@ -156,6 +171,9 @@ def test_an_evicted_server_stays_down(tmp_path: Path, fake: ThreadedFake) -> Non
         assert fake.fake.subscribe_attempts == attempts
         assert fake.fake.connections == 2  # ours, then the rival's
         assert _longconn(server)["terminal"] == "evicted"
+        for status, report in _healths(server):
+            assert status == 503, report
+            assert "assistant" in report["status"] and "evicted" in report["status"], report
 
 
 def test_a_sigkilled_holder_is_taken_over_by_the_other_server_on_one_redis(
@@ -179,3 +197,20 @@ def test_a_sigkilled_holder_is_taken_over_by_the_other_server_on_one_redis(
         first.stop()
         second.stop()
     assert fake.fake.violations == []
+
+
+def test_a_reconnecting_connection_is_reported_but_keeps_healthz_up(tmp_path: Path, fake: ThreadedFake) -> None:
+    config = _config(tmp_path, fake, f"sqlite:///{tmp_path / 'state.db'}")
+    with serve(config, workers=2) as server:
+        fake.wait_until(lambda: fake.fake.subscribed)
+        time.sleep(1)  # the holder publishes its state for the other worker
+        for status, report in _healths(server):  # held by one worker, standing by in the other: all well
+            assert (status, report["degraded"]) == (200, []), report
+        # the next subscribes go unanswered: the connection keeps trying, nothing is lost for good
+        fake.fake.withhold_acks.add(Cmd.SUBSCRIBE)
+        fake.call(fake.fake.drop)
+        fake.wait_until(lambda: fake.fake.subscribe_attempts >= 2)
+        for status, report in _healths(server):
+            assert status == 200, report
+            assert [line for line in report["degraded"] if "assistant" in line], report
+            assert report["longconn"]["assistant"]["terminal"] is None

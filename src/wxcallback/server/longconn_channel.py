@@ -73,7 +73,8 @@ from .dispatch import Answer, Channel, Dispatcher
 from .observe import Metrics, Outcome, log_callback
 from .stores import Store, StoreError, open_store
 
-__all__ = ["STAY_DOWN", "LongConnChannel", "LongConnClient", "StoreLease", "clear_stay_down", "settings_for"]
+__all__ = ["STAY_DOWN", "LongConnChannel", "LongConnClient", "StoreLease", "clear_stay_down", "longconn_problem",
+           "settings_for"]
 
 _LOG = logging.getLogger("wxcallback.server")
 # How long a connection that ended for good keeps the others down (a restart clears it).
@@ -141,6 +142,24 @@ class LongConnClient:
             raise AckError(str(result.get("error")), errcode=int(result["errcode"]),
                            errmsg=str(result.get("errmsg", "")), req_id=str(result.get("req_id", "")))
         raise NotConnected(str(result.get("error")))
+
+
+def longconn_problem(name: str, entry: Mapping[str, Any]) -> str | None:
+    """What ``/healthz`` says of a long-connection channel's entry (``LongConnChannel.health``):
+    None while its bot is connected, wherever it is held.
+
+    A terminal state is lost capacity (nobody serves the bot until ``wxcallback serve`` is
+    started again); a connection that is reconnecting, or not yet held, comes back by itself.
+    """
+    terminal = entry.get("terminal")
+    if terminal:
+        why = entry.get("terminal_message") or "the process that held it stopped for good"
+        return f"long connection {name}: stopped for good ({terminal}: {why}); start wxcallback serve again once fixed"
+    if entry.get("connected"):
+        return None
+    if entry.get("holder") is None:
+        return f"long connection {name}: no process holds the bot (starting, or taking over from one that stopped)"
+    return f"long connection {name}: not connected ({entry.get('phase')}: {entry.get('last_error') or 'connecting'})"
 
 
 def _state_key(bot_id: str) -> str:

@@ -33,7 +33,7 @@ from .forward import DeliveryWorker, Forwarder
 from .handlers import load_handler
 from .http import TEXT, BodyTooLarge, CallbackRequest, CallbackResponse, read_body
 from .inbound import Endpoint, Handled, InboundProtocol
-from .longconn_channel import LongConnChannel, LongConnClient
+from .longconn_channel import LongConnChannel, LongConnClient, longconn_problem
 from .observe import Metrics, Outcome, log_request
 from .connections import STATS as CONNECTION_STATS
 from .replay import ReplayGuard, replay_scope
@@ -174,8 +174,12 @@ class CallbackServer:
                        Outcome(outcome, detail=detail, channel=endpoint.name if endpoint else "-"))
 
     async def health(self) -> tuple[int, bytes]:
-        """``/healthz``: 200 when the store answers, else 503; with what this worker refused.
+        """``/healthz``: 200 while the server can do its work, else 503 with the reason.
 
+        503 when the store does not answer, or when a long connection has given up for good
+        (evicted, subscribe refused: nobody serves that bot until a restart). ``degraded``
+        lists what costs something without stopping the service: a long connection that is
+        reconnecting or not yet held, and connections turned away with every slot busy.
         ``connections`` counts the connections this worker closed or refused to protect
         itself (oversized or slow request heads, idle ones closed to make room, and
         ``refused_full``: turned away with every slot busy, lost capacity).
@@ -183,16 +187,26 @@ class CallbackServer:
         await self.start()
         assert self.store is not None
         store_health = await self.store.health()
-        healthy = store_health.ok
-        report: dict[str, Any] = {"status": "ok" if healthy else f"store unavailable: {store_health.reason}",
-                                  "channels": [c.name for c in self.config.channels]}
+        problems = [] if store_health.ok else [f"store unavailable: {store_health.reason}"]
+        report: dict[str, Any] = {"status": "ok", "channels": [c.name for c in self.config.channels]}
+        degraded: list[str] = []
         connections = CONNECTION_STATS.snapshot()
         if connections is not None:  # served by wxcallback serve, not mounted in another framework
             report["connections"] = connections
-            report["degraded"] = ["connections refused: all slots busy"] if connections["refused_full"] else []
+            if connections["refused_full"]:
+                degraded.append("connections refused: all slots busy")
         if self.longconn:
             report["longconn"] = {name: await channel.health() for name, channel in self.longconn.items()}
-        return (200 if healthy else 503), json.dumps(report).encode()
+            for name, entry in report["longconn"].items():
+                problem = longconn_problem(name, entry)
+                if problem is None:
+                    continue
+                (problems if entry.get("terminal") else degraded).append(problem)
+        if connections is not None or self.longconn:
+            report["degraded"] = degraded
+        if problems:
+            report["status"] = "; ".join(problems)
+        return (503 if problems else 200), json.dumps(report).encode()
 
     async def metrics_text(self) -> bytes:
         """``/metrics`` in the Prometheus text format, the outbox depth read from the store."""
