@@ -7,13 +7,14 @@ process holds the bot's connection. Timings are shortened (heartbeat 1 s, backof
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ import pytest
 from tests.e2e.fake_longconn import ThreadedFake, fake_platform
 from tests.e2e.servers import ServerProcess, serve, write_config
 from tests.conftest import free_port
-from wxcallback.longconn import Cmd
+from wxcallback.longconn import Cmd, DeliveryUnknown
+from wxcallback.server.longconn_channel import LongConnClient
+from wxcallback.server.stores import open_store
 
 BOT_ID = "bot-e2e"
 SECRET = "e2e-secret-4b8c"
@@ -214,3 +217,57 @@ def test_a_reconnecting_connection_is_reported_but_keeps_healthz_up(tmp_path: Pa
             assert status == 200, report
             assert [line for line in report["degraded"] if "assistant" in line], report
             assert report["longconn"]["assistant"]["terminal"] is None
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"waited {timeout} s in vain")
+        await asyncio.sleep(0.05)
+
+
+def _sent(fake: ThreadedFake, cmd: str) -> list[dict[str, Any]]:
+    return [r.frame.body or {} for r in list(fake.fake.received) if r.frame is not None and r.frame.cmd == cmd]
+
+
+def test_a_sigkilled_holder_passes_on_its_queued_requests_and_no_send_is_lost_silently(
+        tmp_path: Path, fake: ThreadedFake, redis_url: str, redis_prefix: str) -> None:
+    store_url = f"{redis_url}?prefix={redis_prefix}"
+    config = _config(tmp_path, fake, store_url, ack_timeout=10.0)
+    servers = [ServerProcess(config, free_port()), ServerProcess(config, free_port())]
+    data = bytes(range(256)) * 40
+
+    async def scenario() -> None:
+        async with open_store(store_url) as store:
+            client = LongConnClient(store, BOT_ID, timeout=20)
+            # The holder sends a message and starts an upload; the platform has not acknowledged either
+            # when the holder is killed.
+            fake.fake.withhold_acks.update({Cmd.SEND_MSG, Cmd.UPLOAD_INIT})
+            in_flight = asyncio.ensure_future(client.send_markdown("zhangsan", "in flight"))
+            upload = asyncio.ensure_future(client.upload_media(data, media_type="file", filename="report.bin"))
+            await _until(lambda: bool(_sent(fake, Cmd.SEND_MSG) and _sent(fake, Cmd.UPLOAD_INIT)))
+            holder = _holder_pid(fake, servers)
+            os.kill(holder, signal.SIGKILL)
+            fake.fake.withhold_acks.clear()
+            queued = asyncio.ensure_future(client.send_markdown("lisi", "queued meanwhile"))
+
+            # sent, never acknowledged: the sender is told it may have arrived, not that nobody sent it
+            with pytest.raises(DeliveryUnknown, match="may or may not have reached the chat"):
+                await in_flight
+            # the upload is done again by the next holder, and the request queued meanwhile is sent by it
+            media = await upload
+            assert fake.fake.uploads[media.media_id] == data
+            assert (await queued)["errcode"] == 0
+            assert _holder_pid(fake, [s for s in servers if s.process.pid != holder]) != holder
+
+    try:
+        fake.wait_until(lambda: fake.fake.subscribed)
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        for server in servers:
+            server.stop()
+    contents = [body["markdown"]["content"] for body in _sent(fake, Cmd.SEND_MSG)]
+    assert sorted(contents) == ["in flight", "queued meanwhile"]  # each sent once, the first never again
+    assert len(_sent(fake, Cmd.UPLOAD_INIT)) == 2
+    assert fake.fake.subscribes_ok == 2
