@@ -159,7 +159,7 @@ class _ScrapeTime(Collector):
             yield GaugeMetricFamily("wxcallback_dead_letters", "Forwarded messages set aside after delivery "
                                     "failed for good (wxcallback outbox list)", value=self._dead_letters)
         refused = CounterMetricFamily("wxcallback_connections_closed",
-                                      "Connections this worker closed or refused to protect itself, by reason",
+                                      "Connections the workers closed or refused to protect themselves, by reason",
                                       labels=["reason"])
         for reason, count in self._connections.items():
             refused.add_metric([reason], count)

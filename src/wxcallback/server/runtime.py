@@ -180,8 +180,8 @@ class CallbackServer:
         (evicted, subscribe refused: nobody serves that bot until a restart). ``degraded``
         lists what costs something without stopping the service: a long connection that is
         reconnecting or not yet held, and connections turned away with every slot busy.
-        ``connections`` counts the connections this worker closed or refused to protect
-        itself (oversized or slow request heads, idle ones closed to make room, and
+        ``connections`` counts the connections the workers closed or refused to protect
+        themselves (summed over every worker of ``wxcallback serve``) (oversized or slow request heads, idle ones closed to make room, and
         ``refused_full``: turned away with every slot busy, lost capacity).
         """
         await self.start()
