@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.servers import ServerProcess, serve, write_config
-from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, wecom_text
 
 CHANNELS = {
     "wecom": {"path": "/wecom", "platform": "wecom-app", "token": TOKEN, "encoding_aes_key": KEY,

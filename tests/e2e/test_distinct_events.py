@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.servers import Backend, serve, write_config
-from tests.server.platform import APPID, KEY, TOKEN, Platform
+from tests.platform_requests import APPID, KEY, TOKEN, Platform
 from wxcallback.messages import parse_message
 
 SECOND = 1_700_000_000

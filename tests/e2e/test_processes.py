@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.servers import Backend, serve, write_config
-from tests.server.platform import APPID, KEY, TOKEN, Platform, oa_text, robot_refresh, robot_text, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text, robot_refresh, robot_text, wecom_text
 from wxcallback.messages import parse_message
 
 HANDLER = "tests.e2e.e2e_handlers:counting_echo"

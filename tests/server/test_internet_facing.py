@@ -12,7 +12,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from tests.server.platform import APPID, KEY, TOKEN, Platform, oa_text, sign
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text
+from wxcallback import sign
 from wxcallback.server.app import create_app
 from wxcallback.server.config import ConfigError, parse_config
 from wxcallback.server.stores import MemoryStore

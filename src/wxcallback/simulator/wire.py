@@ -133,13 +133,19 @@ def _crypto(target: Target) -> MessageCrypto:
 
 
 def callback_request(
-    target: Target, payload: Mapping[str, Any], *, timestamp: str | None = None, nonce: str | None = None,
+    target: Target, payload: Mapping[str, Any] | str, *, timestamp: str | None = None, nonce: str | None = None,
     sender: str | None = None,
 ) -> WireRequest:
-    """The signed (and, per mode, encrypted) POST carrying ``payload``."""
+    """The signed (and, per mode, encrypted) POST carrying ``payload``: its fields, or a document
+    already in the target's data format (sent as it is, byte for byte)."""
     timestamp = timestamp or fresh_timestamp()
     nonce = nonce or fresh_nonce()
-    plaintext = render_document(target, payload)
+    if isinstance(payload, str):
+        if target.mode is Mode.COMPATIBLE:
+            raise SimulatorError("compatibility mode repeats the message's fields beside Encrypt: give the fields")
+        plaintext = payload
+    else:
+        plaintext = render_document(target, payload)
     if target.is_official_account_like:
         pairs = [("signature", sign(target.token, timestamp, nonce)), ("timestamp", timestamp), ("nonce", nonce)]
         if sender is not None and target.platform is ChannelKind.OFFICIAL_ACCOUNT:
