@@ -155,7 +155,7 @@ def callback_request(
                                timestamp, nonce, plaintext)
         sealed = _crypto(target).encrypt_reply(plaintext, nonce, timestamp=timestamp)
         pairs += [("encrypt_type", "aes"), ("msg_signature", sealed.msg_signature)]
-        if target.mode is Mode.COMPATIBLE:
+        if target.mode is Mode.COMPATIBLE and not isinstance(payload, str):  # a str was refused above
             # Compatibility mode: the plaintext fields and the Encrypt value in one document.
             envelope: dict[str, Any] = {**payload, "Encrypt": sealed.encrypt}
         else:
