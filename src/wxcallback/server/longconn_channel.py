@@ -155,8 +155,13 @@ class LongConnClient:
             if remaining <= 0:
                 break
             phase, taker = await hand.state()
-            if taker is None or await self._holds(taker):
-                continue  # still queued, or in the hands of a live holder
+            owner = await self._store.lease_owner(lease_name(self.bot_id))
+            if taker is None:
+                if owner is not None and owner.startswith(_DOWN):
+                    break  # still queued, and the bot's connection ended for good: nobody will take it
+                continue
+            if owner is not None and (owner == taker or owner.startswith(_DOWN) and owner.endswith(f":{taker}")):
+                continue  # in the hands of the holder (or of one that ended for good and finishes what it has)
             if phase == _TAKEN or resendable:
                 # The holder stopped before sending it: queue it again for the next one. If that
                 # holder was only slow and sends it after all, the next one cannot take it.
@@ -173,6 +178,12 @@ class LongConnClient:
 
     async def _give_up(self, key: str, hand: _Hand) -> dict[str, Any]:
         """The wait is over: make sure the request is never sent later, or say that it was."""
+        owner = await self._store.lease_owner(lease_name(self.bot_id))
+        why = (f"the bot's long connection stopped for good ({owner.split(':')[1]}; see /healthz), and nothing "
+               "will send it until `wxcallback serve` is started again" if owner is not None and
+               owner.startswith(_DOWN) else
+               f"no process holding bot {self.bot_id!r} sent it within {self.timeout:g} s, and none will: is "
+               "`wxcallback serve` running with this channel, and connected (see /healthz)?")
         while True:
             phase, taker = await hand.state()
             if phase == _SENT:
@@ -180,20 +191,13 @@ class LongConnClient:
             # Still queued, or taken and not sent: take it back, unless a holder moves it on meanwhile.
             if await hand.give_up(None if taker is None else f"{phase}:{taker}"):
                 await self._store.release(key)
-                raise NotConnected(f"no process holding bot {self.bot_id!r} sent it within {self.timeout:g} s, and "
-                                   "none will: is `wxcallback serve` running with this channel, and connected (see "
-                                   "/healthz)?")
+                raise NotConnected(f"not sent: {why}")
         cached = await self._store.wait_for(key, 0)  # answered just now
         if cached is not None:
             return self._result(cached.body)
         await self._store.release(key)
         raise DeliveryUnknown(f"bot {self.bot_id!r}: the message was sent but the platform's ack did not come within "
                               f"{self.timeout:g} s: it may or may not have reached the chat")
-
-    async def _holds(self, taker: str) -> bool:
-        """Whether ``taker`` still holds the bot (or ended for good, finishing what it has)."""
-        owner = await self._store.lease_owner(lease_name(self.bot_id))
-        return owner is not None and (owner == taker or owner.startswith(_DOWN) and owner.endswith(f":{taker}"))
 
     def _result(self, body: bytes) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(body)
