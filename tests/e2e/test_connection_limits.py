@@ -183,7 +183,7 @@ def test_healthz_counts_the_refusals_of_every_worker_whichever_answers(tmp_path:
             flood.append(sock)
         refused, pending = 0, list(flood)
         while pending:
-            readable, _, _ = select.select(pending, [], [], 2.0)
+            readable, _, _ = select.select(pending, [], [], 5.0)
             if not readable:
                 break  # the rest are in flight, waiting for their bodies
             for sock in readable:
@@ -192,8 +192,14 @@ def test_healthz_counts_the_refusals_of_every_worker_whichever_answers(tmp_path:
         for sock in flood:
             sock.close()
         assert refused > 0
-        for _ in range(12):  # new connections: both workers answer some
+        answers = 0
+        while answers < 12:  # each on a new connection: both workers answer some
             with httpx.Client(timeout=5) as client:
-                report = client.get(f"{running.url}/healthz").json()
+                response = client.get(f"{running.url}/healthz")
+            if response.status_code == 503 and response.text == "too many connections":
+                refused += 1  # a worker had not yet seen the flood's sockets close: refused, and counted
+                continue
+            report = response.json()
             assert report["connections"]["refused_full"] == refused, report
             assert report["degraded"] == ["connections refused: all slots busy"], report
+            answers += 1
