@@ -89,14 +89,15 @@ def _suite_notice(info_type: str, extra: str = "") -> str:
 
 def test_each_open_platform_tenant_gets_its_own_replies_and_a_new_one_needs_no_configuration() -> None:
     async def test(client: Client, store: MemoryStore) -> None:
+        content = "hello " + secrets.token_hex(4)
         for tenant in TENANTS[:2] + ("wx1111111111111111",):  # the last one is in no configuration
             # The authorizer's messages are sealed for the component's AppID, not the authorizer's.
             side = Platform("component", f"/open/{tenant}", receive_id=COMPONENT)
-            url, body = side.callback(oa_text("hello", msg_id=42))  # the same MsgId for every tenant
+            url, body = side.callback(oa_text(content, msg_id=42))  # the same MsgId for every tenant
             response = await client.post(url, content=body)
             assert response.status_code == 200, response.text
-            assert f"<Content><![CDATA[{tenant}: hello]]></Content>" in side.open_reply(response.content)
-        assert all(handlers.calls[f"{t}:hello"] == 1 for t in TENANTS[:2])  # no tenant was a duplicate
+            assert f"<Content><![CDATA[{tenant}: {content}]]></Content>" in side.open_reply(response.content)
+        assert all(handlers.calls[f"{t}:{content}"] == 1 for t in TENANTS[:2])  # no tenant was a duplicate
 
     _run(test)
 

@@ -11,7 +11,8 @@
 
     [channels.oa]
     path = "/wechat/oa"
-    platform = "official-account"          # official-account | wecom-app | wecom-robot | signature-only
+    platform = "official-account"          # official-account | wecom-app | wecom-robot | miniprogram |
+                                           # signature-only | component | wecom-suite
     token = "${OA_TOKEN}"                  # ${NAME} takes the value from the environment
     encoding_aes_key = "${OA_AES_KEY}"
     previous_keys = []                     # keys still accepted after a rotation
