@@ -19,6 +19,7 @@ from tests.server.platform import KEY, TOKEN, Platform, oa_text
 from wxcallback import sign
 from wxcallback.server.app import create_app
 from wxcallback.server.config import ConfigError, parse_config
+from wxcallback.server.routes import RouteTable
 from wxcallback.server.stores import MemoryStore
 from wxcallback.server.tickets import latest_ticket
 
@@ -288,3 +289,14 @@ def test_templates_and_second_urls_are_checked_at_start() -> None:
         "channels.c.instruction_path: must be an exact path")
     assert _refusal({"c": component, "d": {**suite, "instruction_path": "/open/auth"}}).startswith(
         "channels.d.instruction_path: '/open/auth' is already used by channels.c")
+
+
+def test_the_route_table_finds_exact_paths_among_many_and_templates_by_their_prefix() -> None:
+    table = RouteTable([(f"/exact/{n}", n) for n in range(1000)] + [("/open/{appid}", -1), ("/s/{corpid}/data", -2)])
+    assert table.first("/exact/999") == 999 and table.first("/exact/999/") == 999
+    route = table.match(f"/open/{TENANTS[0]}/")
+    assert route is not None and (route.candidates, route.tenant) == ((-1,), TENANTS[0])
+    route = table.match(f"/s/{CORP_B}/data")
+    assert route is not None and route.tenant == CORP_B
+    assert table.match(f"/s/{CORP_B}") is None and table.match("/open/wx0/x") is None
+    assert "is not an AppID" in table.miss("/open/nope") and "no channel" in table.miss("/elsewhere")

@@ -140,7 +140,6 @@ class _Opened:
 
     nonce: str
     decrypted: DecryptedMessage | None  # None: a plaintext request, answered in clear
-    tenant: str = ""
 
 
 class InboundProtocol:

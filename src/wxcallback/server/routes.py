@@ -125,9 +125,10 @@ class RouteTable(Generic[T]):
             return Route(found, "", None)
         if not self._templates:
             return None
-        for template, values, value in self._captures(path):
-            if template.valid(value):
-                return Route(values, value, template)
+        for candidate in (path, path.rstrip("/")) if path.endswith("/") else (path,):
+            for template, values, value in self._captures(candidate):
+                if template.valid(value):
+                    return Route(values, value, template)
         return None
 
     def miss(self, path: str) -> str:
