@@ -57,6 +57,15 @@ def test_tenants_tickets_and_shared_paths_through_serve(tmp_path: Path) -> None:
             response = client.post("/open/wx-not-an-appid?timestamp=1&nonce=1&msg_signature=x", content=b"<xml/>")
             assert response.status_code == 404 and b"wx-not-an-appid" not in response.content
 
+            # The simulator plays a new tenant and the component's notices from the command line.
+            played = subprocess.run(
+                [sys.executable, "-m", "wxcallback", "simulate", f"{server.url}/open/$APPID$", "--platform",
+                 "component", "--token", TOKEN, "--key", KEY, "--receive-id", COMPONENT,
+                 "--tenant", "wx3333333333333333", "--notice-url", f"{server.url}/open/auth", "--json"],
+                cwd=ROOT, capture_output=True, text=True, timeout=60)
+            assert played.returncode == 0, played.stdout + played.stderr
+            assert "notice component_verify_ticket" in played.stdout
+
             # The component ticket on the auth URL, kept for every process.
             auth = Platform("component", "/open/auth", receive_id=COMPONENT)
             ticket = _notice("component_verify_ticket", "<ComponentVerifyTicket>cvt@@@7</ComponentVerifyTicket>")

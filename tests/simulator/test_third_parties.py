@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.server.platform import KEY, TOKEN
 from tests.server.test_tenants import CHANNELS, COMPONENT, CORP_B, OTHER_KEY, OTHER_TOKEN, PROVIDER, SUITE
@@ -14,6 +15,7 @@ from wxcallback.server.config import parse_config
 from wxcallback.server.stores import MemoryStore
 from wxcallback.server.tickets import latest_ticket
 from wxcallback.simulator import Simulator
+from wxcallback.simulator.errors import SimulatorError
 from wxcallback.simulator.report import Report
 
 
@@ -26,7 +28,7 @@ def _play(*runs: tuple[str, dict[str, Any]]) -> tuple[list[Report], MemoryStore]
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
             for url, settings in runs:
                 async with Simulator(url, client=client, **settings) as simulator:
-                    reports.append(await simulator.run_suite(retries=2))
+                    reports.append(await simulator.run_suite(retries=2, hostile=True))
         await app.state.wxcallback.stop()
         return reports
 
@@ -67,3 +69,13 @@ def test_channels_sharing_a_path_each_pass_as_themselves() -> None:
     )
     for report in reports:
         assert report.passed, _failures(report)
+
+
+def test_a_templated_url_needs_its_tenant_and_a_suite_its_corp() -> None:
+    settings: dict[str, Any] = {"token": TOKEN, "encoding_aes_key": KEY, "receive_id": PROVIDER}
+    with pytest.raises(SimulatorError, match="give the tenant"):
+        Simulator("http://test/open/$APPID$", platform="component", **settings)
+    with pytest.raises(SimulatorError, match="sealed for the authorized corp"):
+        Simulator("http://test/suite/ww0000000000000a01", platform="wecom-suite", **settings)
+    with pytest.raises(SimulatorError, match="only a component or a wecom-suite has a notice URL"):
+        Simulator("http://test/wecom", platform="wecom-app", notice_url="http://test/x", **settings)
