@@ -22,10 +22,10 @@ from tests.server.test_tenants import (
     OTHER_TOKEN,
     PROVIDER,
     SUITE,
-    _notice,
-    _sealed,
-    _suite_notice,
-    _wecom_text,
+    component_notice,
+    sealed,
+    suite_notice,
+    wecom_text_for,
 )
 
 _AUTH_ENVELOPE = f"<xml><AppId><![CDATA[{COMPONENT}]]></AppId><Encrypt><![CDATA[{{encrypt}}]]></Encrypt></xml>"
@@ -68,17 +68,17 @@ def test_tenants_tickets_and_shared_paths_through_serve(tmp_path: Path) -> None:
 
             # The component ticket on the auth URL, kept for every process.
             auth = Platform("component", "/open/auth", receive_id=COMPONENT)
-            ticket = _notice("component_verify_ticket", "<ComponentVerifyTicket>cvt@@@7</ComponentVerifyTicket>")
-            url, body = _sealed(auth, ticket, _AUTH_ENVELOPE)
+            ticket = component_notice("component_verify_ticket", "<ComponentVerifyTicket>cvt@@@7</ComponentVerifyTicket>")
+            url, body = sealed(auth, ticket, _AUTH_ENVELOPE)
             assert client.post(url, content=body).text == "success"
 
             # The suite: data callbacks per corp, instructions with the SuiteID, URL checks with the provider's id.
             for corp in (CORP_A, CORP_B):
                 side = Platform("wecom-suite", f"/suite/{corp}", receive_id=corp)
-                url, body = side.callback(_wecom_text("d", corp=corp))
+                url, body = side.callback(wecom_text_for("d", corp=corp))
                 assert f"{corp}: d" in side.open_reply(client.post(url, content=body).content)
             instructions = Platform("wecom-suite", "/suite/instructions", receive_id=SUITE)
-            url, body = instructions.callback(_suite_notice("suite_ticket", "<SuiteTicket>st@9</SuiteTicket>"))
+            url, body = instructions.callback(suite_notice("suite_ticket", "<SuiteTicket>st@9</SuiteTicket>"))
             assert client.post(url, content=body).text == "success"
             check = Platform("wecom-suite", "/suite/instructions", receive_id=PROVIDER)
             assert client.get(check.verify_url_request()).text == check.expected_echo
@@ -86,14 +86,14 @@ def test_tenants_tickets_and_shared_paths_through_serve(tmp_path: Path) -> None:
             # Two WeCom apps on one path, told apart by their Tokens.
             for token, key, answer in ((TOKEN, KEY, "a: x"), (OTHER_TOKEN, OTHER_KEY, "b: y")):
                 side = Platform("wecom-app", "/wecom", receive_id=PROVIDER, token=token, key=key)
-                url, body = side.callback(_wecom_text(answer[3:]))
+                url, body = side.callback(wecom_text_for(answer[3:]))
                 reply = side.open_reply(client.post(url, content=body).content)
                 assert f"<Content><![CDATA[{answer}]]></Content>" in reply
 
             # A forwarding component: its ticket and its tenants' messages reach the backend.
             relay = Platform("component", "/relay/auth", receive_id=COMPONENT)
-            relayed = _notice("component_verify_ticket", "<ComponentVerifyTicket>relayed</ComponentVerifyTicket>")
-            url, body = _sealed(relay, relayed, _AUTH_ENVELOPE)
+            relayed = component_notice("component_verify_ticket", "<ComponentVerifyTicket>relayed</ComponentVerifyTicket>")
+            url, body = sealed(relay, relayed, _AUTH_ENVELOPE)
             assert client.post(url, content=body).text == "success"
             side = Platform("component", "/relay/wxba5fad812f8e6fb9", receive_id=COMPONENT)
             url, body = side.callback(oa_text("to the backend"))

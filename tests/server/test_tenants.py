@@ -61,14 +61,14 @@ def _run(test: Callable[[Client, MemoryStore], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
-def _wecom_text(content: str, agent_id: int = 1000002, corp: str = PROVIDER) -> str:
+def wecom_text_for(content: str, agent_id: int = 1000002, corp: str = PROVIDER) -> str:
     return (f"<xml><ToUserName><![CDATA[{corp}]]></ToUserName><FromUserName><![CDATA[zhangsan]]></FromUserName>"
             f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             f"<Content><![CDATA[{content}]]></Content><MsgId>{secrets.randbelow(10**15)}</MsgId>"
             f"<AgentID>{agent_id}</AgentID></xml>")
 
 
-def _sealed(side: Platform, plaintext: str, envelope: str) -> tuple[str, bytes]:
+def sealed(side: Platform, plaintext: str, envelope: str) -> tuple[str, bytes]:
     """(url, body) with the envelope's other fields as given (``{encrypt}`` marks the ciphertext)."""
     timestamp, nonce = str(int(time.time())), secrets.token_hex(5)
     side.last_nonce = nonce
@@ -78,12 +78,12 @@ def _sealed(side: Platform, plaintext: str, envelope: str) -> tuple[str, bytes]:
     return f"{side.path}?{urlencode(query)}", envelope.format(encrypt=encrypt).encode()
 
 
-def _notice(info_type: str, extra: str = "") -> str:
+def component_notice(info_type: str, extra: str = "") -> str:
     return (f"<xml><AppId><![CDATA[{COMPONENT}]]></AppId><CreateTime>{int(time.time())}</CreateTime>"
             f"<InfoType><![CDATA[{info_type}]]></InfoType>{extra}</xml>")
 
 
-def _suite_notice(info_type: str, extra: str = "") -> str:
+def suite_notice(info_type: str, extra: str = "") -> str:
     return (f"<xml><SuiteId><![CDATA[{SUITE}]]></SuiteId><InfoType><![CDATA[{info_type}]]></InfoType>"
             f"<TimeStamp>{int(time.time())}</TimeStamp>{extra}</xml>")
 
@@ -148,14 +148,14 @@ def test_the_component_ticket_and_authorization_notices_arrive_on_the_auth_path(
     async def test(client: Client, store: MemoryStore) -> None:
         side = Platform("component", "/open/auth", receive_id=COMPONENT)
         envelope = f"<xml><AppId><![CDATA[{COMPONENT}]]></AppId><Encrypt><![CDATA[{{encrypt}}]]></Encrypt></xml>"
-        notices = [_notice("component_verify_ticket", "<ComponentVerifyTicket>ticket@@@1</ComponentVerifyTicket>"),
-                   _notice("authorized", f"<AuthorizerAppid>{TENANTS[0]}</AuthorizerAppid><AuthorizationCode>c"
+        notices = [component_notice("component_verify_ticket", "<ComponentVerifyTicket>ticket@@@1</ComponentVerifyTicket>"),
+                   component_notice("authorized", f"<AuthorizerAppid>{TENANTS[0]}</AuthorizerAppid><AuthorizationCode>c"
                            "</AuthorizationCode><AuthorizationCodeExpiredTime>1</AuthorizationCodeExpiredTime>"),
-                   _notice("updateauthorized", f"<AuthorizerAppid>{TENANTS[0]}</AuthorizerAppid><AuthorizationCode>"
+                   component_notice("updateauthorized", f"<AuthorizerAppid>{TENANTS[0]}</AuthorizerAppid><AuthorizationCode>"
                            "c</AuthorizationCode><AuthorizationCodeExpiredTime>1</AuthorizationCodeExpiredTime>"),
-                   _notice("unauthorized", f"<AuthorizerAppid>{TENANTS[0]}</AuthorizerAppid>")]
+                   component_notice("unauthorized", f"<AuthorizerAppid>{TENANTS[0]}</AuthorizerAppid>")]
         for plaintext in notices:
-            url, body = _sealed(side, plaintext, envelope)
+            url, body = sealed(side, plaintext, envelope)
             response = await client.post(url, content=body)
             assert (response.status_code, response.text) == (200, "success")
         ticket = await latest_ticket(store, "open", COMPONENT)
@@ -168,13 +168,13 @@ def test_the_suite_data_callback_opens_with_the_corp_the_path_names() -> None:
     async def test(client: Client, store: MemoryStore) -> None:
         for corp in (CORP_A, CORP_B):
             side = Platform("wecom-suite", f"/suite/{corp}", receive_id=corp)
-            url, body = side.callback(_wecom_text("data", corp=corp))
+            url, body = side.callback(wecom_text_for("data", corp=corp))
             response = await client.post(url, content=body)
             assert response.status_code == 200, response.text
             assert f"<Content><![CDATA[{corp}: data]]></Content>" in side.open_reply(response.content)
         # A frame sealed for another corp than the path names: refused, whatever the signature says.
         side = Platform("wecom-suite", f"/suite/{CORP_A}", receive_id=PROVIDER)
-        url, body = side.callback(_wecom_text("misrouted"))
+        url, body = side.callback(wecom_text_for("misrouted"))
         assert (await client.post(url, content=body)).status_code == 403
 
     _run(test)
@@ -195,16 +195,16 @@ def test_the_suite_url_checks_open_with_the_providers_corpid() -> None:
 def test_the_suite_instructions_open_with_the_suite_id_and_keep_the_ticket() -> None:
     async def test(client: Client, store: MemoryStore) -> None:
         side = Platform("wecom-suite", "/suite/instructions", receive_id=SUITE)
-        for plaintext in (_suite_notice("suite_ticket", "<SuiteTicket><![CDATA[st-1]]></SuiteTicket>"),
-                          _suite_notice("create_auth", "<AuthCode><![CDATA[code]]></AuthCode>"),
-                          _suite_notice("cancel_auth", f"<AuthCorpId><![CDATA[{CORP_A}]]></AuthCorpId>")):
+        for plaintext in (suite_notice("suite_ticket", "<SuiteTicket><![CDATA[st-1]]></SuiteTicket>"),
+                          suite_notice("create_auth", "<AuthCode><![CDATA[code]]></AuthCode>"),
+                          suite_notice("cancel_auth", f"<AuthCorpId><![CDATA[{CORP_A}]]></AuthCorpId>")):
             url, body = side.callback(plaintext)
             response = await client.post(url, content=body)
             assert (response.status_code, response.text) == (200, "success")
         ticket = await latest_ticket(store, "suite", SUITE)
         assert ticket is not None and (ticket.kind, ticket.value) == ("suite_ticket", "st-1")
         wrong = Platform("wecom-suite", "/suite/instructions", receive_id=PROVIDER)
-        url, body = wrong.callback(_suite_notice("suite_ticket", "<SuiteTicket>x</SuiteTicket>"))
+        url, body = wrong.callback(suite_notice("suite_ticket", "<SuiteTicket>x</SuiteTicket>"))
         assert (await client.post(url, content=body)).status_code == 403
 
     _run(test)
@@ -216,11 +216,11 @@ def test_two_wecom_apps_on_one_path_each_get_their_own_messages() -> None:
             side = Platform("wecom-app", "/wecom", receive_id=PROVIDER, token=token, key=key)
             response = await client.get(side.verify_url_request())
             assert (response.status_code, response.text) == (200, side.expected_echo)
-            url, body = side.callback(_wecom_text(answer[3:]))
+            url, body = side.callback(wecom_text_for(answer[3:]))
             response = await client.post(url, content=body)
             assert f"<Content><![CDATA[{answer}]]></Content>" in side.open_reply(response.content)
         stranger = Platform("wecom-app", "/wecom", receive_id=PROVIDER, token="NotConfigured1")
-        url, body = stranger.callback(_wecom_text("who"))
+        url, body = stranger.callback(wecom_text_for("who"))
         assert (await client.post(url, content=body)).status_code == 403
 
     _run(test)
@@ -232,20 +232,20 @@ def test_apps_sharing_a_path_and_a_token_are_told_apart_by_agent_id() -> None:
             side = Platform("wecom-app", "/agents", receive_id=PROVIDER, key=key)
             envelope = ("<xml><ToUserName><![CDATA[c]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt>"
                         f"<AgentID><![CDATA[{agent}]]></AgentID></xml>")
-            url, body = _sealed(side, _wecom_text(answer[3:], agent_id=agent), envelope)
+            url, body = sealed(side, wecom_text_for(answer[3:], agent_id=agent), envelope)
             response = await client.post(url, content=body)
             assert f"<Content><![CDATA[{answer}]]></Content>" in side.open_reply(response.content)
         side = Platform("wecom-app", "/agents", receive_id=PROVIDER)
         unknown = "<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt><AgentID>1000009</AgentID></xml>"
-        url, body = _sealed(side, _wecom_text("nobody", agent_id=1000009), unknown)
+        url, body = sealed(side, wecom_text_for("nobody", agent_id=1000009), unknown)
         response = await client.post(url, content=body)
         assert (response.status_code, response.text) == (404, "refused: unknown_agent")
         # The envelope is not signed: one that names another app than the message is refused.
         lying = "<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt><AgentID>1000001</AgentID></xml>"
-        url, body = _sealed(side, _wecom_text("lie", agent_id=1000002), lying)
+        url, body = sealed(side, wecom_text_for("lie", agent_id=1000002), lying)
         assert (await client.post(url, content=body)).status_code == 403
         none = "<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-        url, body = _sealed(side, _wecom_text("none"), none)
+        url, body = sealed(side, wecom_text_for("none"), none)
         assert (await client.post(url, content=body)).status_code == 400
 
     _run(test)
@@ -300,3 +300,9 @@ def test_the_route_table_finds_exact_paths_among_many_and_templates_by_their_pre
     assert route is not None and route.tenant == CORP_B
     assert table.match(f"/s/{CORP_B}") is None and table.match("/open/wx0/x") is None
     assert "is not an AppID" in table.miss("/open/nope") and "no channel" in table.miss("/elsewhere")
+
+
+def test_a_malformed_second_url_is_refused_naming_the_key() -> None:
+    assert _refusal({"c": {**CHANNELS["open"], "auth_path": "/auth/{x"}}) == (
+        "channels.c.auth_path: must be an exact path (the console's URL has no placeholder here)")
+    assert _refusal({"c": {**CHANNELS["open"], "path": "/open/{appid"}}).startswith("channels.c.path:")

@@ -151,11 +151,6 @@ class ChannelConfig:
         return Mode.PLAINTEXT in self.modes
 
     @property
-    def template(self) -> PathTemplate | None:
-        """The path template of ``path`` (None: an exact path)."""
-        return PathTemplate.parse(self.path) if self.path else None
-
-    @property
     def paths(self) -> tuple[str, ...]:
         """Every path the channel answers: its own, then its auth or instruction path."""
         return (self.path, *(p for p in (self.auth_path, self.instruction_path) if p))
@@ -402,6 +397,9 @@ def _path(table: Mapping[str, Any], where: str, key: str, default: str | None) -
 
 # Which kinds take a path template, and the placeholder each takes: the consoles that offer one.
 _TEMPLATES = {ChannelKind.COMPONENT: "appid", ChannelKind.WECOM_SUITE: "corpid"}
+# The keys of a third party's second URL, and the one kind that takes each.
+_THIRD_PARTY_KEYS = {"auth_path": ChannelKind.COMPONENT, "instruction_path": ChannelKind.WECOM_SUITE,
+                     "suite_id": ChannelKind.WECOM_SUITE}
 
 
 def _third_party(table: Mapping[str, Any], where: str, kind: ChannelKind, path: str,
@@ -419,13 +417,12 @@ def _third_party(table: Mapping[str, Any], where: str, kind: ChannelKind, path: 
     if kind is ChannelKind.WECOM_SUITE and template is None:
         raise ConfigError(f"{where}.path: a wecom-suite data callback path needs {{corpid}} (the console's "
                           "$CORPID$): each authorized corp's messages are encrypted for its own CorpID")
+    for key, owner in _THIRD_PARTY_KEYS.items():
+        if key in table and kind is not owner:
+            raise ConfigError(f"{where}.{key}: only a {owner} channel takes {key}")
     own = {ChannelKind.COMPONENT: "auth_path", ChannelKind.WECOM_SUITE: "instruction_path"}.get(kind)
-    for key in ("auth_path", "instruction_path", "suite_id"):
-        if key in table and own != key and not (key == "suite_id" and kind is ChannelKind.WECOM_SUITE):
-            raise ConfigError(f"{where}.{key}: only a "
-                              + ("component" if key == "auth_path" else "wecom-suite") + f" channel takes {key}")
     second = _path(table, where, own, None) if own else ""
-    if second and PathTemplate.parse(second) is not None:
+    if "{" in second or "}" in second:
         raise ConfigError(f"{where}.{own}: must be an exact path (the console's URL has no placeholder here)")
     if second and second == path:
         raise ConfigError(f"{where}.{own}: must differ from path")

@@ -88,7 +88,6 @@ class Route(Generic[T]):
 
     candidates: tuple[T, ...]
     tenant: str  # the captured id ("" on an exact path)
-    template: PathTemplate | None
 
 
 class RouteTable(Generic[T]):
@@ -107,7 +106,8 @@ class RouteTable(Generic[T]):
                 same[0][1].append(value)
             else:
                 templates[template.prefix].append((template, [value]))
-        self._exact = {path: tuple(values) for path, values in exact.items()}
+        # Built once: an exact path's request allocates nothing to find its route.
+        self._exact = {path: Route(tuple(values), "") for path, values in exact.items()}
         self._templates = {prefix: tuple((t, tuple(values)) for t, values in found)
                            for prefix, found in templates.items()}
 
@@ -122,13 +122,13 @@ class RouteTable(Generic[T]):
         if found is None and path.endswith("/") and len(path) > 1:
             found = self._exact.get(path.rstrip("/") or "/")
         if found is not None:
-            return Route(found, "", None)
+            return found
         if not self._templates:
             return None
         for candidate in (path, path.rstrip("/")) if path.endswith("/") else (path,):
             for template, values, value in self._captures(candidate):
                 if template.valid(value):
-                    return Route(values, value, template)
+                    return Route(values, value)
         return None
 
     def miss(self, path: str) -> str:
