@@ -209,9 +209,10 @@ class CallbackServer:
 def _endpoints(config: ChannelConfig, channel: Channel, store: Store) -> list[Endpoint]:
     """The callback URLs of one channel: its path, and a third party's second URL.
 
-    Receive ids per URL (protocol notes §1.1, §5): a component seals everything for its own
-    AppID; a WeCom suite its instruction callbacks for the SuiteID, each data callback for
-    the authorized corp the path names, and every URL check for the provider's CorpID.
+    Receive ids per URL (open-platform 消息加解密说明; WeCom doc 97172 and WeCom's answer on
+    suites in its developer community): a component seals everything for its own AppID; a
+    WeCom suite its instruction callbacks for the SuiteID, each data callback for the
+    authorized corp the path names, and every URL check for the provider's CorpID.
     """
     crypto = config.crypto()
     signer = crypto or Signer(config.token, digest=config.digest)

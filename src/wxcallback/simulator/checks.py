@@ -95,7 +95,7 @@ def judge_reply(target: Target, callback: Callback, request_nonce: str, body: by
     """Read and judge the body answering ``callback``."""
     reading = ReplyReading()
     if callback.success_only:
-        # Suite instructions and component notices (protocol notes, gotcha 9).
+        # Suite instructions (doc 90628) and component notices: "success", nothing else.
         passed = body == b"success"
         reading.checks.append(Check("reply", passed, "success" if passed else
                                     f"a {callback.name} must be answered with the literal success, not {_show(body)}"))
