@@ -251,6 +251,29 @@ def test_apps_sharing_a_path_and_a_token_are_told_apart_by_agent_id() -> None:
     _run(test)
 
 
+def test_an_app_with_an_agent_id_takes_callbacks_that_carry_none() -> None:
+    # Contact changes (change_contact) carry no AgentID: a lone app's agent_id is no reason to refuse them.
+    channel = {**CHANNELS["agent_1"], "path": "/contacts"}
+
+    async def main() -> None:
+        app = create_app(parse_config({"channels": {"contacts": channel}}), store=MemoryStore())
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            side = Platform("wecom-app", "/contacts", receive_id=PROVIDER)
+            event = (f"<xml><ToUserName><![CDATA[{PROVIDER}]]></ToUserName><FromUserName><![CDATA[sys]]>"
+                     f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]>"
+                     "</MsgType><Event><![CDATA[change_contact]]></Event><ChangeType><![CDATA[create_user]]>"
+                     "</ChangeType><UserID><![CDATA[lisi]]></UserID></xml>")
+            envelope = f"<xml><ToUserName><![CDATA[{PROVIDER}]]></ToUserName><Encrypt><![CDATA[{{encrypt}}]]></Encrypt></xml>"
+            url, body = sealed(side, event, envelope)
+            assert (await client.post(url, content=body)).status_code == 200
+            # One that names another app is still refused.
+            url, body = sealed(side, wecom_text_for("other", agent_id=1000002), envelope)
+            assert (await client.post(url, content=body)).status_code == 403
+        await app.state.wxcallback.stop()
+
+    asyncio.run(main())
+
+
 def _refusal(channels: dict[str, dict[str, Any]]) -> str:
     with pytest.raises(ConfigError) as info:
         parse_config({"channels": channels})
