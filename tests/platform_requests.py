@@ -9,6 +9,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from wxcallback import MessageCrypto
 from wxcallback.simulator.checks import open_reply
 from wxcallback.simulator.target import Target
 from wxcallback.simulator.wire import callback_request, url_verification
@@ -59,9 +60,17 @@ class Platform:
     def __post_init__(self) -> None:
         self.target = self._target("safe")
 
+    @property
+    def crypto(self) -> MessageCrypto:
+        """The channel's keys, for a test that builds an envelope of its own."""
+        assert self.target.crypto is not None
+        return self.target.crypto
+
     def _target(self, mode: str) -> Target:
+        # Everything sealed for receive_id: for a suite, the tests name whom each URL is sealed for.
         return Target.create("http://platform.test" + self.path, platform=self.platform, token=self.token,
-                             encoding_aes_key=self.key, receive_id=self.receive_id, mode=mode)
+                             encoding_aes_key=self.key, receive_id=self.receive_id, mode=mode,
+                             tenant=self.receive_id if self.platform == "wecom-suite" else "")
 
     def verify_url_request(self) -> str:
         """The URL check's path and query; ``expected_echo`` is what the server must answer."""
