@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -24,17 +23,10 @@ import pytest
 from tests.conftest import free_port
 from tests.e2e.servers import ROOT, ServerProcess, serve, write_config
 from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text, wecom_text
-from wxcallback import sign
+from tests.server.test_internet_facing import CHANNELS as IN_PROCESS_CHANNELS, oa_url_check
 
-CHANNELS: dict[str, dict[str, Any]] = {
-    "oa": {"path": "/oa", "platform": "official-account", "token": TOKEN, "encoding_aes_key": KEY,
-           "receive_id": APPID},
-    "plain_a": {"path": "/plain-a", "platform": "official-account", "token": TOKEN, "modes": ["plaintext"]},
-    "plain_b": {"path": "/plain-b", "platform": "official-account", "token": TOKEN, "modes": ["plaintext"]},
-    "wecom": {"path": "/wecom/app", "platform": "wecom-app", "token": TOKEN, "encoding_aes_key": KEY,
-              "receive_id": APPID},
-    "unicode": {"path": "/回调", "platform": "wecom-app", "token": TOKEN, "encoding_aes_key": KEY,
-                "receive_id": APPID},
+# the in-process tests' channels, and a blocking handler's
+CHANNELS: dict[str, dict[str, Any]] = IN_PROCESS_CHANNELS | {
     "blocking": {"path": "/blocking", "platform": "wecom-app", "token": TOKEN, "encoding_aes_key": KEY,
                  "receive_id": APPID, "handler": "tests.e2e.e2e_handlers:blocking_until_released",
                  "deadline": 0.5},
@@ -63,19 +55,13 @@ def _raw(server: ServerProcess, target: bytes, method: bytes = b"GET", body: byt
     return int(head.split(b" ", 2)[1]), content
 
 
-def _oa_check(echostr: str) -> str:
-    timestamp, nonce = str(int(time.time())), "n1"
-    return "/oa?" + urlencode({"signature": sign(TOKEN, timestamp, nonce), "timestamp": timestamp,
-                               "nonce": nonce, "echostr": echostr})
-
-
 def test_the_url_check_echoes_only_a_number_as_nosniff_text(server: ServerProcess) -> None:
-    ok = httpx.get(server.url + _oa_check("1234567890123456789"), timeout=5)
+    ok = httpx.get(server.url + oa_url_check("1234567890123456789"), timeout=5)
     assert (ok.status_code, ok.text) == (200, "1234567890123456789")
     assert ok.headers["content-type"].startswith("text/plain")
     assert ok.headers["x-content-type-options"] == "nosniff"
     for hostile in ("<script>alert(1)</script>", "12<b>", "9" * 100, "", "123\r\nSet-Cookie: a=b"):
-        refused = httpx.get(server.url + _oa_check(hostile), timeout=5)
+        refused = httpx.get(server.url + oa_url_check(hostile), timeout=5)
         assert refused.status_code == 400 and "<" not in refused.text and "set-cookie" not in refused.headers
 
 
