@@ -178,6 +178,7 @@ def test_an_evicted_channel_stays_down_and_keeps_the_others_down() -> None:
         assert await server.store.acquire_lease(channel.lease_name, "another-process", 5) is False
         status, body = await server.health()
         assert json.loads(body)["longconn"]["assistant"]["terminal"] == "evicted"
+        assert status == 503 and "long connection assistant: stopped for good (evicted" in json.loads(body)["status"]
         # a proactive send is told at once that nothing will send it, rather than after its timeout
         with pytest.raises(NotConnected, match=r"not sent: the bot's long connection stopped for good \(evicted"):
             await LongConnClient(server.store, BOT_ID, timeout=600).send_markdown("zhangsan", "anyone?")
