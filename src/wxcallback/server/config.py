@@ -118,6 +118,14 @@ class ChannelConfig:
     max_subscribe_failures: int = 5
     lease_ttl: float = 15.0
     stream_interval: float = 0.5
+    # A reply that missed the deadline (server/reply_sender.py): "send" it through the
+    # platform's message API, "keep" it for a retry, or "drop" it; and what sending needs.
+    late_reply: str = "keep"
+    late_reply_max_age: float = 3600.0
+    app_secret: str = field(default="", repr=False)
+    corp_secret: str = field(default="", repr=False)
+    agent_id: int | None = None
+    api_base: str = ""
 
     @property
     def websocket(self) -> bool:
@@ -256,6 +264,7 @@ def _ops_listen(server: Mapping[str, Any]) -> str:
 _HTTP_KEYS = {
     "path", "token", "encoding_aes_key", "previous_keys", "receive_id", "receive_ids", "skip_receive_id_check",
     "modes", "require_encryption", "digest", "replay_window", "data_format",
+    "late_reply", "late_reply_max_age", "app_secret", "corp_secret", "agent_id", "api_base",
 }
 _WEBSOCKET_KEYS = {
     "bot_id", "secret", "url", "heartbeat_interval", "missed_pings", "ack_timeout", "reconnect_delay",
@@ -323,6 +332,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         dedup_ttl=dedup_ttl,
         debug=_get(table, where, "debug", bool, False),
         data_format=_data_format(table, where, kind),
+        **_late_reply(table, where, kind, env, forward is not None),
     )
     # Build the crypto once now so a bad key or digest is refused at start, naming the key.
     try:
@@ -331,6 +341,56 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         field_name = "digest" if exc.code == -40003 else "receive_id" if exc.code == -40005 else "encoding_aes_key"
         raise ConfigError(f"{where}.{field_name}: {exc}") from None
     return config
+
+
+# Where the message APIs live unless api_base says otherwise (a private deployment, a local fake).
+DEFAULT_API_BASES = {ChannelKind.WECOM_APP: "https://qyapi.weixin.qq.com",
+                     ChannelKind.WECOM_ROBOT: "https://qyapi.weixin.qq.com"}
+DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
+
+
+def _late_reply(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Mapping[str, str],
+                forwards: bool) -> dict[str, Any]:
+    """``late_reply`` and what sending needs: AppSecret (OA, mini program) or Secret and AgentID (WeCom app)."""
+    if kind is ChannelKind.WECOM_APP:
+        allowed = {"corp_secret", "agent_id"}
+    elif kind in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM):
+        allowed = {"app_secret"}
+    else:
+        allowed = set()  # a robot's response_url needs nothing; a signature-only gateway has no API
+    for key in sorted(({"app_secret", "corp_secret", "agent_id"} - allowed) & set(table)):
+        raise ConfigError(f"{where}.{key}: {kind} channels have no {key} (app_secret: official-account and "
+                          "miniprogram; corp_secret and agent_id: wecom-app)")
+    app_secret = _expand(_get(table, where, "app_secret", str, ""), f"{where}.app_secret", env)
+    corp_secret = _expand(_get(table, where, "corp_secret", str, ""), f"{where}.corp_secret", env)
+    agent_id = table.get("agent_id")
+    if agent_id is not None and (isinstance(agent_id, bool) or not isinstance(agent_id, int) or agent_id < 0):
+        raise ConfigError(f"{where}.agent_id: must be the app's AgentID, an integer")
+    # The first key sending still needs ("" when none, "-" when the platform has no message API).
+    if kind is ChannelKind.WECOM_ROBOT:
+        missing = ""
+    elif kind is ChannelKind.WECOM_APP:
+        missing = "corp_secret" if not corp_secret else "agent_id" if agent_id is None else ""
+    elif allowed:
+        missing = "" if app_secret else "app_secret"
+    else:
+        missing = "-"
+    can_send = missing == "" and not forwards
+    late_reply = _get(table, where, "late_reply", str, "send" if can_send else "keep")
+    if late_reply not in ("send", "keep", "drop"):
+        raise ConfigError(f"{where}.late_reply: must be \"send\", \"keep\" or \"drop\", not {late_reply!r}")
+    if late_reply == "send" and not can_send:
+        reason = ("a forwarding channel's backend answers late itself" if forwards else
+                  f"{kind} channels have no message API" if missing == "-" else
+                  f"sending needs {where}.{missing}")
+        raise ConfigError(f"{where}.late_reply: \"send\" is refused: {reason}")
+    api_base = _expand(_get(table, where, "api_base", str, DEFAULT_API_BASES.get(kind, DEFAULT_WECHAT_API_BASE)),
+                       f"{where}.api_base", env)
+    if not re.match(r"https?://", api_base):
+        raise ConfigError(f"{where}.api_base: must be an http:// or https:// URL, not {api_base[:100]!r}")
+    return {"late_reply": late_reply, "app_secret": app_secret, "corp_secret": corp_secret, "agent_id": agent_id,
+            "api_base": api_base.rstrip("/"),
+            "late_reply_max_age": _number(table, where, "late_reply_max_age", 3600.0, 1.0, 48 * 3600.0)}
 
 
 def _answerer(table: Mapping[str, Any], where: str) -> tuple[str | None, str | None]:
