@@ -88,6 +88,7 @@ class AccessTokens:
         self._lease_ttl = lease_ttl
         self._poll = poll_interval
         self._timeout = timeout
+        self._locks: dict[str, asyncio.Lock] = {}
         #: fetches this process made (each is one request to the token endpoint)
         self.fetches = 0
 
@@ -99,14 +100,20 @@ class AccessTokens:
             cached = await self._cached(credential, stale)
             if cached is not None:
                 return cached
-            lease = f"{credential.cache_name}:refresh"
-            if await self._store.acquire_lease(lease, self._holder, self._lease_ttl):
-                try:
-                    # Another process may have stored one between our look and the lease.
-                    cached = await self._cached(credential, stale)
-                    return cached if cached is not None else await self._fetch(credential)
-                finally:
-                    await self._store.release_lease(lease, self._holder)
+            # One refresh per process (the lease is per holder, and every task here is the same
+            # holder), then one per cluster (the lease).
+            async with self._locks.setdefault(credential.cache_name, asyncio.Lock()):
+                cached = await self._cached(credential, stale)  # refreshed while this task waited
+                if cached is not None:
+                    return cached
+                lease = f"{credential.cache_name}:refresh"
+                if await self._store.acquire_lease(lease, self._holder, self._lease_ttl):
+                    try:
+                        # Another process may have stored one between our look and the lease.
+                        cached = await self._cached(credential, stale)
+                        return cached if cached is not None else await self._fetch(credential)
+                    finally:
+                        await self._store.release_lease(lease, self._holder)
             if loop.time() >= give_up:
                 raise TokenError("no access_token: another process is refreshing it and none appeared in "
                                  f"{self._timeout + self._lease_ttl:g} s")
