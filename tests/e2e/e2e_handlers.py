@@ -28,3 +28,10 @@ async def slow_stream(message: Any) -> AsyncIterator[str]:
 async def slow_echo(message: Any) -> str:
     await asyncio.sleep(1.0)
     return f"slow: {getattr(message, 'content', '')}"
+
+
+async def late_llm(message: Any) -> str:
+    """Thinks past the channel's deadline (like an LLM), then answers in text."""
+    _record(message.dedup_key)
+    await asyncio.sleep(float(os.environ.get("WXCALLBACK_E2E_THINK", "0.8")))
+    return f"after thinking: {getattr(message, 'content', '')}"
