@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +18,10 @@ APPID, SECRET = "wx5823bf96d3bd56c7", "app-secret-never-logged"
 CORPID, CORP_SECRET = "ww0123456789", "corp-secret-never-logged"
 
 
-def run(scenario, store_url: str = "memory://", **fake_options):  # type: ignore[no-untyped-def]
+Scenario = Callable[[FakePlatformAPI, Store, httpx.AsyncClient], Awaitable[None]]
+
+
+def run(scenario: Scenario, store_url: str = "memory://", **fake_options: Any) -> None:
     async def main() -> None:
         fake = FakePlatformAPI(apps={APPID: SECRET}, corps={CORPID: CORP_SECRET}, **fake_options)
         async with fake.running(), httpx.AsyncClient() as client:
