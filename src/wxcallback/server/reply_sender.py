@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from ..messages import Message, Platform, Reply, StreamingReply
+from ..messages import InvalidReplyError, Message, Platform, Reply, StreamingReply
 from .access_token import INVALID_TOKEN_CODES, AccessTokens, Credential, TokenError
 from .config import ChannelConfig, ChannelKind, ConfigError
 from .forward import backoff
@@ -178,8 +178,10 @@ class ReplySender:
                 reply = await _whole_stream(reply)
             if target.platform is Platform.WECOM_ROBOT and not getattr(message, "response_url", None):
                 raise UnsendableReplyError("the callback carries no response_url")
+            if target.platform is not Platform.WECOM_ROBOT and message.source in ("", "sys"):
+                raise UnsendableReplyError("the callback comes from the platform itself, not from a user")
             body = send_body(target.platform, message.source, reply, agent_id=target.agent_id)
-        except UnsendableReplyError as exc:
+        except InvalidReplyError as exc:  # the reply's type, or a stream's text past its limits
             self._count(channel, "refused")
             _LOG.error(json.dumps({"channel": channel, "outcome": "late_reply_failed", "msg_type": message.msg_type,
                                    "dedup_key": dedup_key, "detail": f"the late reply cannot be sent: {exc}"}))
