@@ -256,3 +256,17 @@ def test_secrets_stay_out_of_reprs_and_errors() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(_channel(platform="wecom-app", corp_secret="TOPSECRET", late_reply="send"))
     assert "TOPSECRET" not in str(info.value)
+
+
+def test_a_reply_still_unsent_after_late_reply_max_age_is_a_dead_letter(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="wxcallback.send")
+
+    async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
+        fake.down_for(60.0)
+        await post(server, Platform("wecom-app", "/wecom"), wecom_text("for a while"))
+        await until(lambda: any('"late_reply_dead"' in r.message for r in caplog.records), timeout=20)
+        (dead,) = await store.list_dead()
+        assert "late_reply_max_age 1 s" in dead.reason and "answered 503" in dead.reason
+        assert await store.depth() == 0 and fake.received == []
+
+    run(scenario, late_reply_max_age=1)
