@@ -206,7 +206,9 @@ class Dispatcher:
         if policy != "keep":
             # A retry must not get, passively, the reply the message API delivers too.
             self._cache_later(channel, key, Answer("none"))
-            if policy == "drop" or reply is None or isinstance(reply, NoReply):
+            if reply is None or isinstance(reply, NoReply):
+                return  # nothing to say
+            if policy == "drop":
                 _LOG.info(json.dumps({"channel": channel.name, "outcome": "late_reply_dropped",
                                       "msg_type": message.msg_type, "dedup_key": dedup_key}))
                 return
