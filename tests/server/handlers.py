@@ -60,6 +60,26 @@ async def long_stream(message: Any) -> AsyncIterator[str]:
         yield "é" * 500
 
 
+tenants = Router()
+
+
+@tenants.text
+def tenant_echo(message: Any) -> str:
+    """Answers with the account the templated path named, so each tenant sees its own replies."""
+    calls[f"{message.tenant}:{message.content}"] += 1
+    return f"{message.tenant or '-'}: {message.content}"
+
+
+def app_a(message: Any) -> str:
+    calls[f"a:{getattr(message, 'content', message.msg_type)}"] += 1
+    return f"a: {getattr(message, 'content', '')}"
+
+
+def app_b(message: Any) -> str:
+    calls[f"b:{getattr(message, 'content', message.msg_type)}"] += 1
+    return f"b: {getattr(message, 'content', '')}"
+
+
 async def late_llm(message: Any) -> str:
     """An LLM-like handler: thinks past the deadline, then answers in text."""
     await asyncio.sleep(0.3)

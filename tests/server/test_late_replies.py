@@ -243,7 +243,7 @@ def test_send_is_the_default_only_when_the_channel_can_send() -> None:
     ({"platform": "signature-only", "late_reply": "send"}, r"have no message API"),
     ({"platform": "official-account", "late_reply": "later"}, r"late_reply: must be"),
     ({"platform": "official-account", "api_base": "ftp://x"}, r"api_base: must be an http"),
-    ({"platform": "wecom-app", "agent_id": "1000002"}, r"agent_id: must be the app's AgentID"),
+    ({"platform": "wecom-app", "agent_id": "1000002"}, r"channels\.c\.agent_id: must be"),
 ])
 def test_what_sending_needs_is_refused_at_start_naming_the_key(keys: dict[str, Any], words: str) -> None:
     with pytest.raises(ConfigError, match=words):

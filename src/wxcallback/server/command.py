@@ -27,7 +27,8 @@ __all__ = ["serve"]
 
 _LOG = logging.getLogger("wxcallback.server")
 
-_PLATFORMS = [kind.value for kind in ChannelKind]
+# The quick start has one URL per channel: third parties (two URLs, a SuiteID) need a file.
+_PLATFORMS = [kind.value for kind in ChannelKind if kind not in (ChannelKind.COMPONENT, ChannelKind.WECOM_SUITE)]
 
 
 def _flag_config(platform: str, token: str | None, key: str | None, receive_id: str | None, path: str,

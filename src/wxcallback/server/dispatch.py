@@ -117,11 +117,16 @@ class Dispatcher:
         self._sender = sender
         self._late: set[asyncio.Future[Any]] = set()
 
-    async def dispatch(self, channel: Channel, message: Message, push: PushTransport | None = None) -> Dispatched:
+    async def dispatch(self, channel: Channel, message: Message, push: PushTransport | None = None, *,
+                       tenant: str = "") -> Dispatched:
+        """Answer ``message``; ``tenant`` (a third party's account) scopes its dedup key and outbox entry."""
         if isinstance(message, StreamRefresh):
             state = await self._streams.state(channel.name, message.stream_id)
             return Dispatched(self._render(channel, message, state), "stream_refresh")
         dedup_key = (push.identity if push is not None else None) or message.dedup_key
+        if tenant:
+            # Two authorized accounts may send callbacks with the same identity.
+            dedup_key = f"{tenant}:{dedup_key}"
         key = f"{channel.name}:dedup:{dedup_key}"
         parcel = None
         if channel.forwarder is not None:

@@ -126,8 +126,11 @@ class Forwarder:
         Done before anything else, so the message is durable whichever instance handles
         it, and whatever happens to that instance next.
         """
-        payload = {"channel": self.channel, "platform": self.platform.value, "dedup_key": dedup_key,
-                   "message": message.to_dict()}
+        payload: dict[str, object] = {"channel": self.channel, "platform": self.platform.value,
+                                      "dedup_key": dedup_key}
+        if message.tenant:
+            payload["tenant"] = message.tenant
+        payload["message"] = message.to_dict()
         head = json.dumps(payload).encode()[:-1]
         parcel = Parcel("", f"{self.channel}:{dedup_key}", head)
         outbox_id = await self._store.enqueue(self.channel, parcel.body("retry"), parcel.idempotency_key)

@@ -43,6 +43,8 @@ class Outcome:
     msg_type: str = ""
     # Only for a channel with debug = true.
     plaintext: str | None = None
+    # the account a third party's templated path captured ("" on an exact path)
+    tenant: str = ""
 
 
 def log_request(method: str, path: str, status: int, outcome: Outcome, started: float) -> None:
@@ -60,6 +62,8 @@ def _write_access_line(level: int, record: dict[str, Any], outcome: Outcome, sta
     record["outcome"] = outcome.outcome
     record["code"] = outcome.code
     record["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    if outcome.tenant:
+        record["tenant"] = outcome.tenant
     if outcome.msg_type:
         record["msg_type"] = outcome.msg_type
     if outcome.detail:

@@ -26,8 +26,9 @@ from typing import Any
 
 import httpx
 
-from ..core import Signer
-from .config import ConfigError, ServerConfig
+from ..channel import ChannelKind
+from ..core import ReceiveIdPolicy, Signer
+from .config import ChannelConfig, ConfigError, ServerConfig
 from .dispatch import Channel, Dispatcher
 from .forward import DeliveryWorker, Forwarder
 from .handlers import load_handler
@@ -63,8 +64,9 @@ class CallbackServer:
         self._lock = asyncio.Lock()
         self.longconn: dict[str, LongConnChannel] = {}
         for channel in config.channels:
-            if not channel.websocket and channel.path in RESERVED_PATHS:
-                raise ConfigError(f"channels.{channel.name}.path: {channel.path} is reserved")
+            for path in () if channel.websocket else channel.paths:
+                if path in RESERVED_PATHS:
+                    raise ConfigError(f"channels.{channel.name}: {path} is reserved")
         # Import handlers now, so a wrong module name stops the start with the key named.
         self._handlers = {c.name: load_handler(c.handler, f"channels.{c.name}", config.app_dir)
                           for c in config.channels if c.forward is None}
@@ -92,15 +94,12 @@ class CallbackServer:
                     forwarder = Forwarder(config.name, config.kind.platform, config.forward, store,
                                           self._client, config.forward_timeout)
                     urls[config.name] = config.forward
-                crypto = config.crypto()
                 channel = Channel(config.name, config.kind.platform, self._handlers.get(config.name), forwarder,
                                   config.deadline, config.dedup_ttl)
                 if config.websocket:
                     self.longconn[config.name] = LongConnChannel(config, channel, dispatcher, store, self.metrics)
                     continue
-                endpoints.append(Endpoint(config, crypto, crypto or Signer(config.token, digest=config.digest),
-                                          ReplayGuard(store, replay_scope(config.token, config.digest),
-                                                      config.replay_window), channel))
+                endpoints.extend(_endpoints(config, channel, store))
             self.pipeline = InboundProtocol(endpoints, dispatcher, store)
             for longconn in self.longconn.values():
                 longconn.start()
@@ -216,3 +215,24 @@ class CallbackServer:
             depth = dead = None
         up = {name: bool((await channel.health())["connected"]) for name, channel in self.longconn.items()}
         return self.metrics.render(depth, CONNECTION_STATS.snapshot(), dead, up)
+
+
+def _endpoints(config: ChannelConfig, channel: Channel, store: Store) -> list[Endpoint]:
+    """The callback URLs of one channel: its path, and a third party's second URL.
+
+    Receive ids per URL (open-platform 消息加解密说明; WeCom doc 97172 and WeCom's answer on
+    suites in its developer community): a component seals everything for its own AppID; a
+    WeCom suite its instruction callbacks for the SuiteID, each data callback for the
+    authorized corp the path names, and every URL check for the provider's CorpID.
+    """
+    crypto = config.crypto()
+    signer = crypto or Signer(config.token, digest=config.digest)
+    # Templated channels (component, wecom-suite) are always encrypted: their replay guard is
+    # the timestamp window, and a retry is told from a new message by the tenant's dedup key.
+    replay = ReplayGuard(store, replay_scope(config.token, config.digest), config.replay_window)
+    if config.kind is not ChannelKind.WECOM_SUITE:
+        return [Endpoint(config, crypto, signer, replay, channel, path) for path in config.paths]
+    data = config.crypto(ReceiveIdPolicy.any())
+    instructions = config.crypto(ReceiveIdPolicy.exact(config.suite_id))
+    return [Endpoint(config, data, signer, replay, channel, config.path, url_check=crypto, tenant_is_receive_id=True),
+            Endpoint(config, instructions, signer, replay, channel, config.instruction_path, url_check=crypto)]

@@ -94,6 +94,12 @@ class ReplyReading:
 def judge_reply(target: Target, callback: Callback, request_nonce: str, body: bytes) -> ReplyReading:
     """Read and judge the body answering ``callback``."""
     reading = ReplyReading()
+    if callback.success_only:
+        # Suite instructions (doc 90628) and component notices: "success", nothing else.
+        passed = body == b"success"
+        reading.checks.append(Check("reply", passed, "success" if passed else
+                                    f"a {callback.name} must be answered with the literal success, not {_show(body)}"))
+        return reading
     if body in NO_REPLY_BODIES:
         what = "empty body" if not body else "success"
         if callback.reply_required:
