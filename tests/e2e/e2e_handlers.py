@@ -42,3 +42,10 @@ def blocking_until_released(message: Any) -> str:
         time.sleep(0.02)
     _record(f"finished {message.dedup_key}")
     return "blocked answer"
+
+
+async def late_llm(message: Any) -> str:
+    """Thinks past the channel's deadline (like an LLM), then answers in text."""
+    _record(message.dedup_key)
+    await asyncio.sleep(float(os.environ.get("WXCALLBACK_E2E_THINK", "0.8")))
+    return f"after thinking: {getattr(message, 'content', '')}"

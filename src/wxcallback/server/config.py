@@ -119,7 +119,8 @@ class ChannelConfig:
     auth_path: str = ""
     instruction_path: str = ""
     suite_id: str = ""
-    # a WeCom app sharing its path with others under the same Token: its AgentID
+    # a WeCom app's AgentID: tells apart apps sharing a path under one Token, and is what
+    # every app message sent (a late reply) carries
     agent_id: int | None = None
     # The long connection (transport = "websocket"): a smart robot's BotID and Secret, and
     # the connection's timing; see docs/longconn.md. Unused by callback-URL channels.
@@ -135,6 +136,13 @@ class ChannelConfig:
     max_subscribe_failures: int = 5
     lease_ttl: float = 15.0
     stream_interval: float = 0.5
+    # A reply that missed the deadline (server/reply_sender.py): "send" it through the
+    # platform's message API, "keep" it for a retry, or "drop" it; and what sending needs.
+    late_reply: str = "keep"
+    late_reply_max_age: float = 3600.0
+    app_secret: str = field(default="", repr=False)
+    corp_secret: str = field(default="", repr=False)
+    api_base: str = ""
 
     @property
     def websocket(self) -> bool:
@@ -307,7 +315,7 @@ def _ops_listen(server: Mapping[str, Any]) -> str:
 _HTTP_KEYS = {
     "path", "token", "encoding_aes_key", "previous_keys", "receive_id", "receive_ids", "skip_receive_id_check",
     "modes", "require_encryption", "digest", "replay_window", "data_format", "auth_path", "instruction_path",
-    "suite_id", "agent_id",
+    "suite_id", "agent_id", "late_reply", "late_reply_max_age", "app_secret", "corp_secret", "api_base",
 }
 _WEBSOCKET_KEYS = {
     "bot_id", "secret", "url", "heartbeat_interval", "missed_pings", "ack_timeout", "reconnect_delay",
@@ -378,6 +386,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         instruction_path=instruction_path,
         suite_id=suite_id,
         agent_id=agent_id,
+        **_late_reply(table, where, kind, env, forward is not None, agent_id),
     )
     # Build the crypto once now so a bad key or digest is refused at start, naming the key.
     try:
@@ -437,6 +446,53 @@ def _third_party(table: Mapping[str, Any], where: str, kind: ChannelKind, path: 
             raise ConfigError(f"{where}.agent_id: only a wecom-app channel has an AgentID")
         agent_id = _int(table, where, "agent_id", 0, 1, 2**31 - 1)
     return (second, "", suite_id, agent_id) if kind is ChannelKind.COMPONENT else ("", second, suite_id, agent_id)
+
+
+# Where the message APIs live unless api_base says otherwise (a private deployment, a local fake).
+DEFAULT_API_BASES = {ChannelKind.WECOM_APP: "https://qyapi.weixin.qq.com",
+                     ChannelKind.WECOM_ROBOT: "https://qyapi.weixin.qq.com"}
+DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
+
+
+def _late_reply(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Mapping[str, str],
+                forwards: bool, agent_id: int | None) -> dict[str, Any]:
+    """``late_reply`` and what sending needs: AppSecret (OA, mini program) or Secret and AgentID (WeCom app)."""
+    if kind is ChannelKind.WECOM_APP:
+        allowed = {"corp_secret"}
+    elif kind in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM):
+        allowed = {"app_secret"}
+    else:
+        allowed = set()  # a robot's response_url needs nothing; a signature-only gateway has no API
+    for key in sorted(({"app_secret", "corp_secret"} - allowed) & set(table)):
+        raise ConfigError(f"{where}.{key}: {kind} channels have no {key} (app_secret: official-account and "
+                          "miniprogram; corp_secret: wecom-app)")
+    app_secret = _expand(_get(table, where, "app_secret", str, ""), f"{where}.app_secret", env)
+    corp_secret = _expand(_get(table, where, "corp_secret", str, ""), f"{where}.corp_secret", env)
+    # The first key sending still needs ("" when none, "-" when the platform has no message API).
+    if kind is ChannelKind.WECOM_ROBOT:
+        missing = ""
+    elif kind is ChannelKind.WECOM_APP:
+        missing = "corp_secret" if not corp_secret else "agent_id" if agent_id is None else ""
+    elif allowed:
+        missing = "" if app_secret else "app_secret"
+    else:
+        missing = "-"
+    can_send = missing == "" and not forwards
+    late_reply = _get(table, where, "late_reply", str, "send" if can_send else "keep")
+    if late_reply not in ("send", "keep", "drop"):
+        raise ConfigError(f"{where}.late_reply: must be \"send\", \"keep\" or \"drop\", not {late_reply!r}")
+    if late_reply == "send" and not can_send:
+        reason = ("a forwarding channel's backend answers late itself" if forwards else
+                  f"{kind} channels have no message API" if missing == "-" else
+                  f"sending needs {where}.{missing}")
+        raise ConfigError(f"{where}.late_reply: \"send\" is refused: {reason}")
+    api_base = _expand(_get(table, where, "api_base", str, DEFAULT_API_BASES.get(kind, DEFAULT_WECHAT_API_BASE)),
+                       f"{where}.api_base", env)
+    if not re.match(r"https?://", api_base):
+        raise ConfigError(f"{where}.api_base: must be an http:// or https:// URL, not {api_base[:100]!r}")
+    return {"late_reply": late_reply, "app_secret": app_secret, "corp_secret": corp_secret,
+            "api_base": api_base.rstrip("/"),
+            "late_reply_max_age": _number(table, where, "late_reply_max_age", 3600.0, 1.0, 48 * 3600.0)}
 
 
 def _answerer(table: Mapping[str, Any], where: str) -> tuple[str | None, str | None]:

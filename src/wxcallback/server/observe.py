@@ -101,6 +101,10 @@ class Metrics:
         self.late = Counter("wxcallback_late_handlers",
                             "Handlers that missed the deadline (answered with no reply; their result is kept)",
                             ["channel"], registry=self.registry)
+        # Late replies and proactive messages through the platforms' APIs (server/reply_sender.py).
+        self.reply_sends = Counter("wxcallback_reply_sends", "Replies sent through the platforms' message APIs, "
+                                   "by channel and result (sent, retry, dead, refused)",
+                                   ["channel", "result"], registry=self.registry)
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[str, Any] = {}
         # Long-connection attempts after the first (drops, refusals, dead pings), summed over workers;

@@ -38,6 +38,7 @@ from .longconn_channel import LongConnChannel, LongConnClient, longconn_problem
 from .observe import Metrics, Outcome, log_request
 from .connections import STATS as CONNECTION_STATS
 from .replay import ReplayGuard, replay_scope
+from .reply_sender import ReplySender
 from .stores import Store, open_store
 from .streams import StreamDriver
 
@@ -59,6 +60,7 @@ class CallbackServer:
         self._client: httpx.AsyncClient | None = None
         self._worker: DeliveryWorker | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        self._sender: ReplySender | None = None
         self._lock = asyncio.Lock()
         self.longconn: dict[str, LongConnChannel] = {}
         for channel in config.channels:
@@ -84,7 +86,8 @@ class CallbackServer:
             self._client = httpx.AsyncClient()
             endpoints = []
             urls: dict[str, str] = {}
-            dispatcher = Dispatcher(store, StreamDriver(store))
+            self._sender = ReplySender(store, self._client, self.config.channels, self.metrics)
+            dispatcher = Dispatcher(store, StreamDriver(store), self._sender)
             for config in self.config.channels:
                 forwarder = None
                 if config.forward is not None:
@@ -100,10 +103,11 @@ class CallbackServer:
             self.pipeline = InboundProtocol(endpoints, dispatcher, store)
             for longconn in self.longconn.values():
                 longconn.start()
-            if urls:
+            if urls or self._sender.queues:
                 consumer = f"{socket.gethostname()}-{os.getpid()}"
                 max_ages = {c.name: c.forward_max_age for c in self.config.channels if c.forward is not None}
-                self._worker = DeliveryWorker(store, urls, self._client, consumer=consumer, max_ages=max_ages)
+                self._worker = DeliveryWorker(store, urls, self._client, consumer=consumer, max_ages=max_ages,
+                                              sends=self._sender)
                 self._worker_task = asyncio.create_task(self._worker.run())
             return self.pipeline
 
@@ -132,6 +136,13 @@ class CallbackServer:
             names = ", ".join(sorted(self.longconn)) or "none"
             raise ConfigError(f"channels.{channel}: not a long-connection channel (those: {names})")
         return longconn.client(timeout)
+
+    async def reply_sender(self) -> ReplySender:
+        """Late replies' sender, for proactive messages from outside a handler (inside one:
+        ``wxcallback.server.reply_sender.current_sender()``)."""
+        await self.start()
+        assert self._sender is not None
+        return self._sender
 
     async def respond(self, method: str, path: str, query_string: bytes,
                       body: bytes | AsyncIterator[bytes], content_length: int | None = None) -> Handled:
