@@ -103,11 +103,14 @@ def serve(config: Path, workers: int = 1, env: dict[str, str] | None = None,
 class Backend:
     """A business backend that records every delivery (body and Idempotency-Key)."""
 
-    def __init__(self, port: int | None = None, reply: dict[str, Any] | None = None) -> None:
+    def __init__(self, port: int | None = None, reply: dict[str, Any] | None = None,
+                 slow_inline: float = 0.0) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.deliveries: list[tuple[str, dict[str, Any]]] = []
         self.reply = reply
+        # Seconds an inline delivery waits before its answer (a backend slower than forward_timeout).
+        self.slow_inline = slow_inline
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
@@ -116,7 +119,10 @@ class Backend:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                backend.deliveries.append((self.headers.get("idempotency-key", ""), json.loads(body)))
+                delivery = json.loads(body)
+                backend.deliveries.append((self.headers.get("idempotency-key", ""), delivery))
+                if delivery.get("delivery") == "inline" and backend.slow_inline:
+                    time.sleep(backend.slow_inline)
                 data = json.dumps({"reply": backend.reply} if backend.reply else {}).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.servers import ROOT, serve, write_config
+from tests.e2e.servers import ROOT, Backend, serve, write_config
 from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text, wecom_text
 from wxcallback.simulator.platform_api import FakePlatformAPI
 
@@ -154,3 +154,30 @@ def test_the_api_down_loses_nothing_and_a_permanent_refusal_is_a_dead_letter(
     assert listed.returncode == 0, listed.stderr
     assert "0 waiting, 1 dead letter(s)" in listed.stdout and "errcode 45015" in listed.stdout
     assert len(fake.received) == 1 and [api for api, _ in fake.refused] == ["custom/send"]
+
+
+def test_a_slow_backends_reply_is_sent_by_another_process_than_the_one_that_took_the_callback(
+        tmp_path: Path, fake: FakePlatformAPI, redis_url: str, redis_prefix: str) -> None:
+    backend = Backend(reply={"type": "text", "content": "the backend, late"}, slow_inline=1.0)
+    backend.start()
+    try:
+        channels = {name: {k: v for k, v in channel.items() if k != "handler"}
+                    | {"forward": backend.url, "forward_timeout": 0.2}
+                    for name, channel in _channels(fake).items() if name in ("oa", "robot")}
+        config = write_config(tmp_path / "wx.toml", f"{redis_url}?prefix={redis_prefix}", channels)
+        with serve(config) as taker, serve(config) as other:
+            with httpx.Client(base_url=taker.url, timeout=10) as client:
+                oa, _ = _post(client, Platform("official-account", "/oa"), oa_text("who sends?", user="oFAR"))
+                robot, _ = _post(client, Platform("wecom-robot", "/robot", receive_id=""),
+                                 _robot_text("who sends?", fake.response_url()))
+            assert (oa.content, robot.content) == (b"success", b"")
+            taker.kill()  # before its delivery worker's first retry: only the stored parcel is left
+            _until(lambda: len(fake.received) == 2, 30, "both late replies, from the other process")
+        assert {r.api: r.body for r in fake.received} == {
+            "custom/send": {"touser": "oFAR", "msgtype": "text", "text": {"content": "the backend, late"}},
+            "response_url": {"msgtype": "markdown", "markdown": {"content": "the backend, late"}},
+        }
+        assert other.output().count('"outcome": "late_reply_sent"') == 2
+        assert OA_SECRET not in other.output()
+    finally:
+        backend.stop()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tests.e2e.servers import Backend
 from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text, wecom_text
 from wxcallback.cli import main
 from wxcallback.server.config import ConfigError, parse_config
@@ -231,7 +232,10 @@ def test_send_is_the_default_only_when_the_channel_can_send() -> None:
     assert policy(platform="wecom-app", corp_secret="s") == "keep"  # no agent_id
     assert policy(platform="wecom-app", corp_secret="s", agent_id=1000002) == "send"
     assert policy(platform="wecom-robot") == "send"
-    assert policy(platform="official-account", forward="http://127.0.0.1:9/hook", app_secret="s") == "keep"
+    # A forwarding channel's backend may answer late too: the same default.
+    assert policy(platform="official-account", forward="http://127.0.0.1:9/hook", app_secret="s") == "send"
+    assert policy(platform="official-account", forward="http://127.0.0.1:9/hook") == "keep"
+    assert policy(platform="wecom-robot", forward="http://127.0.0.1:9/hook") == "send"
     assert parse_config(_channel(platform="wecom-app")).channels[0].api_base == "https://qyapi.weixin.qq.com"
     assert parse_config(_channel(platform="official-account")).channels[0].api_base == "https://api.weixin.qq.com"
 
@@ -270,3 +274,124 @@ def test_a_reply_still_unsent_after_late_reply_max_age_is_a_dead_letter(caplog: 
         assert await store.depth() == 0 and fake.received == []
 
     run(scenario, late_reply_max_age=1)
+
+
+# -- forwarding channels: the backend's reply to a retried delivery ------------------------------
+
+def forwarding(api_base: str, backend: str, **extra: Any) -> dict[str, Any]:
+    keys = {"forward": backend, "forward_timeout": 0.2, **extra}
+    return {name: {k: v for k, v in channel.items() if k != "handler"} | keys
+            for name, channel in channels(api_base).items()}
+
+
+def run_forwarding(scenario: Scenario, backend: Backend, store: Store | None = None, **extra: Any) -> None:
+    async def main_() -> None:
+        fake = FakePlatformAPI(apps={APPID: OA_SECRET}, corps={APPID: CORP_SECRET})
+        async with fake.running():
+            the_store = store or MemoryStore()
+            server = CallbackServer(parse_config({"channels": forwarding(fake.api_base, backend.url, **extra)}),
+                                    the_store)
+            try:
+                await server.start()
+                await scenario(server, fake, the_store)
+            finally:
+                await server.stop()
+                await the_store.close()
+
+    backend.start()
+    try:
+        asyncio.run(main_())
+    finally:
+        backend.stop()
+
+
+def test_a_backend_slower_than_forward_timeout_has_its_reply_sent_through_each_api(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="wxcallback.send")
+    backend = Backend(reply={"type": "text", "content": "from the backend"}, slow_inline=0.6)
+
+    async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
+        answers = [await post(server, Platform("official-account", "/oa"), oa_text("slow?", user="oFWD1")),
+                   await post(server, Platform("wecom-app", "/wecom"), wecom_text("slow?")),
+                   await post(server, Platform("wecom-robot", "/robot", receive_id=""),
+                              robot_text("slow?", fake.response_url(), "m-fwd-1"))]
+        assert answers == [(200, b"success"), (200, b""), (200, b"")]  # "no reply" in time
+        await until(lambda: len(fake.received) == 3, timeout=20)
+        by_api = {r.api: r.body for r in fake.received}
+        assert by_api["custom/send"] == {"touser": "oFWD1", "msgtype": "text",
+                                         "text": {"content": "from the backend"}}
+        assert by_api["message/send"] == {"touser": "zhangsan", "agentid": 1000002, "msgtype": "text",
+                                          "text": {"content": "from the backend"}}
+        assert by_api["response_url"] == {"msgtype": "markdown", "markdown": {"content": "from the backend"}}
+        await until(lambda: len(backend.deliveries) == 6)
+        assert sorted(d["delivery"] for _, d in backend.deliveries) == ["inline"] * 3 + ["retry"] * 3
+        await until(lambda: caplog.text.count('"late_reply_sent"') == 3)
+        metrics = (await server.metrics_text()).decode()
+        assert 'wxcallback_reply_sends_total{channel="oa",result="sent"} 1.0' in metrics
+
+    run_forwarding(scenario, backend)
+    assert not any(OA_SECRET in r.message or "access_token=" in r.message for r in caplog.records)
+
+
+def test_a_backend_reply_in_time_is_passive_and_never_sent_again() -> None:
+    # The inline delivery may last forward_timeout (here past the delivery worker's usual 5 s grace):
+    # the worker must not deliver the message a second time meanwhile.
+    backend = Backend(reply={"type": "text", "content": "in time"}, slow_inline=5.5)
+
+    async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
+        status, body = await post(server, Platform("official-account", "/oa"), oa_text("quick", user="oFWD2"))
+        assert status == 200 and b"<xml>" in body  # the passive reply, encrypted
+        await asyncio.sleep(1.5)  # past the grace the worker would have had without the inline delivery
+        assert len(backend.deliveries) == 1 and fake.received == [] and await store.depth() == 0
+
+    run_forwarding(scenario, backend, forward_timeout=6.0, deadline=7.0)
+
+
+class AckFailsOnce(MemoryStore):
+    """A store whose first ack of the forwarded message fails: the process died after the late
+    reply was queued and before the delivery was acknowledged."""
+
+    forward_id = ""
+
+    async def enqueue(self, channel: str, item: bytes, idempotency_key: str) -> str:
+        item_id = await super().enqueue(channel, item, idempotency_key)
+        if not self.forward_id:
+            self.forward_id = item_id
+        return item_id
+
+    async def ack(self, id: str) -> None:
+        if id == self.forward_id and not getattr(self, "failed", False):
+            self.failed = True
+            raise ConnectionError("the store went away")
+        await super().ack(id)
+
+
+def test_a_backend_answering_a_redelivery_after_the_late_send_does_not_send_twice() -> None:
+    backend = Backend(reply={"type": "text", "content": "only once"}, slow_inline=0.6)
+    store = AckFailsOnce()
+
+    async def scenario(server: CallbackServer, fake: FakePlatformAPI, the_store: Store) -> None:
+        await post(server, Platform("official-account", "/oa"), oa_text("twice?", user="oFWD3"))
+        await until(lambda: len(fake.received) == 1 and getattr(store, "failed", False), timeout=20)
+        await store.nack(store.forward_id, 0.0)  # its visibility lapsed: claimable again
+        await until(lambda: len(backend.deliveries) == 3, timeout=20)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + 10
+        while await store.depth() and loop.time() < give_up:
+            await asyncio.sleep(0.05)
+        assert await store.depth() == 0
+        assert len(fake.received) == 1
+
+    run_forwarding(scenario, backend, store)
+
+
+def test_forwarding_late_reply_keep_sends_nothing_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    backend = Backend(reply={"type": "text", "content": "kept"}, slow_inline=0.6)
+
+    async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
+        await post(server, Platform("official-account", "/oa"), oa_text("keep?", user="oFWD4"))
+        await until(lambda: '"late_reply_kept"' in caplog.text, timeout=20)
+        assert fake.received == [] and fake.token_requests == 0
+
+    run_forwarding(scenario, backend, late_reply="keep")

@@ -386,7 +386,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         instruction_path=instruction_path,
         suite_id=suite_id,
         agent_id=agent_id,
-        **_late_reply(table, where, kind, env, forward is not None, agent_id),
+        **_late_reply(table, where, kind, env, agent_id),
     )
     # Build the crypto once now so a bad key or digest is refused at start, naming the key.
     try:
@@ -455,7 +455,7 @@ DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
 
 
 def _late_reply(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Mapping[str, str],
-                forwards: bool, agent_id: int | None) -> dict[str, Any]:
+                agent_id: int | None) -> dict[str, Any]:
     """``late_reply`` and what sending needs: AppSecret (OA, mini program) or Secret and AgentID (WeCom app)."""
     if kind is ChannelKind.WECOM_APP:
         allowed = {"corp_secret"}
@@ -477,14 +477,13 @@ def _late_reply(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Ma
         missing = "" if app_secret else "app_secret"
     else:
         missing = "-"
-    can_send = missing == "" and not forwards
+    # A forwarding channel's backend that answers after forward_timeout is sent the same way.
+    can_send = missing == ""
     late_reply = _get(table, where, "late_reply", str, "send" if can_send else "keep")
     if late_reply not in ("send", "keep", "drop"):
         raise ConfigError(f"{where}.late_reply: must be \"send\", \"keep\" or \"drop\", not {late_reply!r}")
     if late_reply == "send" and not can_send:
-        reason = ("a forwarding channel's backend answers late itself" if forwards else
-                  f"{kind} channels have no message API" if missing == "-" else
-                  f"sending needs {where}.{missing}")
+        reason = f"{kind} channels have no message API" if missing == "-" else f"sending needs {where}.{missing}"
         raise ConfigError(f"{where}.late_reply: \"send\" is refused: {reason}")
     api_base = _expand(_get(table, where, "api_base", str, DEFAULT_API_BASES.get(kind, DEFAULT_WECHAT_API_BASE)),
                        f"{where}.api_base", env)
