@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from tests.e2e.servers import Backend
 from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text, wecom_text
 from wxcallback.cli import main
 from wxcallback.server.config import ConfigError, parse_config
+from wxcallback.server.forward import backoff
+from wxcallback.server.reply_sender import RETRY_CAP
 from wxcallback.server.runtime import CallbackServer
 from wxcallback.server.stores import MemoryStore, Store, open_store
 from wxcallback.simulator.platform_api import FakePlatformAPI
@@ -395,3 +398,38 @@ def test_forwarding_late_reply_keep_sends_nothing_and_says_so(caplog: pytest.Log
         assert fake.received == [] and fake.token_requests == 0
 
     run_forwarding(scenario, backend, late_reply="keep")
+
+
+def test_an_api_not_listening_at_all_loses_nothing_the_reply_arrives_once_it_listens(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="wxcallback.send")
+
+    async def main_() -> None:
+        fake = FakePlatformAPI(apps={APPID: OA_SECRET}, corps={APPID: CORP_SECRET})  # not started: refused
+        store = MemoryStore()
+        server = CallbackServer(parse_config({"channels": channels(fake.api_base)}), store)
+        try:
+            await server.start()
+            await post(server, Platform("official-account", "/oa"), oa_text("refused", user="oGONE1"))
+            await post(server, Platform("wecom-robot", "/robot", receive_id=""),
+                       robot_text("refused", fake.response_url(), "m-refused-1"))
+            await until(lambda: caplog.text.count("unreachable (ConnectError)") >= 2)
+            assert await store.depth() == 2
+            await until(lambda: caplog.text.count("next try in") >= 2, timeout=15)  # the worker's own tries
+            async with fake.running():  # the same port, listening now
+                await until(lambda: len(fake.received) == 2, timeout=30)
+                await until(lambda: caplog.text.count('"late_reply_sent"') == 2)
+            assert {r.api for r in fake.received} == {"custom/send", "response_url"}
+            assert await store.depth() == 0
+        finally:
+            await server.stop()
+            await store.close()
+
+    asyncio.run(main_())
+    delays = [float(d) for d in re.findall(r"next try in ([0-9.]+) s", caplog.text)]
+    assert delays and max(delays) <= RETRY_CAP * 1.25  # the platform-send cap, not the backend's minute
+
+
+def test_platform_sends_back_off_to_ten_seconds_not_a_minute() -> None:
+    assert max(backoff(attempts, RETRY_CAP) for attempts in range(1, 30) for _ in range(20)) <= 12.5
+    assert max(backoff(attempts) for attempts in range(1, 30)) > 12.5

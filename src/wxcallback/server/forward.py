@@ -47,9 +47,9 @@ _MAX_BACKOFF = 60.0
 DEFAULT_MAX_AGE = 24 * 60 * 60.0
 
 
-def backoff(attempts: int) -> float:
-    """Seconds before the next try: 1, 2, 4 … capped at a minute, with jitter."""
-    base = min(_MAX_BACKOFF, 2.0 ** max(attempts - 1, 0))
+def backoff(attempts: int, cap: float = _MAX_BACKOFF) -> float:
+    """Seconds before the next try: 1, 2, 4 … capped at ``cap`` (a minute), with jitter of a quarter."""
+    base = min(cap, 2.0 ** max(attempts - 1, 0))
     return base * (0.75 + random.random() * 0.5)
 
 

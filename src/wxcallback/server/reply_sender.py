@@ -16,8 +16,9 @@ A forwarding channel's backend that answers a retried delivery (it was slower th
 Every send is durable before it is tried: written to the store's outbox (the one forwarded
 messages use, server/forward.py), tried at once, and on a transient failure (API down, 5xx,
 errcode -1, a rate limit, no token) left to the delivery worker, which retries it with
-backoff; a permanent refusal (any other errcode, a 4xx) or ``late_reply_max_age`` passing
-makes it a dead letter, which ``wxcallback outbox list/show/retry/drop`` handle as any other.
+backoff (1 s doubling to ``RETRY_CAP``, 10 s); a permanent refusal (any other errcode, a 4xx)
+or ``late_reply_max_age`` passing makes it a dead letter, which ``wxcallback outbox
+list/show/retry/drop`` handle as any other.
 Each send writes one log line (``late_reply_sent``, ``late_reply_failed`` with the next try,
 ``late_reply_dead``) and counts ``wxcallback_reply_sends{channel,result}``; neither a secret,
 an access_token nor a response_url is ever written.
@@ -51,7 +52,7 @@ from .observe import Metrics
 from .outbound import UnsendableReplyError, send_body
 from .stores import OutboxItem, Store
 
-__all__ = ["LateReplyPolicy", "ReplySender", "SendResult", "current_sender"]
+__all__ = ["RETRY_CAP", "LateReplyPolicy", "ReplySender", "SendResult", "current_sender"]
 
 _LOG = logging.getLogger("wxcallback.send")
 # What marks an outbox item as a send of this module (forwarded messages start {"channel": …).
@@ -60,6 +61,10 @@ _MARK = b'{"send": '
 _TRANSIENT_CODES = frozenset({-1, 45009, 45011, 45033})
 # An item this young, tried once, may still be in its inline try: the worker leaves it a moment.
 _FRESH_GRACE = 5.0
+# The platform's API down for a minute: the reply goes out at most ~12 s (10 s and jitter) after
+# it is back, not up to 75 s with a backend's one-minute cap. A few tries a minute per queued send
+# is nothing to the platform.
+RETRY_CAP = 10.0
 _CURRENT: contextvars.ContextVar[ReplySender | None] = contextvars.ContextVar("wxcallback_reply_sender",
                                                                                default=None)
 
@@ -276,7 +281,7 @@ class ReplySender:
                                            f"last: {result.detail}", True)
             await self._store.dead_letter(item.id, result.detail)
         else:
-            delay = backoff(item.attempts)
+            delay = backoff(item.attempts, RETRY_CAP)
             await self._store.nack(item.id, now + delay)
             self._log(item.channel, str(send.get("why", "")), item.id, item.attempts, result,
                       f"next try in {delay:.1f} s")
