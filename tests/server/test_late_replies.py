@@ -21,8 +21,10 @@ from click.testing import CliRunner
 from tests.e2e.servers import Backend
 from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text, wecom_text
 from wxcallback.cli import main
+from wxcallback.messages import InvalidReplyError, MarkdownReply, reply_from_dict
 from wxcallback.server.config import ConfigError, parse_config
 from wxcallback.server.forward import backoff
+from wxcallback.server.outbound import UnsendableReplyError
 from wxcallback.server.reply_sender import RETRY_CAP
 from wxcallback.server.runtime import CallbackServer
 from wxcallback.server.stores import MemoryStore, Store, open_store
@@ -433,3 +435,92 @@ def test_an_api_not_listening_at_all_loses_nothing_the_reply_arrives_once_it_lis
 def test_platform_sends_back_off_to_ten_seconds_not_a_minute() -> None:
     assert max(backoff(attempts, RETRY_CAP) for attempts in range(1, 30) for _ in range(20)) <= 12.5
     assert max(backoff(attempts) for attempts in range(1, 30)) > 12.5
+
+
+# -- markdown: a WeCom app message (and a robot's response_url), never a passive reply -----------
+
+def test_a_late_markdown_reply_goes_out_as_a_wecom_app_markdown_message() -> None:
+    async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
+        assert await post(server, Platform("wecom-app", "/wecom"), wecom_text("md")) == (200, b"")
+        await post(server, Platform("wecom-robot", "/robot", receive_id=""),
+                   robot_text("md", fake.response_url(), "m-md-1"))
+        await until(lambda: len(fake.received) == 2)
+        by_api = {r.api: r.body for r in fake.received}
+        assert by_api["message/send"] == {"touser": "zhangsan", "agentid": 1000002, "msgtype": "markdown",
+                                          "markdown": {"content": "**late** about `md`"}}
+        assert by_api["response_url"] == {"msgtype": "markdown", "markdown": {"content": "**late** about `md`"}}
+
+    run(scenario, handler="tests.server.handlers:late_markdown")
+
+
+def test_markdown_returned_in_time_is_sent_through_the_api_and_the_callback_gets_no_reply() -> None:
+    async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
+        side = Platform("wecom-app", "/wecom")
+        url, body = side.callback(wecom_text("now"))
+        path, _, query = url.partition("?")
+        first = await server.respond("POST", path, query.encode(), body)
+        assert (first.response.status, first.response.body) == (200, b"")  # no passive markdown
+        await until(lambda: len(fake.received) == 1)
+        assert fake.received[0].body["markdown"] == {"content": "**in time** about `now`"}
+        retry = await server.respond("POST", path, query.encode(), body)  # the platform retries
+        assert retry.response.body == b""
+        await asyncio.sleep(0.3)
+        assert len(fake.received) == 1
+
+    run(scenario, handler="tests.server.handlers:markdown_in_time")
+
+
+def test_markdown_on_a_channel_that_cannot_send_is_refused_naming_what_it_needs(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="wxcallback.dispatch")
+
+    async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
+        assert await post(server, Platform("wecom-app", "/wecom"), wecom_text("no secret")) == (200, b"")
+        await asyncio.sleep(0.3)
+        assert fake.received == []
+
+    async def main_() -> None:
+        fake = FakePlatformAPI()
+        async with fake.running():
+            config = channels(fake.api_base, handler="tests.server.handlers:markdown_in_time")["wecom"]
+            del config["corp_secret"]
+            store = MemoryStore()
+            server = CallbackServer(parse_config({"channels": {"wecom": config}}), store)
+            try:
+                await server.start()
+                await scenario(server, fake, store)
+            finally:
+                await server.stop()
+
+    asyncio.run(main_())
+    line = json.loads(next(r.message for r in caplog.records if '"handler_error"' in r.message))
+    assert "a MarkdownReply cannot answer" in line["detail"] and "corp_secret and agent_id" in line["detail"]
+
+
+def test_a_forwarding_backend_may_answer_markdown_for_a_wecom_app() -> None:
+    backend = Backend(reply={"type": "markdown", "content": "# from the backend"})
+
+    async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
+        assert await post(server, Platform("wecom-app", "/wecom"), wecom_text("md?")) == (200, b"")
+        await until(lambda: len(fake.received) == 1)
+        assert fake.received[0].body["markdown"] == {"content": "# from the backend"}
+        assert len(backend.deliveries) == 1
+
+    run_forwarding(scenario, backend, forward_timeout=2.0)
+
+
+def test_a_handler_sends_markdown_proactively_and_the_api_json_is_checked() -> None:
+    async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
+        sender = await server.reply_sender()
+        assert (await sender.send("wecom", "lisi", MarkdownReply("> note"))).sent
+        assert fake.received[0].body == {"touser": "lisi", "agentid": 1000002, "msgtype": "markdown",
+                                         "markdown": {"content": "> note"}}
+        with pytest.raises(UnsendableReplyError, match="cannot be sent with the customer-service API"):
+            await sender.send("oa", "oUSER", MarkdownReply("no markdown here"))
+        with pytest.raises(UnsendableReplyError, match="at most 2048 bytes"):
+            await sender.send("wecom", "lisi", MarkdownReply("长" * 700))
+
+    run(scenario)
+    assert reply_from_dict({"type": "markdown", "content": "x"}, "wecom-app") == MarkdownReply("x")
+    with pytest.raises(InvalidReplyError, match="official-account has no 'markdown' reply"):
+        reply_from_dict({"type": "markdown", "content": "x"}, "official-account")
