@@ -42,6 +42,7 @@ with a traceback; secret values never appear in that line.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
@@ -574,8 +575,10 @@ def _kind(value: str, where: str) -> ChannelKind:
     try:
         return ChannelKind(value)
     except ValueError:
-        names = ", ".join(sorted(kind.value for kind in ChannelKind))
-        raise ConfigError(f"{where}.platform: must be one of {names}, not {value!r}") from None
+        names = sorted(kind.value for kind in ChannelKind)
+        close = difflib.get_close_matches(value, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{where}.platform: must be one of {', '.join(names)}, not {value!r}{hint}") from None
 
 
 def _data_format(table: Mapping[str, Any], where: str, kind: ChannelKind) -> str:
@@ -646,6 +649,9 @@ def _only(table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
     for key in table:
         if key not in allowed:
             prefix = f"{where}." if where else ""
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            if close:  # a typo: name the key it most likely is, not the whole list
+                raise ConfigError(f"{prefix}{key}: unknown key; did you mean {close[0]!r}?")
             raise ConfigError(f"{prefix}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
