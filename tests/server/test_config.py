@@ -71,6 +71,16 @@ def test_secrets_come_from_the_environment() -> None:
         parse_config(data, {"WX_TOKEN": TOKEN})
 
 
+def test_a_forward_url_may_come_from_the_environment() -> None:
+    data = _config(forward="${BACKEND_URL}")
+    (channel,) = parse_config(data, {"BACKEND_URL": "http://127.0.0.1:9000/hook"}).channels
+    assert channel.forward == "http://127.0.0.1:9000/hook"
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, {"BACKEND_URL": "ftp://user:pw@backend/hook"})
+    assert str(info.value) == ("channels.c.forward: must be an http:// or https:// URL once its variables are "
+                               "expanded, not '${BACKEND_URL}'")
+
+
 def test_official_account_modes_and_defaults() -> None:
     oa = parse_config({"channels": {"oa": {"path": "/oa", "platform": "official-account", "token": TOKEN,
                                            "modes": ["plaintext"]}}})
