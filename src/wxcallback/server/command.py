@@ -53,9 +53,9 @@ def _flag_config(platform: str, token: str | None, key: str | None, receive_id: 
 @click.command("serve")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file.")
 @click.option("--platform", type=click.Choice(_PLATFORMS), help="Quick start: the one channel's platform.")
-@click.option("--token", envvar="WXCALLBACK_TOKEN", help="Quick start: the Token (or WXCALLBACK_TOKEN).")
-@click.option("--encoding-aes-key", "key", envvar="WXCALLBACK_ENCODING_AES_KEY",
-              help="Quick start: the EncodingAESKey (or WXCALLBACK_ENCODING_AES_KEY).")
+@click.option("--token", envvar="WXCALLBACK_TOKEN", show_envvar=True, help="Quick start: the Token.")
+@click.option("--key", "--encoding-aes-key", "key", envvar="WXCALLBACK_ENCODING_AES_KEY", show_envvar=True,
+              help="Quick start: the 43-character EncodingAESKey.")
 @click.option("--receive-id", help="Quick start: CorpID / AppID ('' for a smart robot).")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["plaintext", "compatible", "safe"]),
               help="Quick start, Official Accounts: accepted encryption modes (repeatable; default safe).")

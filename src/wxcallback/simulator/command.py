@@ -34,7 +34,7 @@ def _choices(enum: Any) -> click.Choice[str]:
 @click.option("--platform", type=_choices(ChannelKind), required=True, help="The platform to play.")
 @click.option("--token", envvar="WXCALLBACK_TOKEN", show_envvar=True, required=True,
               help="The Token set in the console.")
-@click.option("--key", "encoding_aes_key", envvar="WXCALLBACK_ENCODING_AES_KEY", show_envvar=True,
+@click.option("--key", "--encoding-aes-key", "encoding_aes_key", envvar="WXCALLBACK_ENCODING_AES_KEY", show_envvar=True,
               help="The 43-character EncodingAESKey (not needed in plaintext mode).")
 @click.option("--receive-id", default="", show_default=True,
               help="AppID (Official Account), CorpID (WeCom app), or '' (smart robot).")
