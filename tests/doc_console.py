@@ -3,7 +3,8 @@
 A ```console block holds commands (``$ `` lines; a line ending in ``\\`` and a heredoc continue
 one) each followed by what it prints; a ```sh block holds commands whose output is not shown.
 All blocks of a page run in order in one directory, so a file one example writes is there for
-the next, and ``echo $?`` reads the status of the command before it.
+the next, and ``echo $?`` reads the status of the command before it; what an example starts in
+the background (``… &``) is stopped at the end.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def run(found: list[Example], workdir: Path) -> None:
            "COLUMNS": "80", "LC_ALL": "C.UTF-8"}
     for name in ("WXCALLBACK_TOKEN", "WXCALLBACK_ENCODING_AES_KEY", "WXCALLBACK_PREVIOUS_ENCODING_AES_KEYS"):
         env.pop(name, None)
+    script.append("kill $(jobs -p) 2>/dev/null; wait")  # what an example left running (`… &`)
     subprocess.run(["bash", "-c", "\n".join(script)], cwd=workdir, env=env, check=True, timeout=120)
     for n, example in enumerate(found):
         example.output = (workdir / f"{n}.out").read_text(encoding="utf-8")
@@ -74,4 +76,5 @@ def run(found: list[Example], workdir: Path) -> None:
 def matches(example: Example) -> bool:
     """Whether the output is what the page shows ("…" matching any text, on one line or several)."""
     pattern = ".*?".join(re.escape(part) for part in example.expected.split("…"))
-    return re.fullmatch(pattern, example.output, re.S) is not None
+    output = example.output if example.output.endswith("\n") or not example.output else example.output + "\n"
+    return re.fullmatch(pattern, output, re.S) is not None  # (a terminal shows the next prompt on a line of its own)
