@@ -57,7 +57,8 @@ def _fail(ctx: click.Context, code: int | None, explanation: str) -> None:
     line = " ".join(explanation.split())  # one line, whatever the message holds
     if _wants_json(ctx):
         _write(_dumps({"ok": False, "code": code, "error": line}))
-    _write(f"{code} {line}" if code is not None else f"error: {line}", err=True)
+    # 0 is no official code (a configuration or usage problem, not the protocol's): no number then.
+    _write(f"{code} {line}" if code else f"error: {line}", err=True)
     ctx.exit(1)
 
 

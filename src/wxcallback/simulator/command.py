@@ -2,8 +2,9 @@
 
 Prints one line per check (or ``--json``) and exits 0 only when every check passed.
 With ``--repeat`` / ``--duration`` it runs the load mode instead and prints throughput
-and latency percentiles. A setting it cannot use exits 1 with ``<code> <explanation>``
-on stderr, like every other wxcallback command.
+and latency percentiles. A setting it cannot use exits 1 with one line on stderr, like every
+other wxcallback command: ``<code> <explanation>`` for a protocol error (a key the protocol
+refuses, -40004), ``error: <explanation>`` for any other mistake.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def simulate(
         line = " ".join(str(exc).split())
         if as_json:
             click.echo(json.dumps({"ok": False, "code": int(exc.code), "error": line}, ensure_ascii=False))
-        click.echo(f"{int(exc.code)} {line}", err=True)
+        # A setting the simulator cannot use has no official code (0): no number then.
+        click.echo(f"{int(exc.code)} {line}" if int(exc.code) else f"error: {line}", err=True)
         click.get_current_context().exit(1)
     click.get_current_context().exit(0 if passed else 1)
 
