@@ -64,10 +64,13 @@ def _flag_config(platform: str, token: str | None, key: str | None, receive_id: 
 @click.option("--forward", help="Quick start: forward messages to this backend URL instead.")
 @click.option("--store", default=None, help="memory:// | sqlite:///file.db | redis://host:port/0 "
                                             "(default: the config's, or sqlite:///wxcallback.db).")
-@click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
-@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Listen port (default 8000; 0: any free port).")
-@click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
-@click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--host", default=None, help="Listen address (default: the config's host, or 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Listen port (default: the config's port, or 8000; 0: any free port).")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Worker processes (default: the config's workers, or 1).")
+@click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Log level (default: the config's log_level, or info).")
 @click.option("--app-dir", type=click.Path(file_okay=False), default=None,
               help="Import handler modules from this directory first (default: the config's app_dir, "
                    "or the working directory).")
