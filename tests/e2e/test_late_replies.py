@@ -32,14 +32,6 @@ HANDLER = "tests.e2e.e2e_handlers:late_llm"
 
 
 @pytest.fixture
-def calls_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "calls.txt"
-    path.touch()
-    monkeypatch.setenv("WXCALLBACK_E2E_CALLS", str(path))
-    return path
-
-
-@pytest.fixture
 def fake() -> Iterator[FakePlatformAPI]:
     api = FakePlatformAPI(apps={APPID: OA_SECRET}, corps={APPID: CORP_SECRET})
     with api.in_thread():

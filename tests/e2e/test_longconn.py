@@ -33,14 +33,6 @@ SECRET = "e2e-secret-4b8c"
 
 
 @pytest.fixture
-def calls_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "calls.txt"
-    path.touch()
-    monkeypatch.setenv("WXCALLBACK_E2E_CALLS", str(path))
-    return path
-
-
-@pytest.fixture
 def fake() -> Iterator[ThreadedFake]:
     with fake_platform(bot_id=BOT_ID, secret=SECRET) as threaded:
         yield threaded

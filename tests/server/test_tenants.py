@@ -274,6 +274,14 @@ def test_an_app_with_an_agent_id_takes_callbacks_that_carry_none() -> None:
     asyncio.run(main())
 
 
+def test_a_path_pasted_from_the_console_takes_its_placeholder() -> None:
+    pasted = {**CHANNELS["open"], "path": "/open/$APPID$"}
+    config = parse_config({"channels": {"open": pasted}})
+    assert config.channels[0].path == "/open/{appid}"
+    suite = {**CHANNELS["suite"], "path": "/suite/$CORPID$/data"}
+    assert parse_config({"channels": {"suite": suite}}).channels[0].path == "/suite/{corpid}/data"
+
+
 def _refusal(channels: dict[str, dict[str, Any]]) -> str:
     with pytest.raises(ConfigError) as info:
         parse_config({"channels": channels})

@@ -400,6 +400,8 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
 
 def _path(table: Mapping[str, Any], where: str, key: str, default: str | None) -> str:
     path: str = _get(table, where, key, str, default)
+    # The consoles write the placeholders $APPID$ / $CORPID$: a path pasted from one means the same.
+    path = path.replace("$APPID$", "{appid}").replace("$CORPID$", "{corpid}")
     if not path.startswith("/"):
         raise ConfigError(f"{where}.{key}: must start with '/', not {path!r}")
     return path
