@@ -121,7 +121,8 @@ class FakePlatformAPI:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
         await send({"type": "http.response.body", "body": data})
 
-    async def _answer(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+    async def _steer(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
+        """The /_fake/ endpoints, for a person or a test in another process to look and steer."""
         if path == "/_fake/received":
             # ?wait=N: answer once N sends are in (or after ?timeout=, 10 s), so a script or a
             # test in another process needs no sleep before it looks.
@@ -137,6 +138,14 @@ class FakePlatformAPI:
         if path == "/_fake/invalidate":
             self.invalidate_tokens()
             return 200, _OK
+        return 404, {"error": f"no {path}"}
+
+    async def _answer(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        if path.startswith("/_fake/"):
+            try:
+                return await self._steer(path, query)
+            except ValueError:
+                return 400, {"error": f"not a number in {query}"}
         if time.time() < self._down_until:
             return 503, {"error": "the fake API is down"}
         if path in ("/cgi-bin/token", "/cgi-bin/gettoken"):
