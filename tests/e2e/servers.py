@@ -46,14 +46,15 @@ def write_config(path: Path, store: str, channels: dict[str, dict[str, Any]], **
 
 class ServerProcess:
     def __init__(self, config: Path, port: int, workers: int = 1, env: dict[str, str] | None = None,
-                 preexec_fn: Callable[[], None] | None = None, ready_path: str | None = "/healthz") -> None:
+                 preexec_fn: Callable[[], None] | None = None, ready_path: str | None = "/healthz",
+                 cwd: Path = ROOT) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = tempfile.NamedTemporaryFile(prefix="wxcallback-e2e-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "wxcallback", "serve", "--config", str(config), "--port", str(port),
              "--workers", str(workers)],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
             preexec_fn=preexec_fn,
         )
         self.wait_ready(ready_path=ready_path)
