@@ -105,13 +105,15 @@ class Backend:
     """A business backend that records every delivery (body and Idempotency-Key)."""
 
     def __init__(self, port: int | None = None, reply: dict[str, Any] | None = None,
-                 slow_inline: float = 0.0) -> None:
+                 slow_inline: float = 0.0, slow_first_retry: float = 0.0) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.deliveries: list[tuple[str, dict[str, Any]]] = []
         self.reply = reply
         # Seconds an inline delivery waits before its answer (a backend slower than forward_timeout).
         self.slow_inline = slow_inline
+        # Seconds the first retried delivery waits (a backend still thinking when the worker asks).
+        self.slow_first_retry = slow_first_retry
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
@@ -124,6 +126,9 @@ class Backend:
                 backend.deliveries.append((self.headers.get("idempotency-key", ""), delivery))
                 if delivery.get("delivery") == "inline" and backend.slow_inline:
                     time.sleep(backend.slow_inline)
+                retries = [d for _, d in backend.deliveries if d.get("delivery") == "retry"]
+                if len(retries) == 1 and delivery.get("delivery") == "retry" and backend.slow_first_retry:
+                    time.sleep(backend.slow_first_retry)
                 data = json.dumps({"reply": backend.reply} if backend.reply else {}).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")

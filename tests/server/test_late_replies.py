@@ -338,6 +338,24 @@ def test_a_backend_slower_than_forward_timeout_has_its_reply_sent_through_each_a
     assert not any(OA_SECRET in r.message or "access_token=" in r.message for r in caplog.records)
 
 
+@pytest.mark.parametrize("retry_timeout, retries", [(3.0, 1), (1.0, 2)])
+def test_a_retried_delivery_may_take_forward_retry_timeout(retry_timeout: float, retries: int) -> None:
+    # The backend takes 1.5 s to answer the worker's first retry (a model still thinking): within
+    # forward_retry_timeout its answer is the late reply; past it the worker asks again later.
+    backend = Backend(reply={"type": "text", "content": "thought it over"}, slow_inline=0.4,
+                      slow_first_retry=1.5)
+
+    async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
+        assert await post(server, Platform("official-account", "/oa"), oa_text("think", user="oSLOW")) == (
+            200, b"success")
+        await until(lambda: len(fake.received) == 1, timeout=30)
+        assert fake.received[0].body["text"] == {"content": "thought it over"}
+        assert [d["delivery"] for _, d in backend.deliveries] == (
+            ["inline"] + ["retry"] * retries)
+
+    run_forwarding(scenario, backend, forward_retry_timeout=retry_timeout)
+
+
 def test_a_backend_reply_in_time_is_passive_and_never_sent_again() -> None:
     # The inline delivery may last forward_timeout (here past the delivery worker's usual 5 s grace):
     # the worker must not deliver the message a second time meanwhile.

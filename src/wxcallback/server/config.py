@@ -107,6 +107,8 @@ class ChannelConfig:
     handler: str | None = None
     forward: str | None = None
     forward_timeout: float = 3.0
+    # how long one delivery by the delivery worker (a retry) may take: a slow backend's late answer
+    forward_retry_timeout: float = 30.0
     # how long an undelivered forwarded message is retried before it is a dead letter
     forward_max_age: float = 86400.0
     deadline: float = PLATFORM_DEADLINE - DEFAULT_DEADLINE_MARGIN
@@ -323,7 +325,7 @@ _WEBSOCKET_KEYS = {
     "reconnect_max_delay", "max_subscribe_failures", "lease_ttl", "stream_interval",
 }
 _CHANNEL_KEYS = _HTTP_KEYS | _WEBSOCKET_KEYS | {
-    "platform", "transport", "handler", "forward", "forward_timeout", "forward_max_age", "deadline",
+    "platform", "transport", "handler", "forward", "forward_timeout", "forward_retry_timeout", "forward_max_age", "deadline",
     "dedup_ttl", "debug",
 }
 
@@ -377,6 +379,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         handler=handler,
         forward=forward,
         forward_timeout=_number(table, where, "forward_timeout", min(3.0, deadline), 0.05, 60.0),
+        forward_retry_timeout=_number(table, where, "forward_retry_timeout", 30.0, 1.0, 300.0),
         forward_max_age=_number(table, where, "forward_max_age", 86400.0, 60.0, 30 * 86400.0),
         deadline=deadline,
         replay_window=replay_window,
@@ -558,6 +561,7 @@ def _websocket_channel(name: str, table: Mapping[str, Any], env: Mapping[str, st
         handler=handler,
         forward=forward,
         forward_timeout=_number(table, where, "forward_timeout", min(3.0, deadline), 0.05, 60.0),
+        forward_retry_timeout=_number(table, where, "forward_retry_timeout", 30.0, 1.0, 300.0),
         forward_max_age=_number(table, where, "forward_max_age", 86400.0, 60.0, 30 * 86400.0),
         deadline=deadline,
         dedup_ttl=_number(table, where, "dedup_ttl", 300.0, 30.0, 86400.0),

@@ -201,7 +201,8 @@ class DeliveryWorker:
     def __init__(self, store: Store, urls: dict[str, str], client: httpx.AsyncClient, *, consumer: str,
                  timeout: float = 10.0, visibility_timeout: float = 60.0, idle: float = 0.5,
                  fresh_grace: float = 5.0, max_ages: dict[str, float] | None = None,
-                 sends: QueuedSends | None = None, inline_timeouts: dict[str, float] | None = None) -> None:
+                 sends: QueuedSends | None = None, inline_timeouts: dict[str, float] | None = None,
+                 timeouts: dict[str, float] | None = None) -> None:
         self._store = store
         self._sends = sends
         self._urls = urls
@@ -209,7 +210,11 @@ class DeliveryWorker:
         self._client = client
         self._consumer = consumer
         self._timeout = timeout
-        self._visibility = visibility_timeout
+        # Per channel (forward_retry_timeout): a slow backend (an LLM) may take longer than the
+        # default to give the answer that becomes its late reply.
+        self._timeouts = timeouts or {}
+        # A claimed item is invisible to other workers while it is delivered: longer than any delivery.
+        self._visibility = max([visibility_timeout, *(t + 30.0 for t in self._timeouts.values())])
         self._idle = idle
         # An item younger than this may still be in its inline delivery: leave it a moment.
         self._fresh_grace = fresh_grace
@@ -254,7 +259,8 @@ class DeliveryWorker:
             # The channel left the configuration: keep the message, look again later.
             await self._store.nack(item.id, now + _MAX_BACKOFF)
             return 0
-        delivery = await _post(self._client, url, item.payload, item.idempotency_key, self._timeout)
+        delivery = await _post(self._client, url, item.payload, item.idempotency_key,
+                               self._timeouts.get(item.channel, self._timeout))
         if delivery.acknowledged:
             if delivery.content and self._sends is not None:
                 # Queued (durable) before the ack: a crash in between redelivers, and the send's
