@@ -251,10 +251,12 @@ class DeliveryWorker:
                 if not claimed:
                     # Idle, or every slot busy: look again when one frees, or after a moment.
                     await asyncio.wait({stopping, *inflight}, timeout=self._idle, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
             if inflight:
                 await asyncio.wait(set(inflight))  # the server's stop bounds this with shutdown_grace
+        finally:
+            # Not awaited here: a cancelled or closed worker leaves its deliveries to the loop's end
+            # (an undelivered item's claim lapses and it is delivered again).
+            stopping.cancel()
 
     async def run_once(self, count: int = 16) -> int:
         """One batch, delivered before returning: how many were delivered (tests, tools)."""
