@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from ..core import WXCallbackError
 from ..messages import Message, NoReply, Platform, Reply, StreamingReply, StreamRefresh, render_reply
+from .eager import start_eagerly
 from .forward import Forwarder, Parcel
 from .handlers import Dispatch
 from .stores import ClaimState, Store
@@ -165,7 +166,9 @@ class Dispatcher:
             assert parcel is not None
             return await channel.forwarder.deliver(parcel), "forwarded"
         assert channel.handler is not None
-        task: asyncio.Future[Reply | StreamingReply | None] = asyncio.ensure_future(channel.handler(message))
+        # A handler that never waits (the demo echo, a plain function) answers here, with no
+        # task or deadline timer; one that waits runs on as a task under the deadline.
+        task: asyncio.Future[Reply | StreamingReply | None] = start_eagerly(channel.handler(message))
         try:
             if not await _finished_within(task, channel.deadline):
                 raise asyncio.TimeoutError
@@ -204,7 +207,10 @@ class Dispatcher:
 
     def _cache_later(self, channel: Channel, key: str, answer: Answer) -> None:
         """Cache ``answer`` for retries in the background (drain() waits for it)."""
-        cached = asyncio.ensure_future(self._store.complete(key, answer.to_cache(), _CACHE_TYPE, channel.dedup_ttl))
+        cached = start_eagerly(self._store.complete(key, answer.to_cache(), _CACHE_TYPE, channel.dedup_ttl))
+        if cached.done():  # a memory store: nothing to wait for
+            self._cached(cached, channel, key)
+            return
         self._late.add(cached)
         cached.add_done_callback(lambda done: self._cached(done, channel, key))
 
