@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Coroutine, Generator
+from types import CoroutineType
 from typing import Any, TypeVar
 
 __all__ = ["start_eagerly"]
@@ -26,7 +27,7 @@ def start_eagerly(coro: Awaitable[T]) -> asyncio.Future[T]:
     hold it; BaseExceptions (KeyboardInterrupt, a cancellation) propagate at once. An
     awaitable that is not a coroutine (a future) is passed to ``ensure_future`` as is.
     """
-    if not isinstance(coro, Coroutine):
+    if not isinstance(coro, CoroutineType):  # not the Coroutine ABC: its isinstance costs ~0.5 µs
         return asyncio.ensure_future(coro)
     loop = asyncio.get_running_loop()
     try:
