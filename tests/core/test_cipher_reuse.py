@@ -51,3 +51,37 @@ def test_threads_decrypting_with_one_crypto_each_get_their_own_messages() -> Non
     for thread in threads:
         thread.join()
     assert wrong == []
+
+
+def test_sealed_messages_in_a_row_equal_those_of_a_new_encryptor_each() -> None:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from wxcallback.core.cipher import FrameCipher
+
+    key = bytes(range(32))
+    reused, fresh = FrameCipher(key), Cipher(algorithms.AES(key), modes.CBC(key[:16]))
+    for size in (32, 64, 320, 4096, 65568, 32, 96):
+        for _ in range(3):
+            block = os.urandom(size)
+            assert reused.encrypt_block(block) == fresh.encryptor().update(block)
+    assert reused.encrypt_block(b"x" * 20) == fresh.encryptor().update(b"x" * 20)  # not whole blocks: fresh one
+
+
+def test_replies_sealed_in_threads_all_open() -> None:
+    crypto = MessageCrypto(TOKEN, KEY, CORP_ID)
+    failures: list[str] = []
+
+    def run(index: int) -> None:
+        for turn in range(300):
+            text = f"reply {index} {turn} " * (turn % 7 + 1)
+            try:
+                assert crypto.decrypt_ciphertext(*_sample(crypto, text)).text == text
+            except Exception as exc:  # an AssertionError or a refused frame
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

@@ -27,16 +27,33 @@ _MAX_MESSAGE = 0xFFFFFFFF
 class FrameCipher:
     """Seal a message into base64 ciphertext and open ciphertext bytes into a Frame."""
 
-    __slots__ = ("_cipher", "_iv", "_per_thread")
+    __slots__ = ("_cipher", "_iv", "_iv_decrypted", "_per_thread")
 
     def __init__(self, aes_key: bytes) -> None:
         self._iv = aes_key[:16]
         self._cipher = Cipher(algorithms.AES(aes_key), modes.CBC(self._iv))
-        # a decryptor keeps its chaining block between calls: one per thread, never shared
+        # AES-decrypt(IV) as an int: what turns an encryptor's chaining block back into the IV
+        ecb = Cipher(algorithms.AES(aes_key), modes.ECB()).decryptor()
+        self._iv_decrypted = int.from_bytes(ecb.update(self._iv), "big")
+        # encryptors and decryptors keep their chaining block between calls: one per thread
         self._per_thread = threading.local()
 
     def encrypt_block(self, block: bytes) -> bytes:
-        return self._cipher.encryptor().update(block)
+        if not block or len(block) % 16:  # not whole blocks: the chaining block would be lost
+            return self._cipher.encryptor().update(block)
+        # After a whole-block update the encryptor's chaining block is the last block it wrote,
+        # C. Encrypting AES-decrypt(IV) xor C writes the IV itself (discarded), which makes the
+        # IV the chaining block again: the next message starts from it, as with a new encryptor.
+        state = self._per_thread
+        encryptor: CipherContext | None = getattr(state, "encryptor", None)
+        if encryptor is None:
+            encryptor = self._cipher.encryptor()
+        else:
+            encryptor.update((self._iv_decrypted ^ int.from_bytes(state.last, "big")).to_bytes(16, "big"))
+        state.encryptor = None  # taken: should the update fail, the next message gets a new one
+        sealed = encryptor.update(block)
+        state.encryptor, state.last = encryptor, sealed[-16:]
+        return sealed
 
     def decrypt_block(self, data: bytes) -> bytes:
         size = len(data)
