@@ -43,8 +43,9 @@ from wxcallback.server.runtime import CallbackServer  # noqa: E402
 SIZES = (300, 2048, 65536)
 
 
-def short_reply(message: Any) -> str:
-    """The handler of every channel here: a short answer whatever the message's size."""
+async def short_reply(message: Any) -> str:
+    """The handler of every channel here: a short answer whatever the message's size (async, so
+    on the event loop as the demo echo is, where a plain function would run in a thread)."""
     return f"got {len(getattr(message, 'content', ''))} characters"
 
 

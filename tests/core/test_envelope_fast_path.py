@@ -89,3 +89,6 @@ def test_shapes_already_seen_are_remembered_within_a_bound_and_others_still_chec
         body = b"<xml><N%d>x</N%d><Encrypt>QUJD</Encrypt></xml>" % (index, index)
         assert _extract_xml_fast(body) == "QUJD"
     assert len(envelope._FLAT_AROUND) <= envelope._FLAT_AROUND_KEPT
+    envelope._FLAT_AROUND.clear()
+    long = b"<xml><N>" + b"x" * 1000 + b"</N><Encrypt>QUJD</Encrypt></xml>"
+    assert _extract_xml_fast(long) == "QUJD" and not envelope._FLAT_AROUND  # a long shape is not kept
