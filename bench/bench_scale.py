@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.server.platform import Platform  # noqa: E402
+from tests.platform_requests import Platform  # noqa: E402
 
 from wxcallback.server.config import parse_config  # noqa: E402
 from wxcallback.server.runtime import CallbackServer  # noqa: E402

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.server.platform import APPID, KEY, TOKEN
+from tests.platform_requests import APPID, KEY, TOKEN
 from wxcallback import WXCallbackError
 from wxcallback.server.config import ConfigError, parse_config
 

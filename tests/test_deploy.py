@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, wecom_text
 
 if sys.version_info >= (3, 11):
     import tomllib

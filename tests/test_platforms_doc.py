@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from tests.server.platform import APPID, KEY, TOKEN, Platform, oa_text, robot_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text, robot_text
 from wxcallback import MessageCrypto, sign
 from wxcallback.server.app import create_app
 from wxcallback.server.config import parse_config

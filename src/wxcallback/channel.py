@@ -51,6 +51,13 @@ class ChannelKind(str, Enum):
     # The WeChat 3-value signature over plaintext Official Account XML, never encrypted
     # (third-party gateways such as Huawei Cloud AICC's WeChat channel).
     SIGNATURE_ONLY = "signature-only"
+    # An open-platform third-party platform (开放平台第三方平台): its own notices on the
+    # authorization-event URL, its authorized accounts' messages on the message URL, all under
+    # the component's Token, key and AppID; safe mode and XML only (open-platform message_push).
+    COMPONENT = "component"
+    # A WeCom third-party suite (or 代开发 template): the data callback URL for the authorized
+    # corps' messages and the instruction URL for suite_ticket and authorization changes.
+    WECOM_SUITE = "wecom-suite"
 
     def __str__(self) -> str:
         return self.value
@@ -68,7 +75,8 @@ class ChannelKind(str, Enum):
     @property
     def always_encrypted(self) -> bool:
         """WeCom apps and robots encrypt every request; an Official Account per its mode."""
-        return self in (ChannelKind.WECOM_APP, ChannelKind.WECOM_ROBOT)
+        return self in (ChannelKind.WECOM_APP, ChannelKind.WECOM_ROBOT, ChannelKind.COMPONENT,
+                        ChannelKind.WECOM_SUITE)
 
     @property
     def never_encrypted(self) -> bool:
@@ -82,7 +90,8 @@ class ChannelKind(str, Enum):
         Official Accounts (in every mode) and signature-only gateways; WeCom sends
         ``msg_signature`` and an encrypted echostr.
         """
-        return self in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM, ChannelKind.SIGNATURE_ONLY)
+        return self in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM, ChannelKind.SIGNATURE_ONLY,
+                        ChannelKind.COMPONENT)
 
     @property
     def has_modes(self) -> bool:
@@ -119,4 +128,6 @@ _PLATFORM = {
     ChannelKind.WECOM_ROBOT: Platform.WECOM_ROBOT,
     ChannelKind.MINIPROGRAM: Platform.MINIPROGRAM,
     ChannelKind.SIGNATURE_ONLY: Platform.OFFICIAL_ACCOUNT,
+    ChannelKind.COMPONENT: Platform.OFFICIAL_ACCOUNT,
+    ChannelKind.WECOM_SUITE: Platform.WECOM_APP,
 }

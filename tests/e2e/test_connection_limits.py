@@ -5,6 +5,7 @@ real clients out."""
 from __future__ import annotations
 
 import resource
+import select
 import socket
 import threading
 import time
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.servers import ServerProcess, serve, write_config
-from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, wecom_text
 
 CHANNELS = {
     "wecom": {"path": "/wecom", "platform": "wecom-app", "token": TOKEN, "encoding_aes_key": KEY,
@@ -168,3 +169,37 @@ def test_a_request_in_flight_is_neither_timed_out_nor_evicted(tmp_path: Path) ->
         for sock in idle:
             sock.close()
         assert "slow: in flight" in side.open_reply(result["r"].content, side.last_nonce)
+
+
+def test_healthz_counts_the_refusals_of_every_worker_whichever_answers(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "wx.toml", "memory://", CHANNELS, max_connections=3)
+    with serve(config, workers=2) as running:
+        # requests in flight (a head promising a body that does not come) are never evicted: past
+        # max_connections in a worker, the next connection there is refused with 503
+        flood = []
+        for _ in range(40):
+            sock = _connect(running)
+            sock.sendall(b"POST /wecom HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+            flood.append(sock)
+        refused, pending = 0, list(flood)
+        while pending:
+            readable, _, _ = select.select(pending, [], [], 5.0)
+            if not readable:
+                break  # the rest are in flight, waiting for their bodies
+            for sock in readable:
+                refused += _read_all(sock).startswith(b"HTTP/1.1 503 ")
+                pending.remove(sock)
+        for sock in flood:
+            sock.close()
+        assert refused > 0
+        answers = 0
+        while answers < 12:  # each on a new connection: both workers answer some
+            with httpx.Client(timeout=5) as client:
+                response = client.get(f"{running.url}/healthz")
+            if response.status_code == 503 and response.text == "too many connections":
+                refused += 1  # a worker had not yet seen the flood's sockets close: refused, and counted
+                continue
+            report = response.json()
+            assert report["connections"]["refused_full"] == refused, report
+            assert report["degraded"] == ["connections refused: all slots busy"], report
+            answers += 1

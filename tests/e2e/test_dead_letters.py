@@ -16,7 +16,7 @@ import httpx
 
 from tests.conftest import free_port
 from tests.e2e.servers import ROOT, serve, write_config
-from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, wecom_text
 
 
 class RefusingBackend:

@@ -12,10 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.e2e.servers import Backend, serve, write_config
-from tests.server.platform import APPID, KEY, TOKEN, Platform
+from tests.platform_requests import APPID, KEY, TOKEN, Platform
 from wxcallback.messages import parse_message
 
 SECOND = 1_700_000_000
@@ -58,14 +57,6 @@ def _send(client: httpx.Client, suffix: str, callbacks: list[tuple[str, str]]) -
         url, data = side.callback(plaintext)
         response = client.post(url, content=data)
         assert response.status_code == 200, response.text
-
-
-@pytest.fixture
-def calls_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "calls.txt"
-    path.touch()
-    monkeypatch.setenv("WXCALLBACK_E2E_CALLS", str(path))
-    return path
 
 
 def test_a_burst_of_same_second_events_reaches_handler_and_backend_once_each(tmp_path: Path,

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.servers import Backend, serve, write_config
-from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, wecom_text
 
 
 def test_every_line_is_json_and_carries_no_secret(tmp_path: Path) -> None:

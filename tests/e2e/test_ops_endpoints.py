@@ -9,7 +9,7 @@ import httpx
 
 from tests.conftest import free_port
 from tests.e2e.servers import serve, write_config
-from tests.server.platform import APPID, KEY, TOKEN, Platform
+from tests.platform_requests import APPID, KEY, TOKEN, Platform
 
 CHANNELS = {"w": {"path": "/w", "platform": "wecom-app", "token": TOKEN, "encoding_aes_key": KEY,
                   "receive_id": APPID}}

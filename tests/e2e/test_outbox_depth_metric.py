@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.servers import Backend, serve, write_config
-from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, wecom_text
 
 
 def _depths(url: str, tries: int = 8) -> set[float]:

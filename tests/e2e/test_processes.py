@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.e2e.servers import Backend, serve, write_config
-from tests.server.platform import APPID, KEY, TOKEN, Platform, oa_text, robot_refresh, robot_text, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text, robot_refresh, robot_text, wecom_text
 from wxcallback.messages import parse_message
 
 HANDLER = "tests.e2e.e2e_handlers:counting_echo"
@@ -25,14 +24,6 @@ def _channels() -> dict[str, dict[str, object]]:
         "robot": {"path": "/robot", "platform": "wecom-robot", "token": TOKEN, "encoding_aes_key": KEY,
                   "handler": "tests.e2e.e2e_handlers:slow_stream"},
     }
-
-
-@pytest.fixture
-def calls_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "calls.txt"
-    path.touch()
-    monkeypatch.setenv("WXCALLBACK_E2E_CALLS", str(path))
-    return path
 
 
 def _calls(path: Path) -> list[str]:

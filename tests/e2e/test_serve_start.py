@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.e2e.servers import write_config
-from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, wecom_text
 
 SCRIPT = Path(sys.executable).with_name("wxcallback")
 HANDLER = '''from wxcallback.messages import Router

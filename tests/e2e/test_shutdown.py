@@ -11,7 +11,7 @@ import httpx
 
 from tests.conftest import free_port
 from tests.e2e.servers import Backend, ServerProcess, write_config
-from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, wecom_text
 from wxcallback.messages import parse_message
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.servers import ServerProcess, serve, write_config
-from tests.server.platform import APPID, KEY, TOKEN
+from tests.platform_requests import APPID, KEY, TOKEN
 from wxcallback.simulator import Simulator
 
 CHANNELS: dict[str, dict[str, Any]] = {

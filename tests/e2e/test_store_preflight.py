@@ -9,7 +9,7 @@ from pathlib import Path
 import redis
 
 from tests.e2e.servers import ROOT, write_config
-from tests.server.platform import APPID, KEY, TOKEN
+from tests.platform_requests import APPID, KEY, TOKEN
 
 
 def test_a_redis_that_would_lose_the_outbox_is_refused_when_durability_is_required(

@@ -13,7 +13,7 @@ import uvicorn
 from werkzeug.serving import make_server
 
 from tests.conftest import free_port
-from tests.server.platform import APPID, KEY, TOKEN
+from tests.platform_requests import APPID, KEY, TOKEN
 from wxcallback.simulator import Simulator
 from wxcallback.simulator.report import Report
 

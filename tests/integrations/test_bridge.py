@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 from tests.integrations import handlers
 from tests.integrations.support import MAX_BODY, config_mapping
-from tests.server.platform import Platform, robot_text, wecom_text
+from tests.platform_requests import Platform, robot_text, wecom_text
 from wxcallback.integrations.bridge import BlockingCallbackServer, server_config
 from wxcallback.server.config import ConfigError, parse_config
 
@@ -186,7 +186,7 @@ def test_a_handler_that_cannot_be_imported_stops_the_adapter_at_construction() -
 EXITING_APP = """
 import json, sys
 from tests.integrations.support import config_mapping
-from tests.server.platform import Platform, robot_text
+from tests.platform_requests import Platform, robot_text
 from wxcallback.integrations.bridge import BlockingCallbackServer
 from wxcallback.server.config import parse_config
 

@@ -19,7 +19,7 @@ from tests.integrations.support import (
     stream_refreshes,
     wsgi_server,
 )
-from tests.server.platform import Platform, wecom_text
+from tests.platform_requests import Platform, wecom_text
 
 configure()
 

@@ -23,7 +23,7 @@ from tests.integrations.support import (
     send_text_with_retries,
     stream_refreshes,
 )
-from tests.server.platform import Platform, robot_text
+from tests.platform_requests import Platform, robot_text
 from wxcallback.integrations.asgi import mount, server_of
 from wxcallback.server.app import create_app
 from wxcallback.server.config import parse_config

@@ -11,7 +11,7 @@ from flask import Flask
 
 from tests.integrations.django_project import configure
 from tests.integrations.support import config_mapping
-from tests.server.platform import Platform, wecom_text
+from tests.platform_requests import Platform, wecom_text
 from wxcallback.integrations.flask import make_blueprint
 from wxcallback.server.app import create_app
 from wxcallback.server.config import parse_config

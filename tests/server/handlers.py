@@ -58,3 +58,44 @@ async def long_stream(message: Any) -> AsyncIterator[str]:
     for _ in range(30):  # 30 x 1000 bytes: past the 20480-byte stream limit
         await asyncio.sleep(0)
         yield "é" * 500
+
+
+tenants = Router()
+
+
+@tenants.text
+def tenant_echo(message: Any) -> str:
+    """Answers with the account the templated path named, so each tenant sees its own replies."""
+    calls[f"{message.tenant}:{message.content}"] += 1
+    return f"{message.tenant or '-'}: {message.content}"
+
+
+def app_a(message: Any) -> str:
+    calls[f"a:{getattr(message, 'content', message.msg_type)}"] += 1
+    return f"a: {getattr(message, 'content', '')}"
+
+
+def app_b(message: Any) -> str:
+    calls[f"b:{getattr(message, 'content', message.msg_type)}"] += 1
+    return f"b: {getattr(message, 'content', '')}"
+
+
+async def late_llm(message: Any) -> str:
+    """An LLM-like handler: thinks past the deadline, then answers in text."""
+    await asyncio.sleep(0.3)
+    return f"thought about: {getattr(message, 'content', '')}"
+
+
+async def late_unsendable(message: Any) -> Any:
+    from wxcallback.messages import TransferCustomerServiceReply
+
+    await asyncio.sleep(0.3)
+    return TransferCustomerServiceReply()
+
+
+async def proactive(message: Any) -> str:
+    """Answers passively, and sends one more message itself through the channel's API."""
+    from wxcallback.server.reply_sender import current_sender
+
+    await current_sender().send("oa", message.source, TextReply(f"and one more about {message.content}"))
+    return "passive answer"

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from tests.server import handlers
-from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, wecom_text
 from wxcallback.server.app import create_app
 from wxcallback.server.config import parse_config
 from wxcallback.server.stores import MemoryStore

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.server.platform import APPID, KEY, TOKEN
+from tests.platform_requests import APPID, KEY, TOKEN
 from wxcallback.server.config import ConfigError, Mode, load_config, parse_config
 
 

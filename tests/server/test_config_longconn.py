@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.server.platform import KEY, TOKEN
+from tests.platform_requests import KEY, TOKEN
 from wxcallback.server.config import ConfigError, Transport, parse_config
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, wecom_text
 from wxcallback.messages import parse_message
 from wxcallback.server.config import parse_config
 from wxcallback.server.dispatch import CLAIM_LEASE_MARGIN

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.server.platform import APPID, KEY, TOKEN, wecom_text
-from tests.server.platform import Platform as SidePlatform
+from tests.platform_requests import APPID, KEY, TOKEN, wecom_text
+from tests.platform_requests import Platform as SidePlatform
 from wxcallback.messages import Platform, Router, parse_message
 from wxcallback.server.dispatch import Channel, Dispatcher
 from wxcallback.server.eager import start_eagerly
@@ -236,5 +236,29 @@ def test_a_body_still_on_its_way_is_read_as_a_stream_within_the_body_timeout() -
         status, _ = await _call_app(app, url, [body[:10], body[10:20], body[20:]], 0.2)
         assert status == 408
         await app.state.wxcallback.stop()
+
+    asyncio.run(main())
+
+
+def test_an_async_handler_runs_in_a_task_of_its_own_so_its_timeouts_and_scopes_hold() -> None:
+    router = Router()
+
+    @router.text
+    async def careful(message: Any) -> str:
+        outer = asyncio.current_task()
+        async with asyncio.timeout(5):  # bound to the task that enters it
+            await asyncio.sleep(0.01)
+            assert asyncio.current_task() is outer
+        return "answered in time"
+
+    async def main() -> None:
+        store = MemoryStore()
+        dispatcher = Dispatcher(store, StreamDriver(store))
+        channel = _channel(router, deadline=2.0)
+        request_task = asyncio.current_task()
+        dispatched = await dispatcher.dispatch(channel, _message("careful"))
+        assert dispatched.outcome == "ok" and dispatched.answer is not None
+        assert "answered in time" in dispatched.answer.text
+        assert asyncio.current_task() is request_task and not request_task.cancelling()
 
     asyncio.run(main())

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.server.platform import APPID, KEY, TOKEN, Platform, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, wecom_text
 from wxcallback.server.app import create_app
 from wxcallback.server.config import parse_config
 from wxcallback.server.forward import MAX_REPLY_BYTES

@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 
-from tests.server.platform import APPID, KEY, TOKEN, Platform, oa_text, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text, wecom_text
 from wxcallback.server.app import create_app
 from wxcallback.server.config import parse_config
 from wxcallback.server.stores import MemoryStore

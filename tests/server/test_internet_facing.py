@@ -12,7 +12,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from tests.server.platform import APPID, KEY, TOKEN, Platform, oa_text, sign
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text
+from wxcallback import sign
 from wxcallback.server.app import create_app
 from wxcallback.server.config import ConfigError, parse_config
 from wxcallback.server.stores import MemoryStore
@@ -39,7 +40,7 @@ def run(scenario: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
-def _oa_check(echostr: str) -> str:
+def oa_url_check(echostr: str) -> str:
     timestamp, nonce = str(int(time.time())), "n1"
     return "/oa?" + urlencode({"signature": sign(TOKEN, timestamp, nonce), "timestamp": timestamp,
                                "nonce": nonce, "echostr": echostr})
@@ -47,12 +48,12 @@ def _oa_check(echostr: str) -> str:
 
 def test_the_url_check_echoes_only_a_number_as_nosniff_text() -> None:
     async def scenario(client: httpx.AsyncClient) -> None:
-        ok = await client.get(_oa_check("1234567890123456789"))
+        ok = await client.get(oa_url_check("1234567890123456789"))
         assert (ok.status_code, ok.text) == (200, "1234567890123456789")
         assert ok.headers["content-type"].startswith("text/plain")
         assert ok.headers["x-content-type-options"] == "nosniff"
         for hostile in ("<script>alert(1)</script>", "12<b>", "9" * 100, ""):
-            refused = await client.get(_oa_check(hostile))
+            refused = await client.get(oa_url_check(hostile))
             assert refused.status_code == 400 and "<" not in refused.text
 
     run(scenario)

@@ -47,3 +47,9 @@ def test_every_record_is_one_json_line(name: str, message: str) -> None:
 ])
 def test_urls_are_shown_without_credentials_or_query(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_an_access_token_in_any_line_is_masked() -> None:
+    message = 'HTTP Request: POST https://api.weixin.qq.com/cgi-bin/message/custom/send?access_token=T0K3N&x=1 "200"'
+    line = json.loads(JsonLineFormatter().format(_record("httpx", message)))
+    assert "T0K3N" not in line["message"] and "access_token=***&x=1" in line["message"]

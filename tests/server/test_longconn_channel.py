@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from tests.e2e.servers import Backend
-from wxcallback.longconn import Cmd, NotConnected
+from wxcallback.longconn import Cmd, NotConnected, lease_name
 from wxcallback.server.config import parse_config
-from wxcallback.server.longconn_channel import LongConnClient
+from wxcallback.server.longconn_channel import LongConnClient, _Hand
 from wxcallback.server.runtime import CallbackServer
 from wxcallback.server.stores import MemoryStore
 from wxcallback.simulator.longconn import FakePlatform
@@ -178,6 +178,10 @@ def test_an_evicted_channel_stays_down_and_keeps_the_others_down() -> None:
         assert await server.store.acquire_lease(channel.lease_name, "another-process", 5) is False
         status, body = await server.health()
         assert json.loads(body)["longconn"]["assistant"]["terminal"] == "evicted"
+        assert status == 503 and "long connection assistant: stopped for good (evicted" in json.loads(body)["status"]
+        # a proactive send is told at once that nothing will send it, rather than after its timeout
+        with pytest.raises(NotConnected, match=r"not sent: the bot's long connection stopped for good \(evicted"):
+            await LongConnClient(server.store, BOT_ID, timeout=600).send_markdown("zhangsan", "anyone?")
 
     run(scenario)
 
@@ -213,3 +217,45 @@ def test_proactive_sends_and_uploads_from_another_process_go_through_the_holder(
             assert fake.violations == []
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_request_taken_by_a_holder_that_stopped_before_sending_is_sent_by_the_next_one() -> None:
+    async def main() -> None:
+        async with FakePlatform(bot_id=BOT_ID, secret=SECRET) as fake:
+            store = MemoryStore()
+            # another process holds the bot; it takes the request from the queue and dies before sending
+            dead = "otherhost:4242:0badf00d"
+            assert await store.acquire_lease(lease_name(BOT_ID), dead, 1.0)
+            server = CallbackServer(parse_config(_config(fake.url, lease_ttl=1.0)), store)
+            await server.start()
+            try:
+                sending = asyncio.ensure_future(LongConnClient(store, BOT_ID, timeout=WAIT).send_markdown(
+                    "zhangsan", "exactly once"))
+                popped: list[bytes] = []
+                while not popped:
+                    popped = await store.pop_requests(f"longconn-send:{BOT_ID}", 16)
+                    await asyncio.sleep(0.01)
+                request_id = json.loads(popped[0])["id"]
+                assert await _Hand(store, BOT_ID, request_id).take(dead, 30)
+                # its lease runs out, this server takes the bot over and sends what the dead one took
+                assert (await sending)["errcode"] == 0
+                sent = [r.frame.body for r in fake.received if r.frame is not None and r.frame.cmd == Cmd.SEND_MSG]
+                assert [body["markdown"]["content"] for body in sent if body] == ["exactly once"]
+            finally:
+                await server.stop()
+            assert fake.violations == []
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_request_queued_again_cannot_be_sent_by_the_holder_that_was_too_slow() -> None:
+    async def main() -> None:
+        store = MemoryStore()
+        hand = _Hand(store, BOT_ID, "r1")
+        assert await hand.take("slow", 30)
+        await hand.free("taken:slow")  # its sender took it for dead, and queued it again
+        assert await hand.take("next", 30) and await hand.send("next", 30)
+        assert not await hand.send("slow", 30)  # the slow one wakes up: it must not send too
+        assert not await hand.give_up("taken:next")  # and the sender cannot take back what is sent
+
+    asyncio.run(main())

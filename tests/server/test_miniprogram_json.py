@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.platform import APPID, KEY, TOKEN
+from tests.platform_requests import APPID, KEY, TOKEN
 from wxcallback.messages import (
     Message,
     Platform,

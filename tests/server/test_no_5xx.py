@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.server.platform import APPID, KEY, TOKEN, Platform, oa_text, robot_text, wecom_text
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text, robot_text, wecom_text
 from tests.server.test_pipeline import CHANNELS
 from wxcallback.server.runtime import CallbackServer
 from wxcallback.server.config import parse_config

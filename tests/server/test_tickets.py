@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.servers import write_config
-from tests.server.platform import KEY, TOKEN, Platform
+from tests.platform_requests import KEY, TOKEN, Platform
 from wxcallback.server.app import create_app
 from wxcallback.server.config import load_config
 from wxcallback.server.stores import open_store

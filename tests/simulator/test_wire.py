@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qsl, unquote
 
+import pytest
+
 from wxcallback.core import MessageCrypto, check_signature
 from wxcallback.core.safexml import parse_xml
-from wxcallback.simulator import Scenarios, Target
+from wxcallback.simulator import Scenarios, SimulatorError, Target
+from wxcallback.simulator.checks import open_reply
 from wxcallback.simulator.wire import callback_request, url_verification
 
 from .reference_endpoint import ACCOUNT_ID, APP_ID, CORP_ID, KEY, TOKEN
@@ -139,3 +142,24 @@ def test_every_request_has_a_fresh_nonce_and_every_message_a_unique_id() -> None
     assert len(nonces) > 195  # 9-10 random digits: a collision among 200 is possible but rare
     robot = Scenarios(Target.create(URL, platform="wecom-robot", token=TOKEN, encoding_aes_key=KEY))
     assert len({robot.text("x").payload["msgid"] for _ in range(200)}) == 200
+
+
+def test_a_document_given_as_text_is_sent_byte_for_byte_and_its_reply_opened() -> None:
+    target = Target.create(URL, platform="wecom-app", token=TOKEN, encoding_aes_key=KEY, receive_id=CORP_ID)
+    document = "<xml><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[as  written]]></Content></xml>"
+    request = callback_request(target, document, nonce="1514711492")
+    body = parse_xml(request.body.decode(), what="body")
+    crypto = MessageCrypto(TOKEN, KEY, CORP_ID)
+    query = _query(request.query)
+    opened = crypto.decrypt(request.body.decode(), query["msg_signature"], query["timestamp"], query["nonce"])
+    assert opened.text == request.plaintext == document and body.findall("Encrypt")
+    # a reply sealed as the server seals it opens (the nonce checked when given); a plain one does not
+    sealed = crypto.encrypt_reply("<xml>ok</xml>", "1514711492").render()
+    assert open_reply(target, sealed.encode(), "1514711492") == "<xml>ok</xml>"
+    assert open_reply(target, sealed.encode()) == "<xml>ok</xml>"
+    with pytest.raises(SimulatorError, match="plain"):
+        open_reply(target, b"<xml>ok</xml>")
+    compatible = Target.create(URL, platform="official-account", token=TOKEN, encoding_aes_key=KEY,
+                               receive_id=APP_ID, mode="compatible")
+    with pytest.raises(SimulatorError, match="give the fields"):
+        callback_request(compatible, document)

@@ -21,14 +21,16 @@ def _add_server_commands() -> None:
         from ..server.send_command import send
         from ..simulator.command import simulate
         from ..simulator.longconn_command import fake_platform
+        from ..simulator.platform_api_command import fake_api
     except ImportError as exc:
         missing = exc.name or "a server dependency"
-        for name in ("serve", "simulate", "fake-platform", "outbox", "send", "tickets"):
+        for name in ("serve", "simulate", "fake-platform", "fake-api", "outbox", "send", "tickets"):
             _unavailable(name, missing)
         return
     main.add_command(serve)
     main.add_command(simulate)
     main.add_command(fake_platform)
+    main.add_command(fake_api)
     main.add_command(outbox)
     main.add_command(send)
     main.add_command(tickets)

@@ -22,7 +22,16 @@ from .connection import (
     UploadedMedia,
     backoff_delay,
 )
-from .errors import AckError, AckTimeout, FrameBuildError, FrameError, LongConnError, NotConnected, QueueFull
+from .errors import (
+    AckError,
+    AckTimeout,
+    DeliveryUnknown,
+    FrameBuildError,
+    FrameError,
+    LongConnError,
+    NotConnected,
+    QueueFull,
+)
 from .frames import DEFAULT_URL, Ack, Callback, Cmd, Frame, parse_frame, reply_frame
 from .lease import Lease, MemoryLease, default_holder, lease_name
 
@@ -34,6 +43,7 @@ __all__ = [
     "Callback",
     "Cmd",
     "ConnectionState",
+    "DeliveryUnknown",
     "Frame",
     "FrameBuildError",
     "FrameError",

@@ -9,6 +9,7 @@
         ├── AckError              the platform answered errcode != 0 (.errcode, .errmsg, .req_id)
         ├── AckTimeout            no answer within the ack timeout
         ├── NotConnected          no subscribed connection to send on, or it was lost meanwhile
+        ├── DeliveryUnknown       the frame was sent, but whether the platform has it cannot be known
         └── QueueFull             too many frames already waiting on one req_id
 
 Catch ``LongConnError`` to treat any failed send alike; catch a leaf to explain it.
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 from wxcallback.core.errors import ParseError, RenderError, WXCallbackError
 
-__all__ = ["AckError", "AckTimeout", "FrameBuildError", "FrameError", "LongConnError", "NotConnected",
-           "QueueFull"]
+__all__ = ["AckError", "AckTimeout", "DeliveryUnknown", "FrameBuildError", "FrameError", "LongConnError",
+           "NotConnected", "QueueFull"]
 
 
 class FrameError(ParseError):
@@ -59,6 +60,12 @@ class AckTimeout(LongConnError):
 
 class NotConnected(LongConnError):
     """There is no subscribed connection, or it was lost before the frame was acknowledged."""
+
+
+class DeliveryUnknown(LongConnError):
+    """The frame went out, and no answer will come: the process that sent it stopped before the
+    platform's ack, or the ack did not come in time. The message may or may not have reached the
+    chat; sending it again may show it twice."""
 
 
 class QueueFull(LongConnError):

@@ -29,7 +29,7 @@ class Message:
     lower-cased so dispatch is case-insensitive (``SCAN``, ``CLICK``, ``click`` all occur).
     """
 
-    __slots__ = ("raw", "platform", "msg_type", "event", "_plaintext", "_dedup_key")
+    __slots__ = ("raw", "platform", "msg_type", "event", "tenant", "_plaintext", "_dedup_key")
 
     # where the sender / receiver / time live in raw; set by each family of messages
     _source_paths: ClassVar[tuple[Path, ...]] = ()
@@ -49,6 +49,9 @@ class Message:
         self.platform = platform
         self.msg_type = msg_type
         self.event = event
+        # The authorized account a third party received this for, from its templated path
+        # (an open-platform authorizer's AppID, a suite's corp); "" otherwise. Set by the server.
+        self.tenant = ""
         # the callback as received: its digest is the callback's identity (see dedup_key)
         self._plaintext = plaintext
         self._dedup_key: str | None = None

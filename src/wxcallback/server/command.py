@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from typing import Any
@@ -27,7 +28,8 @@ __all__ = ["serve"]
 
 _LOG = logging.getLogger("wxcallback.server")
 
-_PLATFORMS = [kind.value for kind in ChannelKind]
+# The quick start has one URL per channel: third parties (two URLs, a SuiteID) need a file.
+_PLATFORMS = [kind.value for kind in ChannelKind if kind not in (ChannelKind.COMPONENT, ChannelKind.WECOM_SUITE)]
 
 
 def _flag_config(platform: str, token: str | None, key: str | None, receive_id: str | None, path: str,
@@ -145,6 +147,7 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     import uvicorn
 
     from .connections import LIMITS_ENV, ConnectionLimits, raise_open_file_limit
+    from .worker_counts import RUNTIME_DIR_ENV
     from .jsonlog import configure_logging, redact_url, uvicorn_log_config
 
     configure_logging(config.log_level)
@@ -174,9 +177,14 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
                                  "detail": f"the open-file limit is {files}"}))
     os.environ[LIMITS_ENV] = ConnectionLimits(config.max_header_bytes, config.max_headers, config.header_timeout,
                                               max_connections).to_environment()
-    if config.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        # Each worker writes its counts here; /metrics on any worker sums them.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wxcallback-metrics-")
+    runtime_dir = None
+    if config.workers > 1:
+        # Each worker writes its counts here; /healthz and /metrics on any worker sum them.
+        runtime_dir = tempfile.mkdtemp(prefix="wxcallback-run-")
+        os.environ[RUNTIME_DIR_ENV] = runtime_dir
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(runtime_dir, "metrics")
+            os.mkdir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     _LOG.info(json.dumps({"outcome": "starting", "listen": f"http://{config.host}:{config.port}",
                           "workers": config.workers, "store": redact_url(config.store), "channels": [
                               {"name": c.name, "platform": str(c.kind)}
@@ -196,10 +204,14 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
 
         # A connection that ended for good (evicted, refused) kept every worker down until now.
         asyncio.run(clear_stay_down(config))
-    uvicorn.run("wxcallback.server.environment:app_from_environment", factory=True, host=config.host, port=config.port,
-                workers=config.workers, log_level=config.log_level, access_log=False,
-                # nothing here reads the client's address: no X-Forwarded-For rewriting per request
-                proxy_headers=False,
-                http="wxcallback.server.connections:GuardedHTTPProtocol",
-                timeout_graceful_shutdown=int(config.shutdown_grace) or None,
-                log_config=uvicorn_log_config(config.log_level))
+    try:
+        uvicorn.run("wxcallback.server.environment:app_from_environment", factory=True, host=config.host,
+                    port=config.port, workers=config.workers, log_level=config.log_level, access_log=False,
+                    # nothing here reads the client's address: no X-Forwarded-For rewriting per request
+                    proxy_headers=False,
+                    http="wxcallback.server.connections:GuardedHTTPProtocol",
+                    timeout_graceful_shutdown=int(config.shutdown_grace) or None,
+                    log_config=uvicorn_log_config(config.log_level))
+    finally:
+        if runtime_dir is not None:  # the workers are gone: nobody reads or writes their counts now
+            shutil.rmtree(runtime_dir, ignore_errors=True)

@@ -11,13 +11,22 @@
 
     [channels.oa]
     path = "/wechat/oa"
-    platform = "official-account"          # official-account | wecom-app | wecom-robot | signature-only
+    platform = "official-account"          # official-account | wecom-app | wecom-robot | miniprogram |
+                                           # signature-only | component | wecom-suite
     token = "${OA_TOKEN}"                  # ${NAME} takes the value from the environment
     encoding_aes_key = "${OA_AES_KEY}"
     previous_keys = []                     # keys still accepted after a rotation
     receive_id = "wx5823bf96d3bd56c7"      # or receive_ids = [...], or skip_receive_id_check = true
     modes = ["safe"]                       # Official Accounts: plaintext | compatible | safe
     handler = "myapp.handlers:router"      # or forward = "http://127.0.0.1:9000/wechat"
+
+    [channels.platform]                    # an open-platform third-party platform
+    platform = "component"
+    path = "/open/{appid}"                 # 消息与事件接收URL: /open/$APPID$ on the console
+    auth_path = "/open/auth"               # 授权事件接收URL: component_verify_ticket, authorizations
+    token = "${COMPONENT_TOKEN}"
+    encoding_aes_key = "${COMPONENT_AES_KEY}"
+    receive_id = "wx134c8103faa5a59e"      # the component AppID
 
     [channels.assistant]                   # a smart robot over its long connection: no URL, no keys
     platform = "wecom-robot"
@@ -43,6 +52,7 @@ from typing import Any
 
 from ..channel import ChannelKind, Mode, Transport
 from ..core import MessageCrypto, ReceiveIdPolicy, WXCallbackError
+from .routes import PathTemplate, TemplateError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -104,6 +114,14 @@ class ChannelConfig:
     debug: bool = False
     # the data format chosen in the console ("xml" or "json": mini programs, Official Accounts)
     data_format: str = "xml"
+    # A component's authorization-event URL, a WeCom suite's instruction URL ("": none), and
+    # the suite's SuiteID (the receive_id of its instruction callbacks).
+    auth_path: str = ""
+    instruction_path: str = ""
+    suite_id: str = ""
+    # a WeCom app's AgentID: tells apart apps sharing a path under one Token, and is what
+    # every app message sent (a late reply) carries
+    agent_id: int | None = None
     # The long connection (transport = "websocket"): a smart robot's BotID and Secret, and
     # the connection's timing; see docs/longconn.md. Unused by callback-URL channels.
     transport: Transport = Transport.HTTP
@@ -118,6 +136,13 @@ class ChannelConfig:
     max_subscribe_failures: int = 5
     lease_ttl: float = 15.0
     stream_interval: float = 0.5
+    # A reply that missed the deadline (server/reply_sender.py): "send" it through the
+    # platform's message API, "keep" it for a retry, or "drop" it; and what sending needs.
+    late_reply: str = "keep"
+    late_reply_max_age: float = 3600.0
+    app_secret: str = field(default="", repr=False)
+    corp_secret: str = field(default="", repr=False)
+    api_base: str = ""
 
     @property
     def websocket(self) -> bool:
@@ -133,11 +158,20 @@ class ChannelConfig:
     def accepts_plaintext(self) -> bool:
         return Mode.PLAINTEXT in self.modes
 
-    def crypto(self) -> MessageCrypto | None:
-        """The MessageCrypto for this channel (None for plaintext-only channels)."""
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every path the channel answers: its own, then its auth or instruction path."""
+        return (self.path, *(p for p in (self.auth_path, self.instruction_path) if p))
+
+    def crypto(self, receive_id: ReceiveIdPolicy | None = None) -> MessageCrypto | None:
+        """The MessageCrypto for this channel (None for plaintext-only channels).
+
+        ``receive_id`` replaces the configured policy: a suite's instruction callbacks carry
+        its SuiteID, its data callbacks each authorized corp's id.
+        """
         if self.encoding_aes_key is None:
             return None
-        return MessageCrypto(self.token, self.encoding_aes_key, self.receive_id,
+        return MessageCrypto(self.token, self.encoding_aes_key, receive_id or self.receive_id,
                              previous_keys=self.previous_keys, envelope=self.kind.envelope_for(self.data_format),
                              digest=self.digest)
 
@@ -199,7 +233,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     if not channels_table:
         raise ConfigError("channels: at least one channel is needed ([channels.NAME] with path, platform, token)")
     channels = tuple(_channel(name, _table(value, f"channels.{name}"), env) for name, value in channels_table.items())
-    paths: dict[str, str] = {}
+    paths: dict[str, list[ChannelConfig]] = {}
     bots: dict[str, str] = {}
     for channel in channels:
         if channel.websocket:
@@ -209,10 +243,10 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
                                   f"channels.{bots[channel.bot_id]} (the platform keeps one connection per bot)")
             bots[channel.bot_id] = channel.name
             continue
-        if channel.path in paths:
-            raise ConfigError(f"channels.{channel.name}.path: {channel.path!r} is already used by "
-                              f"channels.{paths[channel.path]}")
-        paths[channel.path] = channel.name
+        for key, path in zip(("path", "auth_path" if channel.auth_path else "instruction_path"), channel.paths):
+            for other in paths.get(path, ()):
+                _check_shared_path(channel, other, key, path)
+            paths.setdefault(path, []).append(channel)
     return ServerConfig(
         channels=channels,
         host=_get(server, "server", "host", str, "127.0.0.1"),
@@ -230,6 +264,31 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         ops_listen=_ops_listen(server),
         app_dir=_get(server, "server", "app_dir", str, "."),
     )
+
+
+_SHAREABLE = (ChannelKind.WECOM_APP, ChannelKind.WECOM_ROBOT)
+
+
+def _check_shared_path(channel: ChannelConfig, other: ChannelConfig, key: str, path: str) -> None:
+    """Several WeCom apps or robots may share a path if the request tells which one it is for.
+
+    The platform sends no channel name: the Token that verifies the signature picks the
+    channel, and between WeCom apps under one Token the envelope's AgentID does.
+    """
+    where = f"channels.{channel.name}.{key}"
+    used = f"{path!r} is already used by channels.{other.name}"
+    if key != "path" or path not in (other.path,) or channel.kind is not other.kind or channel.kind not in _SHAREABLE:
+        raise ConfigError(f"{where}: {used} (only WeCom apps, or robots, of one kind may share a path)")
+    if channel.token != other.token:
+        return
+    if channel.kind is ChannelKind.WECOM_APP and channel.agent_id is not None and other.agent_id is not None:
+        if channel.agent_id != other.agent_id:
+            return
+        raise ConfigError(f"{where}: {used} with the same Token and agent_id {channel.agent_id}: channels sharing "
+                          "a path need distinct tokens, or distinct agent_id")
+    raise ConfigError(f"{where}: {used} with the same Token: channels sharing a path need distinct tokens"
+                      + (", or distinct agent_id on each" if channel.kind is ChannelKind.WECOM_APP else "")
+                      + " (the signature is all that tells them apart)")
 
 
 def parse_listen(value: str) -> tuple[str, int] | None:
@@ -255,7 +314,8 @@ def _ops_listen(server: Mapping[str, Any]) -> str:
 # the other transport, naming the key.
 _HTTP_KEYS = {
     "path", "token", "encoding_aes_key", "previous_keys", "receive_id", "receive_ids", "skip_receive_id_check",
-    "modes", "require_encryption", "digest", "replay_window", "data_format",
+    "modes", "require_encryption", "digest", "replay_window", "data_format", "auth_path", "instruction_path",
+    "suite_id", "agent_id", "late_reply", "late_reply_max_age", "app_secret", "corp_secret", "api_base",
 }
 _WEBSOCKET_KEYS = {
     "bot_id", "secret", "url", "heartbeat_interval", "missed_pings", "ack_timeout", "reconnect_delay",
@@ -277,9 +337,8 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
     for refused in sorted(_WEBSOCKET_KEYS & set(table)):
         raise ConfigError(f"{where}.{refused}: only a long-connection channel (transport = \"websocket\") "
                           f"takes {refused}")
-    path = _get(table, where, "path", str, None)
-    if not path.startswith("/"):
-        raise ConfigError(f"{where}.path: must start with '/', not {path!r}")
+    path = _path(table, where, "path", None)
+    auth_path, instruction_path, suite_id, agent_id = _third_party(table, where, kind, path, env)
     token = _expand(_get(table, where, "token", str, None), f"{where}.token", env)
     if not token:
         raise ConfigError(f"{where}.token: must not be empty")
@@ -323,6 +382,11 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         dedup_ttl=dedup_ttl,
         debug=_get(table, where, "debug", bool, False),
         data_format=_data_format(table, where, kind),
+        auth_path=auth_path,
+        instruction_path=instruction_path,
+        suite_id=suite_id,
+        agent_id=agent_id,
+        **_late_reply(table, where, kind, env, forward is not None, agent_id),
     )
     # Build the crypto once now so a bad key or digest is refused at start, naming the key.
     try:
@@ -331,6 +395,106 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         field_name = "digest" if exc.code == -40003 else "receive_id" if exc.code == -40005 else "encoding_aes_key"
         raise ConfigError(f"{where}.{field_name}: {exc}") from None
     return config
+
+
+def _path(table: Mapping[str, Any], where: str, key: str, default: str | None) -> str:
+    path: str = _get(table, where, key, str, default)
+    # The consoles write the placeholders $APPID$ / $CORPID$: a path pasted from one means the same.
+    path = path.replace("$APPID$", "{appid}").replace("$CORPID$", "{corpid}")
+    if not path.startswith("/"):
+        raise ConfigError(f"{where}.{key}: must start with '/', not {path!r}")
+    return path
+
+
+# Which kinds take a path template, and the placeholder each takes: the consoles that offer one.
+_TEMPLATES = {ChannelKind.COMPONENT: "appid", ChannelKind.WECOM_SUITE: "corpid"}
+# The keys of a third party's second URL, and the one kind that takes each.
+_THIRD_PARTY_KEYS = {"auth_path": ChannelKind.COMPONENT, "instruction_path": ChannelKind.WECOM_SUITE,
+                     "suite_id": ChannelKind.WECOM_SUITE}
+
+
+def _third_party(table: Mapping[str, Any], where: str, kind: ChannelKind, path: str,
+                 env: Mapping[str, str]) -> tuple[str, str, str, int | None]:
+    """A channel's second URL, SuiteID and AgentID, checked against its kind and path."""
+    try:
+        template = PathTemplate.parse(path)
+    except TemplateError as exc:
+        raise ConfigError(f"{where}.path: {exc}") from None
+    placeholder = _TEMPLATES.get(kind)
+    if template is not None and template.placeholder != placeholder:
+        raise ConfigError(f"{where}.path: {{{template.placeholder}}} is for "
+                          + " or ".join(f"{k} channels ({{{p}}})" for k, p in _TEMPLATES.items())
+                          + f", not {kind}")
+    if kind is ChannelKind.WECOM_SUITE and template is None:
+        raise ConfigError(f"{where}.path: a wecom-suite data callback path needs {{corpid}} (the console's "
+                          "$CORPID$): each authorized corp's messages are encrypted for its own CorpID")
+    for key, owner in _THIRD_PARTY_KEYS.items():
+        if key in table and kind is not owner:
+            raise ConfigError(f"{where}.{key}: only a {owner} channel takes {key}")
+    own = {ChannelKind.COMPONENT: "auth_path", ChannelKind.WECOM_SUITE: "instruction_path"}.get(kind)
+    second = _path(table, where, own, None) if own else ""
+    if "{" in second or "}" in second:
+        raise ConfigError(f"{where}.{own}: must be an exact path (the console's URL has no placeholder here)")
+    if second and second == path:
+        raise ConfigError(f"{where}.{own}: must differ from path")
+    suite_id = ""
+    if kind is ChannelKind.WECOM_SUITE:
+        suite_id = _expand(_get(table, where, "suite_id", str, None), f"{where}.suite_id", env)
+        if not suite_id:
+            raise ConfigError(f"{where}.suite_id: must not be empty (the SuiteID, or the 代开发 template id)")
+    agent_id = None
+    if "agent_id" in table:
+        if kind is not ChannelKind.WECOM_APP:
+            raise ConfigError(f"{where}.agent_id: only a wecom-app channel has an AgentID")
+        agent_id = _int(table, where, "agent_id", 0, 1, 2**31 - 1)
+    return (second, "", suite_id, agent_id) if kind is ChannelKind.COMPONENT else ("", second, suite_id, agent_id)
+
+
+# Where the message APIs live unless api_base says otherwise (a private deployment, a local fake).
+DEFAULT_API_BASES = {ChannelKind.WECOM_APP: "https://qyapi.weixin.qq.com",
+                     ChannelKind.WECOM_ROBOT: "https://qyapi.weixin.qq.com"}
+DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
+
+
+def _late_reply(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Mapping[str, str],
+                forwards: bool, agent_id: int | None) -> dict[str, Any]:
+    """``late_reply`` and what sending needs: AppSecret (OA, mini program) or Secret and AgentID (WeCom app)."""
+    if kind is ChannelKind.WECOM_APP:
+        allowed = {"corp_secret"}
+    elif kind in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM):
+        allowed = {"app_secret"}
+    else:
+        allowed = set()  # a robot's response_url needs nothing; a signature-only gateway has no API
+    for key in sorted(({"app_secret", "corp_secret"} - allowed) & set(table)):
+        raise ConfigError(f"{where}.{key}: {kind} channels have no {key} (app_secret: official-account and "
+                          "miniprogram; corp_secret: wecom-app)")
+    app_secret = _expand(_get(table, where, "app_secret", str, ""), f"{where}.app_secret", env)
+    corp_secret = _expand(_get(table, where, "corp_secret", str, ""), f"{where}.corp_secret", env)
+    # The first key sending still needs ("" when none, "-" when the platform has no message API).
+    if kind is ChannelKind.WECOM_ROBOT:
+        missing = ""
+    elif kind is ChannelKind.WECOM_APP:
+        missing = "corp_secret" if not corp_secret else "agent_id" if agent_id is None else ""
+    elif allowed:
+        missing = "" if app_secret else "app_secret"
+    else:
+        missing = "-"
+    can_send = missing == "" and not forwards
+    late_reply = _get(table, where, "late_reply", str, "send" if can_send else "keep")
+    if late_reply not in ("send", "keep", "drop"):
+        raise ConfigError(f"{where}.late_reply: must be \"send\", \"keep\" or \"drop\", not {late_reply!r}")
+    if late_reply == "send" and not can_send:
+        reason = ("a forwarding channel's backend answers late itself" if forwards else
+                  f"{kind} channels have no message API" if missing == "-" else
+                  f"sending needs {where}.{missing}")
+        raise ConfigError(f"{where}.late_reply: \"send\" is refused: {reason}")
+    api_base = _expand(_get(table, where, "api_base", str, DEFAULT_API_BASES.get(kind, DEFAULT_WECHAT_API_BASE)),
+                       f"{where}.api_base", env)
+    if not re.match(r"https?://", api_base):
+        raise ConfigError(f"{where}.api_base: must be an http:// or https:// URL, not {api_base[:100]!r}")
+    return {"late_reply": late_reply, "app_secret": app_secret, "corp_secret": corp_secret,
+            "api_base": api_base.rstrip("/"),
+            "late_reply_max_age": _number(table, where, "late_reply_max_age", 3600.0, 1.0, 48 * 3600.0)}
 
 
 def _answerer(table: Mapping[str, Any], where: str) -> tuple[str | None, str | None]:
@@ -464,7 +628,10 @@ def _receive_id(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Ma
         return ReceiveIdPolicy.exact("")  # smart robots: receive_id is "" (doc 101033)
     if not required:
         return ReceiveIdPolicy.exact("")  # plaintext channels decrypt nothing
-    raise ConfigError(f"{where}.receive_id: required for {kind} (the AppID or CorpID the messages are for)")
+    what = {ChannelKind.COMPONENT: "the component AppID",
+            ChannelKind.WECOM_SUITE: "the provider's own CorpID: the URL checks decrypt with it"}
+    raise ConfigError(f"{where}.receive_id: required for {kind} "
+                      f"({what.get(kind, 'the AppID or CorpID the messages are for')})")
 
 
 def _expand(value: str, where: str, env: Mapping[str, str]) -> str:

@@ -39,10 +39,12 @@ import logging
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .worker_counts import WorkerCounts
 
 __all__ = ["LIMITS_ENV", "STATS", "ConnectionLimits", "ConnectionStats", "GuardedHTTPProtocol",
            "raise_open_file_limit", "set_limits", "set_nodelay"]
@@ -73,7 +75,12 @@ class ConnectionLimits:
 
 @dataclass
 class ConnectionStats:
-    """Connections this worker closed or refused to protect itself, by reason."""
+    """Connections the server closed or refused to protect itself, by reason.
+
+    Under ``wxcallback serve --workers N`` each worker's counts also go to its file in the
+    runtime directory (``worker_counts``), and ``snapshot`` sums every worker's: /healthz
+    says the same whichever worker answers.
+    """
 
     header_too_large: int = 0
     too_many_headers: int = 0
@@ -81,9 +88,32 @@ class ConnectionStats:
     evicted_idle: int = 0
     refused_full: int = 0
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        shared: WorkerCounts | None = self.__dict__.get("_shared")
+        if shared is not None:
+            shared.write([getattr(self, field) for field in shared.names])
+
+    def share(self, counts: WorkerCounts) -> None:
+        """Keep the counts in ``counts`` too (a file a dead worker with this pid left is carried on)."""
+        for field, value in zip(counts.names, counts.mine()):
+            object.__setattr__(self, field, getattr(self, field) + value)
+        object.__setattr__(self, "_shared", counts)
+        counts.write([getattr(self, field) for field in counts.names])
+
     def snapshot(self) -> dict[str, int] | None:
-        """The counts, or None where this protocol does not serve (mounted in another framework)."""
-        return asdict(self) if _serving else None
+        """The counts (every worker's, summed), or None where this protocol does not serve
+        (mounted in another framework)."""
+        if not _serving:
+            return None
+        shared: WorkerCounts | None = self.__dict__.get("_shared")
+        return shared.total() if shared is not None else asdict(self)
+
+
+def _share_across_workers() -> None:
+    counts = WorkerCounts.from_environment("connections", [f.name for f in fields(ConnectionStats)])
+    if counts is not None:
+        STATS.share(counts)
 
 
 _serving = False
@@ -215,7 +245,9 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         global _serving
         super().__init__(*args, **kwargs)
-        _serving = True
+        if not _serving:
+            _share_across_workers()
+            _serving = True
         self._limits = _current_limits()
         self._in_head = True
         self._head_bytes = 0

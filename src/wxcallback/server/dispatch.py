@@ -7,9 +7,10 @@ messages and send the same answers.
 
 For one message: robot stream refresh → the stream's state; otherwise the forwarding
 outbox first (durable before anything else), the dedup claim (a platform retry gets the
-answer already given), the handler under the channel's deadline (a late one runs on and
-its reply is kept for a retry), a robot stream started, the reply rendered once and
-cached under the dedup key.
+answer already given), the handler under the channel's deadline (a late one runs on; its
+reply is sent through the platform's message API or kept for a retry, as the channel's
+``late_reply`` says: server/reply_sender.py), a robot stream started, the reply rendered
+once and cached under the dedup key.
 
 The cached copy is written after the answer is handed back, not before: one store round trip
 (the claim) stays on the request's path. Until the copy lands the claim is in progress, so a
@@ -30,10 +31,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..core import WXCallbackError
-from ..messages import Message, NoReply, Platform, Reply, StreamingReply, StreamRefresh, render_reply
+from ..messages import Message, NoReply, Platform, Reply, Router, StreamingReply, StreamRefresh, render_reply
 from .eager import start_eagerly
 from .forward import Forwarder, Parcel
 from .handlers import Dispatch
+from .reply_sender import ReplySender
 from .stores import ClaimState, Store
 from .streams import StreamDriver
 
@@ -109,16 +111,23 @@ class PushTransport(Protocol):
 class Dispatcher:
     """Answers messages for any number of channels, sharing one store."""
 
-    def __init__(self, store: Store, streams: StreamDriver) -> None:
+    def __init__(self, store: Store, streams: StreamDriver, sender: ReplySender | None = None) -> None:
         self._store = store
         self._streams = streams
+        # Sends late replies of channels with late_reply = "send"; a handler's current_sender().
+        self._sender = sender
         self._late: set[asyncio.Future[Any]] = set()
 
-    async def dispatch(self, channel: Channel, message: Message, push: PushTransport | None = None) -> Dispatched:
+    async def dispatch(self, channel: Channel, message: Message, push: PushTransport | None = None, *,
+                       tenant: str = "") -> Dispatched:
+        """Answer ``message``; ``tenant`` (a third party's account) scopes its dedup key and outbox entry."""
         if isinstance(message, StreamRefresh):
             state = await self._streams.state(channel.name, message.stream_id)
             return Dispatched(self._render(channel, message, state), "stream_refresh")
         dedup_key = (push.identity if push is not None else None) or message.dedup_key
+        if tenant:
+            # Two authorized accounts may send callbacks with the same identity.
+            dedup_key = f"{tenant}:{dedup_key}"
         key = f"{channel.name}:dedup:{dedup_key}"
         parcel = None
         if channel.forwarder is not None:
@@ -166,9 +175,13 @@ class Dispatcher:
             assert parcel is not None
             return await channel.forwarder.deliver(parcel), "forwarded"
         assert channel.handler is not None
-        # A handler that never waits (the demo echo, a plain function) answers here, with no
-        # task or deadline timer; one that waits runs on as a task under the deadline.
-        task: asyncio.Future[Reply | StreamingReply | None] = start_eagerly(channel.handler(message))
+        sender = self._sender
+        bound = sender.bind() if sender is not None else None
+        try:  # the task copies the context (an in-place run uses it): the handler finds current_sender()
+            task = _start_handler(channel.handler, message)
+        finally:
+            if bound is not None:
+                ReplySender.unbind(bound)
         try:
             if not await _finished_within(task, channel.deadline):
                 raise asyncio.TimeoutError
@@ -195,6 +208,21 @@ class Dispatcher:
                                    "detail": f"{type(exc).__name__}: {str(exc)[:300]}"}))
             return
         reply = task.result()
+        policy = self._sender.policy(channel.name) if self._sender is not None and push is None else "keep"
+        if policy != "keep":
+            # A retry must not get, passively, the reply the message API delivers too.
+            self._cache_later(channel, key, Answer("none"))
+            if reply is None or isinstance(reply, NoReply):
+                return  # nothing to say
+            if policy == "drop":
+                _LOG.info(json.dumps({"channel": channel.name, "outcome": "late_reply_dropped",
+                                      "msg_type": message.msg_type, "dedup_key": dedup_key}))
+                return
+            assert self._sender is not None
+            sending = asyncio.ensure_future(self._sender.send_late(channel.name, message, reply, dedup_key))
+            self._late.add(sending)
+            sending.add_done_callback(lambda done: self._sent_late(done, channel, dedup_key))
+            return
         answer = self._render(channel, message, None if isinstance(reply, StreamingReply) else reply)
         self._cache_later(channel, key, answer)
         if push is not None:
@@ -204,6 +232,13 @@ class Dispatcher:
                                  "dedup_key": dedup_key,
                                  "detail": "the handler answered after the deadline; the platform got no reply, "
                                            "send this one with the active message API"}))
+
+    def _sent_late(self, done: asyncio.Future[Any], channel: Channel, dedup_key: str) -> None:
+        self._late.discard(done)
+        exc = None if done.cancelled() else done.exception()
+        if exc is not None:  # the store failed before the reply was queued: it is lost, say so
+            _LOG.error(json.dumps({"channel": channel.name, "outcome": "late_reply_failed", "dedup_key": dedup_key,
+                                   "detail": f"not queued: {type(exc).__name__}: {str(exc)[:300]}"}))
 
     def _cache_later(self, channel: Channel, key: str, answer: Answer) -> None:
         """Cache ``answer`` for retries in the background (drain() waits for it)."""
@@ -240,6 +275,16 @@ class Dispatcher:
         if self._late:
             await asyncio.wait(set(self._late), timeout=timeout)
         await self._streams.drain(timeout)
+
+
+def _start_handler(handler: Dispatch, message: Message) -> asyncio.Future[Reply | StreamingReply | None]:
+    """The handler's run: done at once, with no task or deadline timer, when its router calls a
+    plain function on the loop for this message (the demo echo); otherwise a task from the start,
+    so that what the handler does with its task (asyncio.timeout, a cancel scope) is its own."""
+    router = getattr(handler, "__self__", None)
+    if isinstance(router, Router) and router.runs_in_place(message):
+        return start_eagerly(handler(message))
+    return asyncio.ensure_future(handler(message))
 
 
 async def _finished_within(task: asyncio.Future[Any], seconds: float) -> bool:

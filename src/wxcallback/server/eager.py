@@ -6,6 +6,11 @@ and, for the handler, a deadline timer. ``start_eagerly`` runs the coroutine's f
 in the caller, as Python 3.12's eager tasks do: one that finishes there is answered with a
 done future; one that waits is handed to a task at the point where it waits, and from then
 on behaves as ``asyncio.ensure_future(coro)`` would (cancellation included).
+
+Only for a coroutine whose first step binds nothing to the task it runs in: what a first step
+enters (``asyncio.timeout``, an anyio cancel scope, anything keyed by ``current_task()``)
+would be left by another task. Here: store calls (their first step queues the call and waits on
+a future), an ASGI ``receive``, and a handler whose router calls a plain function on the loop.
 """
 
 from __future__ import annotations

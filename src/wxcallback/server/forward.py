@@ -27,7 +27,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import httpx
 
@@ -35,7 +35,7 @@ from ..core import WXCallbackError
 from ..messages import Message, Platform, Reply, reply_from_dict
 from .stores import OutboxItem, Store
 
-__all__ = ["DeliveryWorker", "Forwarder", "Parcel", "backoff"]
+__all__ = ["DeliveryWorker", "Forwarder", "Parcel", "QueuedSends", "backoff"]
 
 _LOG = logging.getLogger("wxcallback.forward")
 _MAX_BACKOFF = 60.0
@@ -126,8 +126,11 @@ class Forwarder:
         Done before anything else, so the message is durable whichever instance handles
         it, and whatever happens to that instance next.
         """
-        payload = {"channel": self.channel, "platform": self.platform.value, "dedup_key": dedup_key,
-                   "message": message.to_dict()}
+        payload: dict[str, object] = {"channel": self.channel, "platform": self.platform.value,
+                                      "dedup_key": dedup_key}
+        if message.tenant:
+            payload["tenant"] = message.tenant
+        payload["message"] = message.to_dict()
         head = json.dumps(payload).encode()[:-1]
         parcel = Parcel("", f"{self.channel}:{dedup_key}", head)
         outbox_id = await self._store.enqueue(self.channel, parcel.body("retry"), parcel.idempotency_key)
@@ -167,6 +170,14 @@ class Forwarder:
             return None
 
 
+class QueuedSends(Protocol):
+    """Other work that shares the outbox (late replies, server/reply_sender.py): its own items, its own delivery."""
+
+    def owns(self, item: OutboxItem) -> bool: ...
+
+    async def deliver_queued(self, item: OutboxItem) -> int: ...
+
+
 class DeliveryWorker:
     """Delivers what the outbox holds, retrying with backoff until the backend acknowledges.
 
@@ -177,8 +188,10 @@ class DeliveryWorker:
 
     def __init__(self, store: Store, urls: dict[str, str], client: httpx.AsyncClient, *, consumer: str,
                  timeout: float = 10.0, visibility_timeout: float = 60.0, idle: float = 0.5,
-                 fresh_grace: float = 5.0, max_ages: dict[str, float] | None = None) -> None:
+                 fresh_grace: float = 5.0, max_ages: dict[str, float] | None = None,
+                 sends: QueuedSends | None = None) -> None:
         self._store = store
+        self._sends = sends
         self._urls = urls
         self._max_ages = max_ages or {}
         self._client = client
@@ -214,6 +227,8 @@ class DeliveryWorker:
         return sum(results)
 
     async def _deliver(self, item: OutboxItem) -> int:
+        if self._sends is not None and self._sends.owns(item):
+            return await self._sends.deliver_queued(item)
         now = time.time()
         if now - item.enqueued_at < self._fresh_grace and item.attempts <= 1:
             await self._store.nack(item.id, item.enqueued_at + self._fresh_grace)

@@ -6,6 +6,11 @@ encrypted request is its timestamp window, checked once the signature is known g
 plaintext request also passes the nonce cache.)
 For a GET: the URL check of the channel's kind, answered as bare text.
 
+The path picks the endpoint (routes.py): an exact path, or a template whose captured
+segment is the request's tenant (an authorized account of a third party). When several
+WeCom channels share a path, the one whose Token verifies the signature answers, and
+between apps under one Token the envelope's AgentID decides; each candidate costs one SHA-1.
+
 Every failure maps to a status here, once: signature or replay → 403, malformed → 400,
 unknown path → 404, wrong method → 405, too large → 413 (read_body counts the body),
 store down → 503. Bad input never yields a 500. A handler that raises is logged and
@@ -15,7 +20,7 @@ answered with the platform's "no reply", so the platform does not retry it three
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from ..core import (
@@ -23,11 +28,13 @@ from ..core import (
     EnvelopeFormat,
     MessageCrypto,
     ReceiveIdError,
+    ReceiveIdPolicy,
     SignatureError,
     Signer,
     WXCallbackError,
     extract_encrypt,
 )
+from ..core.safexml import parse_flat, parse_xml
 from ..channel import ChannelKind
 from ..messages import Instruction, Message, parse_message
 from .config import ChannelConfig
@@ -35,6 +42,7 @@ from .dispatch import Answer, Channel, Dispatcher
 from .http import JSON, TEXT, XML, CallbackRequest, CallbackResponse, QueryError, parse_query
 from .observe import Outcome
 from .replay import ReplayError, ReplayGuard
+from .routes import Route, RouteTable
 from .stores import Store, StoreError
 from .tickets import remember_ticket
 
@@ -47,7 +55,7 @@ _GATEWAY_ECHOSTR = re.compile(r"[A-Za-z0-9._~=+/-]{1,128}")
 
 
 def _plausible_echostr(echostr: str, kind: ChannelKind) -> bool:
-    if kind is ChannelKind.OFFICIAL_ACCOUNT:
+    if kind in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.COMPONENT):
         return 0 < len(echostr) <= _MAX_ECHOSTR_DIGITS and echostr.isascii() and echostr.isdigit()
     return _GATEWAY_ECHOSTR.fullmatch(echostr) is not None
 
@@ -94,17 +102,30 @@ class Handled(NamedTuple):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One callback URL: its configuration, what opens its requests, and its channel."""
+    """One callback URL: its configuration, what opens its requests, and its channel.
+
+    ``path`` is the path or template served ("": the channel's ``path``). ``url_check``
+    opens the GET echostr when it is sealed for another id than the POSTs (a WeCom suite's
+    URL checks carry the provider's CorpID). ``tenant_is_receive_id``: a POST's frame must
+    carry the tenant the path captured (a suite's data callbacks, one corp each).
+    """
 
     config: ChannelConfig
     crypto: MessageCrypto | None
     signer: Signer
     replay: ReplayGuard
     channel: Channel
+    path: str = ""
+    url_check: MessageCrypto | None = None
+    tenant_is_receive_id: bool = False
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def served_path(self) -> str:
+        return self.path or self.config.path
 
 
 class _Reject(Exception):
@@ -125,7 +146,7 @@ class InboundProtocol:
     """Answers CallbackRequests for a set of endpoints, handing their messages to one Dispatcher."""
 
     def __init__(self, endpoints: list[Endpoint], dispatcher: Dispatcher, store: Store | None = None) -> None:
-        self._endpoints = {endpoint.config.path: endpoint for endpoint in endpoints}
+        self._routes = RouteTable((endpoint.served_path, endpoint) for endpoint in endpoints)
         self._dispatcher = dispatcher
         self._store = store  # where suite / component tickets are kept (tickets.py)
 
@@ -134,21 +155,32 @@ class InboundProtocol:
         await self._dispatcher.drain(timeout)
 
     def endpoint_for(self, path: str) -> Endpoint | None:
-        return self._endpoints.get(path) or self._endpoints.get(path.rstrip("/") or "/")
+        """The endpoint of ``path`` (the first, when channels share it), or None."""
+        return self._routes.first(path)
 
     async def handle(self, request: CallbackRequest) -> Handled:
-        endpoint = self.endpoint_for(request.path)
-        if endpoint is None:
-            return _refusal(404, b"unknown callback path", "-", "unknown_path",
-                            f"no channel is configured for {request.path[:200]!r}")
+        route = self._routes.match(request.path)
+        if route is None:
+            return _refusal(404, b"unknown callback path", "-", "unknown_path", self._routes.miss(request.path))
+        handled = await self._answer(route, request)
+        if route.tenant and not handled.record.tenant:
+            handled = Handled(handled.response, replace(handled.record, tenant=route.tenant))
+        return handled
+
+    async def _answer(self, route: Route[Endpoint], request: CallbackRequest) -> Handled:
+        endpoint = route.candidates[0]
         name = endpoint.name
         try:
             query = parse_query(request.query_string)
-            if request.method in ("GET", "HEAD"):
-                return self._verify_url(endpoint, query)
+            if request.method not in ("GET", "HEAD", "POST"):
+                raise _Reject(405, "method_not_allowed", f"{request.method} is not a callback method")
+            if len(route.candidates) > 1:
+                endpoint = _choose(route.candidates, request.method == "POST", query, request.body)
+                name = endpoint.name
             if request.method == "POST":
-                return await self._callback(endpoint, query, request.body)
-            raise _Reject(405, "method_not_allowed", f"{request.method} is not a callback method")
+                return await self._callback(endpoint, query, request.body, route.tenant,
+                                            shared=len(route.candidates) > 1)
+            return self._verify_url(endpoint, query)
         except _Reject as reject:
             # The detail goes to the log; the body names the refusal without echoing input.
             body = b"forbidden" if reject.status == 403 else f"refused: {reject.outcome}".encode()
@@ -177,25 +209,36 @@ class InboundProtocol:
                 raise _Reject(400, "bad_query", f"echostr {echostr[:20]!r} is not what the platform sends")
             plaintext = echostr
         else:
-            assert endpoint.crypto is not None
+            crypto = endpoint.url_check or endpoint.crypto
+            assert crypto is not None
             msg_signature, timestamp, nonce, echostr = _required(query, "msg_signature", "timestamp", "nonce",
                                                                  "echostr")
-            plaintext = endpoint.crypto.verify_url(msg_signature, timestamp, nonce, echostr)
+            plaintext = crypto.verify_url(msg_signature, timestamp, nonce, echostr)
             endpoint.replay.check_timestamp(timestamp)
         # The bare plaintext: no quotes, BOM or newline (a platform compares the body byte for byte).
         return Handled(CallbackResponse(200, plaintext.encode(), TEXT), Outcome("url_verified", channel=endpoint.name))
 
     # -- POST: callbacks --------------------------------------------------------------
 
-    async def _callback(self, endpoint: Endpoint, query: dict[str, str], body: bytes) -> Handled:
-        opened = await self._open(endpoint, query, body)
+    async def _callback(self, endpoint: Endpoint, query: dict[str, str], body: bytes, tenant: str = "",
+                        shared: bool = False) -> Handled:
+        opened = await self._open(endpoint, query, body, tenant)
         plaintext = opened.decrypted.text if opened.decrypted is not None else _plain_body(body)
         message = parse_message(plaintext, endpoint.channel.platform)
+        message.tenant = tenant
+        agent_id = endpoint.config.agent_id
+        decrypted_agent = str(message.raw.get("AgentID", "")).strip()
+        # Some app callbacks carry no AgentID (contact changes of the 通讯录 app): that is only
+        # a mismatch where the envelope's AgentID chose this channel among several.
+        if agent_id is not None and decrypted_agent != str(agent_id) and (decrypted_agent or shared):
+            # The envelope's AgentID chose this channel, but only the decrypted one is signed.
+            raise _Reject(403, "agent_mismatch", f"the decrypted message is not for AgentID {agent_id} "
+                          "(the envelope said it was): a forged envelope, or two apps with one key")
         if self._store is not None and isinstance(message, Instruction):
-            await remember_ticket(self._store, endpoint.name, message)  # before any handler can fail
-        dispatched = await self._dispatcher.dispatch(endpoint.channel, message)
+            await remember_ticket(self._store, endpoint.name, message, tenant)  # before any handler can fail
+        dispatched = await self._dispatcher.dispatch(endpoint.channel, message, tenant=tenant)
         answer = dispatched.answer
-        record = Outcome(dispatched.outcome, channel=endpoint.name,
+        record = Outcome(dispatched.outcome, channel=endpoint.name, tenant=tenant,
                          msg_type=message.msg_type + (f"/{message.event}" if message.event else ""),
                          detail="" if answer is not None else _HELD_ELSEWHERE,
                          plaintext=plaintext if endpoint.config.debug else None)
@@ -203,7 +246,7 @@ class InboundProtocol:
             return Handled(CallbackResponse(503, b"in progress elsewhere, retry", TEXT), record)
         return Handled(self._seal(endpoint, opened, message, answer), record)
 
-    async def _open(self, endpoint: Endpoint, query: dict[str, str], body: bytes) -> _Opened:
+    async def _open(self, endpoint: Endpoint, query: dict[str, str], body: bytes, tenant: str = "") -> _Opened:
         """Verify the request, decrypt it, pass the replay guard."""
         config = endpoint.config
         if config.kind.always_encrypted:
@@ -225,6 +268,9 @@ class InboundProtocol:
             encrypt = extract_encrypt(body, endpoint.crypto.envelope)
             # Verifies msg_signature first, so a forged request never reaches the AES code.
             decrypted = endpoint.crypto.decrypt_ciphertext(encrypt, msg_signature, timestamp, nonce)
+            if endpoint.tenant_is_receive_id:
+                # The console's $CORPID$ names the corp the frame is sealed for (doc 97172).
+                ReceiveIdPolicy.exact(tenant).check(decrypted.receive_id)
             # The signature binds timestamp, nonce and ciphertext: the window is all a
             # replay check adds here (see replay.py).
             endpoint.replay.check_timestamp(timestamp)
@@ -247,6 +293,53 @@ class InboundProtocol:
         # Echo the request nonce: required by Official Accounts and robots, allowed by WeCom.
         envelope = crypto.encrypt(answer.text, opened.nonce, reply_to=opened.decrypted)
         return CallbackResponse(200, envelope.encode(), XML if crypto.envelope is EnvelopeFormat.XML else JSON)
+
+
+def _choose(candidates: tuple[Endpoint, ...], post: bool, query: dict[str, str], body: bytes) -> Endpoint:
+    """The channel among those sharing a path whose Token signed the request (then AgentID)."""
+    msg_signature, timestamp, nonce = _required(query, "msg_signature", "timestamp", "nonce")
+    crypto = candidates[0].crypto
+    assert crypto is not None  # only always-encrypted WeCom kinds share a path (config.py)
+    signed = extract_encrypt(body, crypto.envelope) if post else _required(query, "echostr")[0]
+    matched = [e for e in candidates if e.signer.is_valid(msg_signature, timestamp, nonce, signed)]
+    names = ", ".join(e.name for e in candidates)
+    if not matched:
+        raise _Reject(403, "rejected", f"msg_signature matches none of the channels sharing this path ({names}): "
+                      "check their Tokens", code=-40001)
+    if len(matched) == 1:
+        return matched[0]
+    if not post:
+        # A URL check has no AgentID: the candidate whose key opens the echostr answers it.
+        for endpoint in matched:
+            try:
+                (endpoint.url_check or endpoint.crypto or crypto).verify_url(msg_signature, timestamp, nonce, signed)
+                return endpoint
+            except WXCallbackError:
+                continue
+        return matched[0]
+    agent = _envelope_agent_id(body)
+    if agent is None:
+        raise _Reject(400, "rejected", f"the envelope has no AgentID, which must tell apart {names} "
+                      "(they share a path and a Token)", code=-40002)
+    for endpoint in matched:
+        if str(endpoint.config.agent_id) == agent:
+            return endpoint
+    configured = ", ".join(f"{e.name}={e.config.agent_id}" for e in matched)
+    raise _Reject(404, "unknown_agent", f"AgentID {agent[:20]!r} matches no channel on this path "
+                  f"(configured: {configured}): add a channel with that agent_id")
+
+
+def _envelope_agent_id(body: bytes) -> str | None:
+    """The AgentID of a WeCom XML envelope (not signed: checked again after decryption)."""
+    fields = parse_flat(body)
+    if fields is not None:
+        value = fields.get("AgentID")
+        return value.strip() if value is not None else None
+    try:
+        element = parse_xml(body, what="envelope").find("AgentID")
+    except WXCallbackError:
+        return None
+    return element.text.strip() if element is not None else None
 
 
 def _refusal(status: int, body: bytes, channel: str, outcome: str, detail: str, code: int = 0) -> Handled:

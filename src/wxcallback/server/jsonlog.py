@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from typing import Any
 
 __all__ = ["JsonLineFormatter", "configure_logging", "redact_url", "uvicorn_log_config"]
 
 
+# An access_token in a URL (httpx's request lines at debug level carry the message APIs' URLs).
+_ACCESS_TOKEN = re.compile(r"(access_token=)[^&\s\"']+")
+
+
 class JsonLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
+        if "access_token=" in message:
+            message = _ACCESS_TOKEN.sub(r"\1***", message)
         head = f'{{"level": "{record.levelname.lower()}", "logger": {json.dumps(record.name)}'
         # Only this package's lines are known to be JSON objects when they look like one; a
         # handler's "{…}" text is wrapped like any other message.

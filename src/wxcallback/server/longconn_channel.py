@@ -26,7 +26,15 @@ host show the bot's connection, not only their own process's.
 Proactive messages and uploads (``LongConnClient``) may come from any process: the request
 goes to the store's queue ``longconn-send:<bot_id>``, which the holder polls while
 connected; the holder sends it over its connection and leaves the platform's ack in the
-dedup cache under the request's key, where the sender waits for it.
+dedup cache under the request's key, where the sender waits for it. The queue is the
+store's, so requests queued when a holder dies are taken by the next one. A request in a
+holder's hands is tracked by a lease of its own (``_Hand``): *taken* by that holder, then
+*sent* just before its first frame goes out, or *given up* by its sender. Each step is one
+atomic hand-over, so a request is sent at most once; and the sender, which still has the
+request, watches its holder: one that stopped with the request taken never sent it, and
+the sender queues it again for the next holder; one that stopped with it sent leaves the
+sender a ``DeliveryUnknown`` (an upload is simply done again: a second temporary file
+costs nothing).
 
 A connection that ends for good (evicted by another connection, or its subscribe refused)
 does not let the next process in: its lease is handed to a marker ``down:<reason>:<holder>``
@@ -50,6 +58,7 @@ from ..longconn import (
     AckError,
     Callback,
     ConnectionState,
+    DeliveryUnknown,
     LongConnection,
     LongConnError,
     LongConnSettings,
@@ -73,7 +82,8 @@ from .dispatch import Answer, Channel, Dispatcher
 from .observe import Metrics, Outcome, log_callback
 from .stores import Store, StoreError, open_store
 
-__all__ = ["STAY_DOWN", "LongConnChannel", "LongConnClient", "StoreLease", "clear_stay_down", "settings_for"]
+__all__ = ["STAY_DOWN", "LongConnChannel", "LongConnClient", "StoreLease", "clear_stay_down", "longconn_problem",
+           "settings_for"]
 
 _LOG = logging.getLogger("wxcallback.server")
 # How long a connection that ended for good keeps the others down (a restart clears it).
@@ -81,6 +91,10 @@ STAY_DOWN = 24 * 60 * 60.0
 _DOWN = "down:"
 # How often the holder looks for proactive sends while idle (seconds).
 _SEND_POLL = 0.1
+# How often a sender looks at the holder of its request while waiting (seconds).
+_WATCH = 0.25
+# A request's hand outlives its sender's wait by this much (seconds).
+_HAND_GRACE = 5.0
 
 
 def _send_queue(bot_id: str) -> str:
@@ -125,22 +139,128 @@ class LongConnClient:
     async def _request(self, request: dict[str, Any]) -> dict[str, Any]:
         request_id = secrets.token_hex(12)
         key = _result_key(self.bot_id, request_id)
+        hand = _Hand(self._store, self.bot_id, request_id)
+        resendable = request["op"] == "upload"  # a second upload only leaves an unused media_id
+        payload = json.dumps({"id": request_id, "hand_ttl": self.timeout + _HAND_GRACE, **request}).encode()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         # In progress until the holder leaves its answer: wait_for watches this entry.
-        await self._store.claim(key, self.timeout + 5)
-        await self._store.push_request(_send_queue(self.bot_id), json.dumps({"id": request_id, **request}).encode(),
-                                       self.timeout)
-        cached = await self._store.wait_for(key, self.timeout)
-        if cached is None:
+        await self._store.claim(key, self.timeout + _HAND_GRACE)
+        await self._store.push_request(_send_queue(self.bot_id), payload, self.timeout)
+        while True:
+            remaining = deadline - loop.time()
+            cached = await self._store.wait_for(key, max(0.0, min(_WATCH, remaining)))
+            if cached is not None:
+                return self._result(cached.body)
+            if remaining <= 0:
+                break
+            phase, taker = await hand.state()
+            owner = await self._store.lease_owner(lease_name(self.bot_id))
+            if taker is None:
+                if owner is not None and owner.startswith(_DOWN):
+                    break  # still queued, and the bot's connection ended for good: nobody will take it
+                continue
+            if owner is not None and (owner == taker or owner.startswith(_DOWN) and owner.endswith(f":{taker}")):
+                continue  # in the hands of the holder (or of one that ended for good and finishes what it has)
+            if phase == _TAKEN or resendable:
+                # The holder stopped before sending it: queue it again for the next one. If that
+                # holder was only slow and sends it after all, the next one cannot take it.
+                await hand.free(f"{phase}:{taker}")
+                await self._store.push_request(_send_queue(self.bot_id), payload, max(remaining, 0.001))
+                _LOG.warning(json.dumps({"outcome": "send_requeued", "bot_id": self.bot_id, "request": request_id,
+                                         "detail": f"the process holding the bot ({taker}) stopped before it was "
+                                                   "sent; queued again for the next holder"}))
+                continue
             await self._store.release(key)
-            raise NotConnected(f"no process holding bot {self.bot_id!r} answered within {self.timeout:g} s: is "
-                               "`wxcallback serve` running with this channel, and connected (see /healthz)?")
-        result: dict[str, Any] = json.loads(cached.body)
+            raise DeliveryUnknown(f"the process holding bot {self.bot_id!r} ({taker}) stopped after sending the "
+                                  "message and before the platform's ack: it may or may not have reached the chat")
+        return await self._give_up(key, hand)
+
+    async def _give_up(self, key: str, hand: _Hand) -> dict[str, Any]:
+        """The wait is over: make sure the request is never sent later, or say that it was."""
+        owner = await self._store.lease_owner(lease_name(self.bot_id))
+        why = (f"the bot's long connection stopped for good ({owner.split(':')[1]}; see /healthz), and nothing "
+               "will send it until `wxcallback serve` is started again" if owner is not None and
+               owner.startswith(_DOWN) else
+               f"no process holding bot {self.bot_id!r} sent it within {self.timeout:g} s, and none will: is "
+               "`wxcallback serve` running with this channel, and connected (see /healthz)?")
+        while True:
+            phase, taker = await hand.state()
+            if phase == _SENT:
+                break
+            # Still queued, or taken and not sent: take it back, unless a holder moves it on meanwhile.
+            if await hand.give_up(None if taker is None else f"{phase}:{taker}"):
+                await self._store.release(key)
+                raise NotConnected(f"not sent: {why}")
+        cached = await self._store.wait_for(key, 0)  # answered just now
+        if cached is not None:
+            return self._result(cached.body)
+        await self._store.release(key)
+        raise DeliveryUnknown(f"bot {self.bot_id!r}: the message was sent but the platform's ack did not come within "
+                              f"{self.timeout:g} s: it may or may not have reached the chat")
+
+    def _result(self, body: bytes) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(body)
         if result.get("ok"):
             return result
         if result.get("errcode"):
             raise AckError(str(result.get("error")), errcode=int(result["errcode"]),
                            errmsg=str(result.get("errmsg", "")), req_id=str(result.get("req_id", "")))
         raise NotConnected(str(result.get("error")))
+
+
+_TAKEN = "taken"
+_SENT = "sent"
+_GIVEN_UP = "given-up"
+
+
+class _Hand:
+    """Who has one proactive request, as a lease ``longconn-send-hand:<bot_id>:<id>`` whose owner
+    is ``taken:<holder>``, ``sent:<holder>`` or ``given-up``; every change is one atomic
+    hand-over (``acquire_lease(…, replacing=…)``), so at most one process ever sends it."""
+
+    def __init__(self, store: Store, bot_id: str, request_id: str) -> None:
+        self._store = store
+        self._name = f"longconn-send-hand:{bot_id}:{request_id}"
+
+    async def state(self) -> tuple[str | None, str | None]:
+        """(phase, holder): (None, None) while nobody has it, (given-up, None) once its sender left."""
+        owner = await self._store.lease_owner(self._name)
+        if owner is None:
+            return None, None
+        phase, _, holder = owner.partition(":")
+        return phase, holder or None
+
+    async def take(self, holder: str, ttl: float) -> bool:
+        return await self._store.acquire_lease(self._name, f"{_TAKEN}:{holder}", ttl)
+
+    async def send(self, holder: str, ttl: float) -> bool:
+        """From taken to sent; False when its sender queued it again or gave up meanwhile."""
+        return await self._store.acquire_lease(self._name, f"{_SENT}:{holder}", ttl, replacing=f"{_TAKEN}:{holder}")
+
+    async def free(self, owner: str) -> None:
+        await self._store.release_lease(self._name, owner)
+
+    async def give_up(self, owner: str | None) -> bool:
+        return await self._store.acquire_lease(self._name, _GIVEN_UP, _HAND_GRACE * 12, replacing=owner)
+
+
+def longconn_problem(name: str, entry: Mapping[str, Any]) -> str | None:
+    """What ``/healthz`` says of a long-connection channel's entry (``LongConnChannel.health``):
+    None while its bot is connected, wherever it is held.
+
+    A terminal state is lost capacity (nobody serves the bot until ``wxcallback serve`` is
+    started again); a connection that is reconnecting, or not yet held, comes back by itself.
+    """
+    terminal = entry.get("terminal")
+    if terminal:
+        why = entry.get("terminal_message") or "the process that held it stopped for good"
+        return f"long connection {name}: stopped for good ({terminal}: {why}); start wxcallback serve again once fixed"
+    if entry.get("connected"):
+        return None
+    if entry.get("holder") is None:
+        return f"long connection {name}: no process holds the bot (starting, or taking over from one that stopped)"
+    return f"long connection {name}: not connected ({entry.get('phase')}: {entry.get('last_error') or 'connecting'})"
 
 
 def _state_key(bot_id: str) -> str:
@@ -311,6 +431,18 @@ class LongConnChannel:
         except (ValueError, KeyError, TypeError):
             _LOG.warning(json.dumps({"channel": self.name, "outcome": "send_refused", "detail": "unreadable request"}))
             return
+        hand = _Hand(self._store, self.config.bot_id, request_id)
+        holder = self.connection.holder
+        ttl = float(request.get("hand_ttl") or 60.0)
+        try:
+            # Taken, then marked sent just before the first frame: a sender that sees this process
+            # stop knows which of the two it did.
+            if not await hand.take(holder, ttl) or not await hand.send(holder, ttl):
+                _LOG.info(json.dumps({"channel": self.name, "outcome": "send_skipped", "request": request_id,
+                                      "detail": "its sender gave up, or another process has it"}))
+                return
+        except StoreError:
+            return  # not sent: its sender sees no holder take it and says so
         result: dict[str, Any]
         try:
             if op == "upload":

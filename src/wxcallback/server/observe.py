@@ -43,6 +43,8 @@ class Outcome:
     msg_type: str = ""
     # Only for a channel with debug = true.
     plaintext: str | None = None
+    # the account a third party's templated path captured ("" on an exact path)
+    tenant: str = ""
 
 
 def log_request(method: str, path: str, status: int, outcome: Outcome, started: float) -> None:
@@ -60,6 +62,8 @@ def _write_access_line(level: int, record: dict[str, Any], outcome: Outcome, sta
     record["outcome"] = outcome.outcome
     record["code"] = outcome.code
     record["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    if outcome.tenant:
+        record["tenant"] = outcome.tenant
     if outcome.msg_type:
         record["msg_type"] = outcome.msg_type
     if outcome.detail:
@@ -97,6 +101,10 @@ class Metrics:
         self.late = Counter("wxcallback_late_handlers",
                             "Handlers that missed the deadline (answered with no reply; their result is kept)",
                             ["channel"], registry=self.registry)
+        # Late replies and proactive messages through the platforms' APIs (server/reply_sender.py).
+        self.reply_sends = Counter("wxcallback_reply_sends", "Replies sent through the platforms' message APIs, "
+                                   "by channel and result (sent, retry, dead, refused)",
+                                   ["channel", "result"], registry=self.registry)
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[str, Any] = {}
         # Long-connection attempts after the first (drops, refusals, dead pings), summed over workers;
@@ -159,7 +167,7 @@ class _ScrapeTime(Collector):
             yield GaugeMetricFamily("wxcallback_dead_letters", "Forwarded messages set aside after delivery "
                                     "failed for good (wxcallback outbox list)", value=self._dead_letters)
         refused = CounterMetricFamily("wxcallback_connections_closed",
-                                      "Connections this worker closed or refused to protect itself, by reason",
+                                      "Connections the workers closed or refused to protect themselves, by reason",
                                       labels=["reason"])
         for reason, count in self._connections.items():
             refused.add_metric([reason], count)

@@ -26,17 +26,19 @@ from typing import Any
 
 import httpx
 
-from ..core import Signer
-from .config import ConfigError, ServerConfig
+from ..channel import ChannelKind
+from ..core import ReceiveIdPolicy, Signer
+from .config import ChannelConfig, ConfigError, ServerConfig
 from .dispatch import Channel, Dispatcher
 from .forward import DeliveryWorker, Forwarder
 from .handlers import load_handler
 from .http import TEXT, BodyTooLarge, CallbackRequest, CallbackResponse, read_body
 from .inbound import Endpoint, Handled, InboundProtocol
-from .longconn_channel import LongConnChannel, LongConnClient
+from .longconn_channel import LongConnChannel, LongConnClient, longconn_problem
 from .observe import Metrics, Outcome, log_request
 from .connections import STATS as CONNECTION_STATS
 from .replay import ReplayGuard, replay_scope
+from .reply_sender import ReplySender
 from .stores import Store, open_store
 from .streams import StreamDriver
 
@@ -58,11 +60,13 @@ class CallbackServer:
         self._client: httpx.AsyncClient | None = None
         self._worker: DeliveryWorker | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        self._sender: ReplySender | None = None
         self._lock = asyncio.Lock()
         self.longconn: dict[str, LongConnChannel] = {}
         for channel in config.channels:
-            if not channel.websocket and channel.path in RESERVED_PATHS:
-                raise ConfigError(f"channels.{channel.name}.path: {channel.path} is reserved")
+            for path in () if channel.websocket else channel.paths:
+                if path in RESERVED_PATHS:
+                    raise ConfigError(f"channels.{channel.name}: {path} is reserved")
         # Import handlers now, so a wrong module name stops the start with the key named.
         self._handlers = {c.name: load_handler(c.handler, f"channels.{c.name}", config.app_dir)
                           for c in config.channels if c.forward is None}
@@ -82,29 +86,28 @@ class CallbackServer:
             self._client = httpx.AsyncClient()
             endpoints = []
             urls: dict[str, str] = {}
-            dispatcher = Dispatcher(store, StreamDriver(store))
+            self._sender = ReplySender(store, self._client, self.config.channels, self.metrics)
+            dispatcher = Dispatcher(store, StreamDriver(store), self._sender)
             for config in self.config.channels:
                 forwarder = None
                 if config.forward is not None:
                     forwarder = Forwarder(config.name, config.kind.platform, config.forward, store,
                                           self._client, config.forward_timeout)
                     urls[config.name] = config.forward
-                crypto = config.crypto()
                 channel = Channel(config.name, config.kind.platform, self._handlers.get(config.name), forwarder,
                                   config.deadline, config.dedup_ttl)
                 if config.websocket:
                     self.longconn[config.name] = LongConnChannel(config, channel, dispatcher, store, self.metrics)
                     continue
-                endpoints.append(Endpoint(config, crypto, crypto or Signer(config.token, digest=config.digest),
-                                          ReplayGuard(store, replay_scope(config.token, config.digest),
-                                                      config.replay_window), channel))
+                endpoints.extend(_endpoints(config, channel, store))
             self.pipeline = InboundProtocol(endpoints, dispatcher, store)
             for longconn in self.longconn.values():
                 longconn.start()
-            if urls:
+            if urls or self._sender.queues:
                 consumer = f"{socket.gethostname()}-{os.getpid()}"
                 max_ages = {c.name: c.forward_max_age for c in self.config.channels if c.forward is not None}
-                self._worker = DeliveryWorker(store, urls, self._client, consumer=consumer, max_ages=max_ages)
+                self._worker = DeliveryWorker(store, urls, self._client, consumer=consumer, max_ages=max_ages,
+                                              sends=self._sender)
                 self._worker_task = asyncio.create_task(self._worker.run())
             return self.pipeline
 
@@ -133,6 +136,13 @@ class CallbackServer:
             names = ", ".join(sorted(self.longconn)) or "none"
             raise ConfigError(f"channels.{channel}: not a long-connection channel (those: {names})")
         return longconn.client(timeout)
+
+    async def reply_sender(self) -> ReplySender:
+        """Late replies' sender, for proactive messages from outside a handler (inside one:
+        ``wxcallback.server.reply_sender.current_sender()``)."""
+        await self.start()
+        assert self._sender is not None
+        return self._sender
 
     async def respond(self, method: str, path: str, query_string: bytes,
                       body: bytes | AsyncIterator[bytes], content_length: int | None = None) -> Handled:
@@ -174,25 +184,39 @@ class CallbackServer:
                        Outcome(outcome, detail=detail, channel=endpoint.name if endpoint else "-"))
 
     async def health(self) -> tuple[int, bytes]:
-        """``/healthz``: 200 when the store answers, else 503; with what this worker refused.
+        """``/healthz``: 200 while the server can do its work, else 503 with the reason.
 
-        ``connections`` counts the connections this worker closed or refused to protect
-        itself (oversized or slow request heads, idle ones closed to make room, and
+        503 when the store does not answer, or when a long connection has given up for good
+        (evicted, subscribe refused: nobody serves that bot until a restart). ``degraded``
+        lists what costs something without stopping the service: a long connection that is
+        reconnecting or not yet held, and connections turned away with every slot busy.
+        ``connections`` counts the connections the workers closed or refused to protect
+        themselves (summed over every worker of ``wxcallback serve``) (oversized or slow request heads, idle ones closed to make room, and
         ``refused_full``: turned away with every slot busy, lost capacity).
         """
         await self.start()
         assert self.store is not None
         store_health = await self.store.health()
-        healthy = store_health.ok
-        report: dict[str, Any] = {"status": "ok" if healthy else f"store unavailable: {store_health.reason}",
-                                  "channels": [c.name for c in self.config.channels]}
+        problems = [] if store_health.ok else [f"store unavailable: {store_health.reason}"]
+        report: dict[str, Any] = {"status": "ok", "channels": [c.name for c in self.config.channels]}
+        degraded: list[str] = []
         connections = CONNECTION_STATS.snapshot()
         if connections is not None:  # served by wxcallback serve, not mounted in another framework
             report["connections"] = connections
-            report["degraded"] = ["connections refused: all slots busy"] if connections["refused_full"] else []
+            if connections["refused_full"]:
+                degraded.append("connections refused: all slots busy")
         if self.longconn:
             report["longconn"] = {name: await channel.health() for name, channel in self.longconn.items()}
-        return (200 if healthy else 503), json.dumps(report).encode()
+            for name, entry in report["longconn"].items():
+                problem = longconn_problem(name, entry)
+                if problem is None:
+                    continue
+                (problems if entry.get("terminal") else degraded).append(problem)
+        if connections is not None or self.longconn:
+            report["degraded"] = degraded
+        if problems:
+            report["status"] = "; ".join(problems)
+        return (503 if problems else 200), json.dumps(report).encode()
 
     async def metrics_text(self) -> bytes:
         """``/metrics`` in the Prometheus text format, the outbox depth read from the store."""
@@ -205,3 +229,24 @@ class CallbackServer:
             depth = dead = None
         up = {name: bool((await channel.health())["connected"]) for name, channel in self.longconn.items()}
         return self.metrics.render(depth, CONNECTION_STATS.snapshot(), dead, up)
+
+
+def _endpoints(config: ChannelConfig, channel: Channel, store: Store) -> list[Endpoint]:
+    """The callback URLs of one channel: its path, and a third party's second URL.
+
+    Receive ids per URL (open-platform 消息加解密说明; WeCom doc 97172 and WeCom's answer on
+    suites in its developer community): a component seals everything for its own AppID; a
+    WeCom suite its instruction callbacks for the SuiteID, each data callback for the
+    authorized corp the path names, and every URL check for the provider's CorpID.
+    """
+    crypto = config.crypto()
+    signer = crypto or Signer(config.token, digest=config.digest)
+    # Templated channels (component, wecom-suite) are always encrypted: their replay guard is
+    # the timestamp window, and a retry is told from a new message by the tenant's dedup key.
+    replay = ReplayGuard(store, replay_scope(config.token, config.digest), config.replay_window)
+    if config.kind is not ChannelKind.WECOM_SUITE:
+        return [Endpoint(config, crypto, signer, replay, channel, path) for path in config.paths]
+    data = config.crypto(ReceiveIdPolicy.any())
+    instructions = config.crypto(ReceiveIdPolicy.exact(config.suite_id))
+    return [Endpoint(config, data, signer, replay, channel, config.path, url_check=crypto, tenant_is_receive_id=True),
+            Endpoint(config, instructions, signer, replay, channel, config.instruction_path, url_check=crypto)]

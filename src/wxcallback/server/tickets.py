@@ -47,22 +47,32 @@ def _ticket_of(message: Message) -> Ticket | None:
     return None
 
 
-async def remember_ticket(store: Store, channel: str, message: Message) -> Ticket | None:
-    """Keep the ticket ``message`` carries (if it is a ticket callback); the ticket, or None."""
+def _scope(channel: str, tenant: str) -> str:
+    # A channel's templated path serves many accounts: each keeps its own latest ticket.
+    return f"ticket:{channel}/{tenant}" if tenant else f"ticket:{channel}"
+
+
+async def remember_ticket(store: Store, channel: str, message: Message, tenant: str = "") -> Ticket | None:
+    """Keep the ticket ``message`` carries (if it is a ticket callback); the ticket, or None.
+
+    ``tenant``: the account the request's templated path captured ("" on an exact path).
+    """
     ticket = _ticket_of(message)
     if ticket is None:
         return None
     data = json.dumps(asdict(ticket)).encode()
     ttl = TICKET_VALIDITY[ticket.kind]
-    await store.put_value(f"ticket:{channel}", data, ttl)
+    scope = _scope(channel, tenant)
+    await store.put_value(scope, data, ttl)
     if ticket.owner:
-        await store.put_value(f"ticket:{channel}:{ticket.owner}", data, ttl)
+        await store.put_value(f"{scope}:{ticket.owner}", data, ttl)
     return ticket
 
 
-async def latest_ticket(store: Store, channel: str, owner: str | None = None) -> Ticket | None:
-    """The latest unexpired ticket received on ``channel`` (of the suite/component ``owner``)."""
-    data = await store.get_value(f"ticket:{channel}" + (f":{owner}" if owner else ""))
+async def latest_ticket(store: Store, channel: str, owner: str | None = None, tenant: str = "") -> Ticket | None:
+    """The latest unexpired ticket received on ``channel`` (of the suite/component ``owner``;
+    on the templated path, for ``tenant``)."""
+    data = await store.get_value(_scope(channel, tenant) + (f":{owner}" if owner else ""))
     if data is None:
         return None
     fields = json.loads(data)

@@ -16,6 +16,7 @@ from wxcallback.channel import ChannelKind, Mode
 from wxcallback.core import ReceiveIdError, WXCallbackError, check_signature
 from wxcallback.core.safexml import parse_xml
 
+from .errors import SimulatorError
 from .report import Check
 from .scenarios import UPDATE_TEMPLATE_CARD, Callback
 from .target import DataFormat, Target
@@ -27,6 +28,7 @@ __all__ = [
     "check_status",
     "judge_reply",
     "judge_url_answer",
+    "open_reply",
     "stream_state",
 ]
 
@@ -94,6 +96,12 @@ class ReplyReading:
 def judge_reply(target: Target, callback: Callback, request_nonce: str, body: bytes) -> ReplyReading:
     """Read and judge the body answering ``callback``."""
     reading = ReplyReading()
+    if callback.success_only:
+        # Suite instructions (doc 90628) and component notices: "success", nothing else.
+        passed = body == b"success"
+        reading.checks.append(Check("reply", passed, "success" if passed else
+                                    f"a {callback.name} must be answered with the literal success, not {_show(body)}"))
+        return reading
     if body in NO_REPLY_BODIES:
         what = "empty body" if not body else "success"
         if callback.reply_required:
@@ -126,6 +134,21 @@ def judge_reply(target: Target, callback: Callback, request_nonce: str, body: by
         text = plaintext
     _judge_message(target, callback, text, reading)
     return reading
+
+
+def open_reply(target: Target, body: bytes, request_nonce: str | None = None) -> str:
+    """The plaintext of an encrypted reply, opened as the platform opens it (envelope, signature,
+    decryption, receive_id, and the echoed nonce when ``request_nonce`` is given); a
+    SimulatorError says which of those fails."""
+    envelope = _read_envelope(target, body.decode("utf-8", "replace"))
+    if isinstance(envelope, Check):
+        raise SimulatorError(f"{envelope.name}: {envelope.detail}")
+    reading = ReplyReading()
+    plaintext = _open_envelope(target, envelope, envelope[3] if request_nonce is None else request_nonce, reading)
+    if plaintext is None:
+        failed = next(check for check in reading.checks if not check.passed)
+        raise SimulatorError(f"{failed.name}: {failed.detail}")
+    return plaintext
 
 
 # -- envelopes ------------------------------------------------------------------------

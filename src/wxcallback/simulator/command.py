@@ -45,6 +45,12 @@ def _choices(enum: Any) -> click.Choice[str]:
 @click.option("--account-id", default="gh_wxcallbacksim", show_default=True,
               help="The Official Account's original id (ToUserName of its pushes).")
 @click.option("--agent-id", type=int, default=1000002, show_default=True, help="The WeCom app's AgentID.")
+@click.option("--tenant", default="", help="Third parties: the authorized account the URL's {appid} / $APPID$ "
+              "(component) or {corpid} / $CORPID$ (wecom-suite: its data callbacks are sealed for it) stands for.")
+@click.option("--notice-url", default=None, help="Third parties: the second URL (a component's authorization-event "
+              "URL, a suite's instruction URL), sent its ticket and authorization notices.")
+@click.option("--notice-id", default="", help="The notices' receive_id: a suite's SuiteID (a component's notices "
+              "use --receive-id, its AppID).")
 @click.option("--retries", type=click.IntRange(1, 10), default=1, show_default=True,
               help="Send each callback this many times (same query and body); every reply must match.")
 @click.option("--hostile", is_flag=True, help="Also send hostile requests, which must be refused with a 4xx.")
@@ -68,7 +74,8 @@ def _choices(enum: Any) -> click.Choice[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
 def simulate(
     url: str, platform: str, token: str, encoding_aes_key: str | None, receive_id: str, mode: str,
-    data_format: str, account_id: str, agent_id: int, retries: int, hostile: bool, get_deadline: float,
+    data_format: str, account_id: str, agent_id: int, tenant: str, notice_url: str | None, notice_id: str,
+    retries: int, hostile: bool, get_deadline: float,
     post_deadline: float, stream_interval: float, stream_timeout: float, oversize_bytes: int,
     repeat: int | None, concurrency: int, duration: float | None, retry_fraction: float, as_json: bool,
 ) -> None:
@@ -83,7 +90,8 @@ def simulate(
             url, platform=platform, token=token, encoding_aes_key=encoding_aes_key, receive_id=receive_id,
             mode=mode, data_format=data_format, account_id=account_id, agent_id=agent_id,
             get_deadline=get_deadline, post_deadline=post_deadline, stream_interval=stream_interval,
-            stream_timeout=stream_timeout, oversize_bytes=oversize_bytes,
+            stream_timeout=stream_timeout, oversize_bytes=oversize_bytes, tenant=tenant, notice_url=notice_url,
+            notice_id=notice_id,
         )
         passed = asyncio.run(_run(simulator, retries=retries, hostile=hostile, repeat=repeat,
                                   concurrency=concurrency, duration=duration, retry_fraction=retry_fraction,

@@ -64,7 +64,10 @@ class Simulator:
     ...     report = await sim.run_suite(retries=3, hostile=True)
 
     ``get_deadline`` / ``post_deadline`` are the platform's answer deadlines;
-    ``stream_interval`` / ``stream_timeout`` pace the robot stream refreshes.
+    ``stream_interval`` / ``stream_timeout`` pace the robot stream refreshes. A third party
+    (``component``, ``wecom-suite``) is played for one ``tenant`` (the id of a templated URL);
+    ``notice_url`` is its second URL, whose notices are sealed for ``notice_id`` (the
+    component's AppID, by default ``receive_id``; a suite's SuiteID).
     """
 
     def __init__(
@@ -85,11 +88,19 @@ class Simulator:
         stream_timeout: float = STREAM_TIMEOUT,
         oversize_bytes: int = OVERSIZE_BYTES,
         client: httpx.AsyncClient | None = None,
+        tenant: str = "",
+        notice_url: str | None = None,
+        notice_id: str = "",
     ) -> None:
         self.target = Target.create(
             url, platform=platform, token=token, encoding_aes_key=encoding_aes_key, receive_id=receive_id,
-            mode=mode, data_format=data_format, account_id=account_id, agent_id=agent_id,
+            mode=mode, data_format=data_format, account_id=account_id, agent_id=agent_id, tenant=tenant,
         )
+        self.notice_target: Target | None = None
+        if notice_url is not None:
+            if self.target.platform not in (ChannelKind.COMPONENT, ChannelKind.WECOM_SUITE):
+                raise SimulatorError("only a component or a wecom-suite has a notice URL")
+            self.notice_target = self.target.notice_target(notice_url, notice_id or receive_id)
         self.scenarios = Scenarios(self.target)
         self.get_deadline = _positive(get_deadline, "get_deadline")
         self.post_deadline = _positive(post_deadline, "post_deadline")
@@ -124,13 +135,14 @@ class Simulator:
 
     async def send_request(
         self, request: WireRequest, deadline: float, *, client: httpx.AsyncClient | None = None,
+        url: str | None = None,
     ) -> Answer:
-        """Send one request; no answer within ``deadline`` seconds is an Answer with status None."""
+        """Send one request (to the target, or ``url``); no answer within ``deadline`` s is status None."""
         client = client or self._http()
         started = time.perf_counter()
         try:
             response = await asyncio.wait_for(
-                client.request(request.method, request.url(self.target.url), content=request.body or None,
+                client.request(request.method, request.url(url or self.target.url), content=request.body or None,
                                headers=request.headers()),
                 timeout=deadline,
             )
@@ -143,19 +155,20 @@ class Simulator:
 
     # -- URL verification -------------------------------------------------------------
 
-    async def verify_url(self, echostr: str | None = None) -> Exchange:
+    async def verify_url(self, echostr: str | None = None, *, target: Target | None = None) -> Exchange:
         """The GET sent when the URL is saved: the answer must be the echostr plaintext, within 1 s."""
-        request = url_verification(self.target, echostr=echostr)
-        answer = await self.send_request(request, self.get_deadline)
-        exchange = Exchange("verify URL (GET)", "GET", answer.status, answer.latency, answer.body,
-                            nonce=request.nonce)
+        target = target or self.target
+        request = url_verification(target, echostr=echostr)
+        answer = await self.send_request(request, self.get_deadline, url=target.url)
+        exchange = Exchange("verify URL (GET)" + (" of the notice URL" if target is not self.target else ""),
+                            "GET", answer.status, answer.latency, answer.body, nonce=request.nonce)
         exchange.checks.append(check_status(answer.status, answer.error))
         if answer.status is not None:
             exchange.checks.append(check_deadline(answer.latency, self.get_deadline))
             encrypted = None
-            if not self.target.is_official_account_like:
+            if not target.is_official_account_like:
                 encrypted = dict(parse_qsl(request.query, keep_blank_values=True)).get("echostr")
-            exchange.checks.append(judge_url_answer(self.target, request.plaintext, answer.body, encrypted))
+            exchange.checks.append(judge_url_answer(target, request.plaintext, answer.body, encrypted))
             exchange.reply = answer.body.decode("utf-8", "replace")
         return exchange
 
@@ -169,18 +182,20 @@ class Simulator:
         """An event push: e.g. subscribe, CLICK, SCAN, enter_agent, enter_chat, template_card_event."""
         return await self.send(self.scenarios.event(event, **fields), retries=retries)
 
-    async def send(self, callback: Callback, *, retries: int = 1) -> Exchange:
+    async def send(self, callback: Callback, *, retries: int = 1, target: Target | None = None) -> Exchange:
         """Send ``callback`` ``retries`` times (same query, same body) and judge every answer.
 
         Resends must all get the same reply (the endpoint deduplicates); a robot stream
-        reply is then polled with refresh callbacks until it finishes.
+        reply is then polled with refresh callbacks until it finishes. ``target``: another
+        URL of the channel (the notice URL).
         """
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 1:
             raise SimulatorError(f"retries must be an int ≥ 1, not {retries!r}")
-        request = callback_request(self.target, callback.payload, sender=callback.sender)
-        first = await self._deliver(callback, request)
+        target = target or self.target
+        request = callback_request(target, callback.payload, sender=callback.sender)
+        first = await self._deliver(callback, request, target)
         for attempt in range(2, retries + 1):
-            resend = await self._deliver(callback, request)
+            resend = await self._deliver(callback, request, target)
             resend.name = f"{callback.name} (resend {attempt}/{retries})"
             first.resends.append(resend)
         if first.resends:
@@ -191,14 +206,15 @@ class Simulator:
                 first.checks.append(await self._follow_stream(callback, first, state[0], state[2]))
         return first
 
-    async def _deliver(self, callback: Callback, request: WireRequest) -> Exchange:
-        answer = await self.send_request(request, self.post_deadline)
+    async def _deliver(self, callback: Callback, request: WireRequest, target: Target | None = None) -> Exchange:
+        target = target or self.target
+        answer = await self.send_request(request, self.post_deadline, url=target.url)
         exchange = Exchange(callback.name, "POST", answer.status, answer.latency, answer.body, nonce=request.nonce)
         exchange.checks.append(check_status(answer.status, answer.error))
         if answer.status != 200:
             return exchange
         exchange.checks.append(check_deadline(answer.latency, self.post_deadline))
-        reading = judge_reply(self.target, callback, request.nonce, answer.body)
+        reading = judge_reply(target, callback, request.nonce, answer.body)
         exchange.checks.extend(reading.checks)
         exchange.reply = reading.plaintext
         exchange.document = reading.document
@@ -265,6 +281,10 @@ class Simulator:
         report.exchanges.append(await self.verify_url())
         for callback in self.scenarios.default():
             report.exchanges.append(await self.send(callback, retries=retries))
+        if self.notice_target is not None:
+            report.exchanges.append(await self.verify_url(target=self.notice_target))
+            for callback in Scenarios(self.notice_target).notices(self.target.tenant or "wxba5fad812f8e6fb9"):
+                report.exchanges.append(await self.send(callback, retries=retries, target=self.notice_target))
         if hostile:
             report.exchanges.extend(await self.hostile())
         return report

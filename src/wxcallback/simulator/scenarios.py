@@ -52,6 +52,8 @@ class Callback:
     reply_required: bool = False
     # Robot card events carry a task_id the update reply must repeat.
     task_id: str | None = None
+    # A third party's notice: the only answer is the literal "success".
+    success_only: bool = False
 
 
 class _Ids:
@@ -114,7 +116,7 @@ class Scenarios:
                 self.robot_event("template_card_event"),
                 self.robot_event("feedback_event"),
             ]
-        if platform is ChannelKind.WECOM_APP:
+        if self.target.wecom_app_like:
             return [
                 self.text("hello"),
                 self.event("enter_agent"),
@@ -133,22 +135,22 @@ class Scenarios:
     # -- Official Account and WeCom app (XML field names) -----------------------------
 
     def _reply_types(self) -> frozenset[str]:
-        return WECOM_REPLY_TYPES if self.target.platform is ChannelKind.WECOM_APP else OA_REPLY_TYPES
+        return WECOM_REPLY_TYPES if self.target.wecom_app_like else OA_REPLY_TYPES
 
     def _header(self, sender: str, msg_type: str) -> dict[str, Any]:
-        to_user = self.target.receive_id if self.target.platform is ChannelKind.WECOM_APP else self.target.account_id
+        to_user = self.target.receive_id if self.target.wecom_app_like else self.target.account_id
         return {"ToUserName": to_user, "FromUserName": sender, "CreateTime": int(time.time()), "MsgType": msg_type}
 
     def _xml_message(self, msg_type: str, **fields: Any) -> Callback:
         payload = {**self._header(self.user_id, msg_type), **fields, "MsgId": self._ids.msg_id()}
-        if self.target.platform is ChannelKind.WECOM_APP:
+        if self.target.wecom_app_like:
             payload["AgentID"] = self.target.agent_id
         return Callback(msg_type, payload, self.user_id, self._reply_types())
 
     def _xml_event(self, event: str, **fields: Any) -> Callback:
         sender = self.user_id
         task_id = None
-        if self.target.platform is ChannelKind.WECOM_APP:
+        if self.target.wecom_app_like:
             if event == "change_contact":
                 # Contact changes come from "sys", not from a member (90240).
                 sender = "sys"
@@ -160,9 +162,31 @@ class Scenarios:
         elif event == "subscribe" and "EventKey" not in fields:
             fields = {"EventKey": "", **fields}
         payload = {**self._header(sender, "event"), "Event": event, **fields}
-        if self.target.platform is ChannelKind.WECOM_APP:
+        if self.target.wecom_app_like:
             payload["AgentID"] = self.target.agent_id
         return Callback(f"event {event}", payload, sender, self._reply_types(), task_id=task_id)
+
+    # -- third parties' notices (InfoType) ------------------------------------------------
+
+    def notices(self, authorizer: str = "wxba5fad812f8e6fb9") -> list[Callback]:
+        """A component's ticket and authorization notices, or a suite's instructions."""
+        now = int(time.time())
+        if self.target.platform is ChannelKind.WECOM_SUITE:
+            suite = {"SuiteId": self.target.receive_id}
+            bodies = [{**suite, "InfoType": "suite_ticket", "TimeStamp": now,
+                       "SuiteTicket": "sim-ticket-" + secrets.token_urlsafe(24)},
+                      {**suite, "InfoType": "create_auth", "TimeStamp": now, "AuthCode": secrets.token_urlsafe(32)},
+                      {**suite, "InfoType": "cancel_auth", "TimeStamp": now, "AuthCorpId": "wwsimulatedcorp000"}]
+        else:
+            app = {"AppId": self.target.receive_id, "CreateTime": now}
+            granted = {"AuthorizerAppid": authorizer, "AuthorizationCode": "queryauthcode@@@" + secrets.token_hex(16),
+                       "AuthorizationCodeExpiredTime": now + 3600, "PreAuthCode": "preauthcode@@@sim"}
+            bodies = [{**app, "InfoType": "component_verify_ticket",
+                       "ComponentVerifyTicket": "ticket@@@" + secrets.token_urlsafe(32)},
+                      {**app, "InfoType": "authorized", **granted},
+                      {**app, "InfoType": "updateauthorized", **granted},
+                      {**app, "InfoType": "unauthorized", "AuthorizerAppid": authorizer}]
+        return [Callback(f"notice {body['InfoType']}", body, "", frozenset(), success_only=True) for body in bodies]
 
     # -- WeCom smart robot (JSON field names) -----------------------------------------
 

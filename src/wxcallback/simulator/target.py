@@ -5,11 +5,17 @@ console; an Official Account adds the encryption mode and the data format. Whate
 the platform implies is fixed here once (a WeCom app always encrypts XML, a robot
 always encrypts JSON, a signature-only channel never encrypts) so that the rest of
 the simulator reads the decisions instead of re-deriving them.
+
+A third party's templated URL (``/open/{appid}``, ``/suite/$CORPID$``) is played for one
+``tenant``: the id goes into the URL, and a WeCom suite's data callbacks are sealed for it
+(their URL check for the provider's CorpID, ``receive_id``). ``notice_target`` is the same
+channel's second URL: a component's authorization events, a suite's instructions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from urllib.parse import urlsplit
 
@@ -26,6 +32,10 @@ class DataFormat(str, Enum):
 
     XML = "xml"
     JSON = "json"
+
+
+# The consoles' placeholders ($APPID$, $CORPID$) and the server's ({appid}, {corpid}).
+_PLACEHOLDER = re.compile(r"\$(?:APPID|CORPID)\$|\{(?:appid|corpid)\}")
 
 
 def _choice(enum: type[Enum], value: object, what: str) -> Enum:
@@ -54,6 +64,9 @@ class Target:
     account_id: str
     agent_id: int
     crypto: MessageCrypto | None = field(repr=False, compare=False)
+    # the crypto of the URL check when it is sealed for another id than the callbacks (suites)
+    url_crypto: MessageCrypto | None = field(default=None, repr=False, compare=False)
+    tenant: str = ""
 
     @classmethod
     def create(
@@ -68,6 +81,7 @@ class Target:
         data_format: DataFormat | str = DataFormat.XML,
         account_id: str = "gh_wxcallbacksim",
         agent_id: int = 1000002,
+        tenant: str = "",
     ) -> Target:
         chosen = ChannelKind(_choice(ChannelKind, platform, "platform"))
         chosen_mode = Mode(_choice(Mode, mode, "mode"))
@@ -81,6 +95,17 @@ class Target:
             raise SimulatorError("receive_id must be a str ('' for a smart robot)")
         if not isinstance(agent_id, int) or isinstance(agent_id, bool):
             raise SimulatorError("agent_id must be an int")
+        if not isinstance(tenant, str):
+            raise SimulatorError("tenant must be a str")
+        if _PLACEHOLDER.search(url) and not tenant:
+            raise SimulatorError("the URL has a placeholder ({appid}, $CORPID$ …): give the tenant it stands for")
+        url = _PLACEHOLDER.sub(tenant, url) if tenant else url
+        sealed_for = receive_id
+        if chosen is ChannelKind.WECOM_SUITE:
+            if not tenant:
+                raise SimulatorError("a wecom-suite data callback is sealed for the authorized corp: give its "
+                                     "CorpID as the tenant (receive_id is the provider's CorpID)")
+            sealed_for = tenant  # the console's $CORPID$ (doc 97172)
         # The channel's kind decides these, whatever the caller asked for.
         if chosen.always_encrypted or chosen.never_encrypted:
             (chosen_mode,) = chosen.default_modes
@@ -90,9 +115,30 @@ class Target:
             if not encoding_aes_key:
                 raise SimulatorError(f"an EncodingAESKey is required for {chosen.value} in {chosen_mode.value} mode")
             # A bad key raises InvalidKeyError (-40004) here, before anything is sent.
-            crypto = MessageCrypto(token, encoding_aes_key, receive_id)
-        return cls(url, chosen, token, encoding_aes_key, receive_id, chosen_mode, chosen_format,
-                   account_id, agent_id, crypto)
+            crypto = MessageCrypto(token, encoding_aes_key, sealed_for)
+        url_crypto = None
+        if crypto is not None and encoding_aes_key and sealed_for != receive_id:
+            url_crypto = MessageCrypto(token, encoding_aes_key, receive_id)
+        return cls(url, chosen, token, encoding_aes_key, sealed_for, chosen_mode, chosen_format,
+                   account_id, agent_id, crypto, url_crypto, tenant)
+
+    def notice_target(self, url: str, notice_id: str) -> Target:
+        """The channel's second URL: notices sealed for ``notice_id`` (component AppID, SuiteID)."""
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SimulatorError(f"the notice URL must be an http:// or https:// URL, not {url!r}")
+        if not notice_id:
+            raise SimulatorError("the notices' receive_id is needed (the component AppID, or the SuiteID)")
+        assert self.encoding_aes_key is not None  # third parties always encrypt
+        crypto = MessageCrypto(self.token, self.encoding_aes_key, notice_id)
+        return replace(self, url=url, receive_id=notice_id, crypto=crypto,
+                       url_crypto=self.url_crypto or (self.crypto if notice_id != self.receive_id else None),
+                       tenant="")
+
+    @property
+    def wecom_app_like(self) -> bool:
+        """A WeCom app, or a suite's data callbacks: the app's messages and envelope (AgentID)."""
+        return self.platform in (ChannelKind.WECOM_APP, ChannelKind.WECOM_SUITE)
 
     @property
     def encrypts(self) -> bool:
@@ -116,16 +162,18 @@ class Target:
     @property
     def reply_echoes_nonce(self) -> bool:
         """OA ("回填URL参数中的nonce") and robots must echo the request nonce; WeCom apps may not."""
-        return self.platform in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM, ChannelKind.WECOM_ROBOT)
+        return self.platform in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM, ChannelKind.WECOM_ROBOT,
+                                 ChannelKind.COMPONENT)
 
     @property
     def reply_account(self) -> str:
         """FromUserName of a correct XML reply: the OA original id, or the CorpID."""
-        return self.receive_id if self.platform is ChannelKind.WECOM_APP else self.account_id
+        return self.receive_id if self.wecom_app_like else self.account_id
 
     def describe(self) -> dict[str, object]:
         """The settings without secrets, for reports."""
         return {
             "url": self.url, "platform": self.platform.value, "mode": self.mode.value,
             "data_format": self.data_format.value, "receive_id": self.receive_id,
+            **({"tenant": self.tenant} if self.tenant else {}),
         }

@@ -4,6 +4,9 @@ The platform's side of the frame is symmetric with the server's reply: it encryp
 the message with receive_id = the account's id and signs (Token, timestamp, nonce,
 Encrypt), which is exactly ``MessageCrypto.encrypt_reply``. Query values are
 percent-encoded with ``+ / =`` as ``%2B %2F %3D``, as WeCom does for echostr.
+
+A third party's notices (InfoType callbacks) come in their own envelope: a component's
+with ``<AppId>`` instead of ``<ToUserName>``, a suite's with the SuiteID and an empty AgentID.
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ def url_verification(
         query = encode_query([("signature", signature), ("timestamp", timestamp), ("nonce", nonce),
                               ("echostr", plain)])
     else:
-        sealed = _crypto(target).encrypt_reply(plain, nonce, timestamp=timestamp)
+        sealed = (target.url_crypto or _crypto(target)).encrypt_reply(plain, nonce, timestamp=timestamp)
         query = encode_query([("msg_signature", sealed.msg_signature), ("timestamp", timestamp),
                               ("nonce", nonce), ("echostr", sealed.encrypt)])
     return WireRequest("GET", query, b"", None, timestamp, nonce, plain)
@@ -133,13 +136,21 @@ def _crypto(target: Target) -> MessageCrypto:
 
 
 def callback_request(
-    target: Target, payload: Mapping[str, Any], *, timestamp: str | None = None, nonce: str | None = None,
+    target: Target, payload: Mapping[str, Any] | str, *, timestamp: str | None = None, nonce: str | None = None,
     sender: str | None = None,
 ) -> WireRequest:
-    """The signed (and, per mode, encrypted) POST carrying ``payload``."""
+    """The signed (and, per mode, encrypted) POST carrying ``payload``: its fields, or a document
+    already in the target's data format (sent as it is, byte for byte)."""
     timestamp = timestamp or fresh_timestamp()
     nonce = nonce or fresh_nonce()
-    plaintext = render_document(target, payload)
+    if isinstance(payload, str):
+        if target.mode is Mode.COMPATIBLE:
+            raise SimulatorError("compatibility mode repeats the message's fields beside Encrypt: give the fields")
+        plaintext = payload
+        notice = "<InfoType>" in payload
+    else:
+        plaintext = render_document(target, payload)
+        notice = "InfoType" in payload
     if target.is_official_account_like:
         pairs = [("signature", sign(target.token, timestamp, nonce)), ("timestamp", timestamp), ("nonce", nonce)]
         if sender is not None and target.platform is ChannelKind.OFFICIAL_ACCOUNT:
@@ -149,9 +160,11 @@ def callback_request(
                                timestamp, nonce, plaintext)
         sealed = _crypto(target).encrypt_reply(plaintext, nonce, timestamp=timestamp)
         pairs += [("encrypt_type", "aes"), ("msg_signature", sealed.msg_signature)]
-        if target.mode is Mode.COMPATIBLE:
+        if target.mode is Mode.COMPATIBLE and not isinstance(payload, str):  # a str was refused above
             # Compatibility mode: the plaintext fields and the Encrypt value in one document.
             envelope: dict[str, Any] = {**payload, "Encrypt": sealed.encrypt}
+        elif notice:
+            envelope = {"AppId": target.receive_id, "Encrypt": sealed.encrypt}
         else:
             envelope = {"ToUserName": target.account_id, "Encrypt": sealed.encrypt}
         body = render_document(target, envelope)
@@ -162,6 +175,6 @@ def callback_request(
     if target.platform is ChannelKind.WECOM_ROBOT:
         body = json.dumps({"encrypt": sealed.encrypt})
     else:
-        body = xml_document({"ToUserName": target.receive_id, "AgentID": target.agent_id,
+        body = xml_document({"ToUserName": target.receive_id, "AgentID": "" if notice else target.agent_id,
                              "Encrypt": sealed.encrypt})
     return WireRequest("POST", query, body.encode(), _content_type(target), timestamp, nonce, plaintext)

@@ -424,7 +424,8 @@ class Store(ABC):
 
     async def pop_requests(self, queue: str, count: int) -> list[bytes]:
         """Take up to ``count`` unexpired payloads from ``queue``, oldest first; each is given
-        to one caller only (a taker that dies loses it: the sender's wait times out)."""
+        to one caller only (what a taker that dies had taken is gone from the queue: the long
+        connection's sender keeps its request and queues it again, server/longconn_channel.py)."""
         _check_key(queue, "queue")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise StoreError(f"count must be a positive int, not {count!r}")

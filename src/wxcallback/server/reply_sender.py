@@ -1,0 +1,316 @@
+"""Replies sent through the platforms' message APIs: late ones, and a handler's own messages.
+
+A handler that answers after its channel's deadline has missed the passive reply: the
+platform got "no reply". With ``late_reply = "send"`` the reply goes out through the API
+that still reaches the user:
+
+- a smart robot: the callback's ``response_url`` (valid about an hour, usable once; no token);
+- an Official Account or mini program: the customer-service message API (within the 48-hour
+  interaction window; errcode 45015 past it), with the account's access_token;
+- a WeCom app: the app message API, with the app's access_token.
+
+Every send is durable before it is tried: written to the store's outbox (the one forwarded
+messages use, server/forward.py), tried at once, and on a transient failure (API down, 5xx,
+errcode -1, a rate limit, no token) left to the delivery worker, which retries it with
+backoff; a permanent refusal (any other errcode, a 4xx) or ``late_reply_max_age`` passing
+makes it a dead letter, which ``wxcallback outbox list/show/retry/drop`` handle as any other.
+Each send writes one log line (``late_reply_sent``, ``late_reply_failed`` with the next try,
+``late_reply_dead``) and counts ``wxcallback_reply_sends{channel,result}``; neither a secret,
+an access_token nor a response_url is ever written.
+
+A handler sends its own messages through the same sender::
+
+    from wxcallback.server.reply_sender import current_sender
+
+    async def answer(message):
+        await current_sender().send("oa", message.source, TextReply("done"))
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import httpx
+
+from ..messages import InvalidReplyError, Message, Platform, Reply, StreamingReply
+from .access_token import INVALID_TOKEN_CODES, AccessTokens, Credential, TokenError
+from .config import ChannelConfig, ChannelKind, ConfigError
+from .forward import backoff
+from .observe import Metrics
+from .outbound import UnsendableReplyError, send_body
+from .stores import OutboxItem, Store
+
+__all__ = ["LateReplyPolicy", "ReplySender", "SendResult", "current_sender"]
+
+_LOG = logging.getLogger("wxcallback.send")
+# What marks an outbox item as a send of this module (forwarded messages start {"channel": …).
+_MARK = b'{"send": '
+# errcodes worth another try: system busy, and the rate limits (per minute, per day).
+_TRANSIENT_CODES = frozenset({-1, 45009, 45011, 45033})
+# An item this young, tried once, may still be in its inline try: the worker leaves it a moment.
+_FRESH_GRACE = 5.0
+_CURRENT: contextvars.ContextVar[ReplySender | None] = contextvars.ContextVar("wxcallback_reply_sender",
+                                                                               default=None)
+
+LateReplyPolicy = str  # "send" | "keep" | "drop": what a reply that missed the deadline becomes
+
+
+def current_sender() -> ReplySender:
+    """The sender of the server running this handler (a handler called by ``wxcallback serve``,
+    or by any CallbackServer); LookupError outside one."""
+    sender = _CURRENT.get()
+    if sender is None:
+        raise LookupError("no reply sender here: current_sender() works inside a handler the server runs "
+                          "(elsewhere use CallbackServer.reply_sender)")
+    return sender
+
+
+class SendResult(NamedTuple):
+    """What one try of a send gave: ``sent``, else whether to give up (``permanent``) and why."""
+
+    sent: bool
+    detail: str
+    permanent: bool = False
+    errcode: int | None = None  # the platform's, when it answered one
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One channel as the sender sees it."""
+
+    name: str
+    platform: Platform
+    late_reply: LateReplyPolicy
+    max_age: float
+    api_base: str
+    credential: Credential | None
+    agent_id: int | None
+
+
+def _target(config: ChannelConfig) -> _Target:
+    credential = None
+    receive_id = config.receive_id.reply_id or ""  # the AppID or CorpID the account answers as
+    if config.kind is ChannelKind.WECOM_APP and config.corp_secret:
+        credential = Credential(config.api_base, receive_id, config.corp_secret, wecom=True)
+    elif config.app_secret:
+        credential = Credential(config.api_base, receive_id, config.app_secret)
+    return _Target(config.name, config.kind.platform, config.late_reply, config.late_reply_max_age,
+                   config.api_base, credential, config.agent_id)
+
+
+class ReplySender:
+    """Sends replies through the platforms' message APIs for the channels of one server."""
+
+    def __init__(self, store: Store, client: httpx.AsyncClient, channels: Sequence[ChannelConfig],
+                 metrics: Metrics | None = None, tokens: AccessTokens | None = None, *,
+                 timeout: float = 10.0) -> None:
+        self._store = store
+        self._client = client
+        self._metrics = metrics
+        self._tokens = tokens or AccessTokens(store, client)
+        self._timeout = timeout
+        self._targets = {c.name: _target(c) for c in channels if not c.websocket}
+
+    @property
+    def tokens(self) -> AccessTokens:
+        return self._tokens
+
+    def policy(self, channel: str) -> LateReplyPolicy:
+        """What a late reply of ``channel`` becomes ("keep" for a channel this sender does not know)."""
+        target = self._targets.get(channel)
+        return target.late_reply if target is not None else "keep"
+
+    @property
+    def queues(self) -> bool:
+        """Whether any channel may queue sends (late_reply = "send", or credentials for proactive
+        ones): the delivery worker must then run to retry them."""
+        return any(t.late_reply == "send" or t.credential is not None for t in self._targets.values())
+
+    def bind(self) -> contextvars.Token[ReplySender | None]:
+        """Make this the ``current_sender()`` of what runs next in this context (a handler's task)."""
+        return _CURRENT.set(self)
+
+    @staticmethod
+    def unbind(token: contextvars.Token[ReplySender | None]) -> None:
+        _CURRENT.reset(token)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def send(self, channel: str, to_user: str, reply: Reply, *, response_url: str | None = None,
+                   key: str | None = None) -> SendResult:
+        """Send ``reply`` to ``to_user`` (OpenID, member UserID) through ``channel``'s message API.
+
+        Durable: the send is in the outbox before it is tried, and retried there when the API
+        fails for a moment, so a transient failure returns ``sent=False`` and still arrives.
+        A robot channel sends to a callback's ``response_url`` instead of a user. ``key``
+        makes a repeated call a no-op (default: every call is a new message).
+        UnsendableReplyError for a reply the API cannot carry, ConfigError for a channel
+        without what sending needs.
+        """
+        target = self._targets.get(channel)
+        if target is None:
+            names = ", ".join(sorted(self._targets)) or "none"
+            raise ConfigError(f"channels.{channel}: no such callback-URL channel (those: {names})")
+        if target.platform is Platform.WECOM_ROBOT:
+            if not response_url:
+                raise ConfigError(f"channels.{channel}: a robot sends through a callback's response_url; pass one")
+        elif target.credential is None:
+            needs = "corp_secret" if target.platform is Platform.WECOM_APP else "app_secret"
+            raise ConfigError(f"channels.{channel}.{needs}: needed to send through the message API")
+        body = send_body(target.platform, to_user, reply, agent_id=target.agent_id)
+        return await self._persist_and_try(target, body, response_url or "", key or secrets.token_hex(16),
+                                           "proactive")
+
+    async def send_late(self, channel: str, message: Message, reply: Reply | StreamingReply,
+                        dedup_key: str) -> SendResult | None:
+        """Send a late handler's reply to the user who wrote ``message``; None when there is nothing
+        to send or it cannot be sent (logged: late_reply_failed)."""
+        target = self._targets[channel]
+        try:
+            if isinstance(reply, StreamingReply):
+                reply = await _whole_stream(reply)
+            if target.platform is Platform.WECOM_ROBOT and not getattr(message, "response_url", None):
+                raise UnsendableReplyError("the callback carries no response_url")
+            if target.platform is not Platform.WECOM_ROBOT and message.source in ("", "sys"):
+                raise UnsendableReplyError("the callback comes from the platform itself, not from a user")
+            body = send_body(target.platform, message.source, reply, agent_id=target.agent_id)
+        except InvalidReplyError as exc:  # the reply's type, or a stream's text past its limits
+            self._count(channel, "refused")
+            _LOG.error(json.dumps({"channel": channel, "outcome": "late_reply_failed", "msg_type": message.msg_type,
+                                   "dedup_key": dedup_key, "detail": f"the late reply cannot be sent: {exc}"}))
+            return None
+        url = str(getattr(message, "response_url", "") or "")
+        # One key per message: a second instance that ran the same message sends nothing more.
+        return await self._persist_and_try(target, body, url, f"late:{dedup_key}", "late")
+
+    async def _persist_and_try(self, target: _Target, body: dict[str, Any], url: str, key: str,
+                               why: str) -> SendResult:
+        payload = json.dumps({"send": {"why": why, "platform": target.platform.value, "url": url, "body": body},
+                              "channel": target.name}, ensure_ascii=False).encode()
+        item_id = await self._store.enqueue(target.name, payload, f"{target.name}:{key}")
+        if not await self._store.remember_nonce(f"{target.name}:send-once:{key}", 24 * 3600.0):
+            return SendResult(False, "already queued")  # the same send, queued before: the worker has it
+        result = await self._try(target, url, body)
+        if result.sent:
+            await self._store.ack(item_id)
+        elif result.permanent:
+            await self._store.dead_letter(item_id, result.detail)
+        self._log(target.name, why, item_id, 1, result, "queued for retry")
+        return result
+
+    # -- the delivery worker's part -----------------------------------------------------------
+
+    def owns(self, item: OutboxItem) -> bool:
+        """Whether ``item`` is a send of this module (else a forwarded message)."""
+        return item.payload.startswith(_MARK)
+
+    async def deliver_queued(self, item: OutboxItem) -> int:
+        """Try a queued send again; ack, retry later with backoff, or make it a dead letter."""
+        now = time.time()
+        if now - item.enqueued_at < _FRESH_GRACE and item.attempts <= 1:
+            await self._store.nack(item.id, item.enqueued_at + _FRESH_GRACE)
+            return 0
+        send = json.loads(item.payload)["send"]
+        target = self._targets.get(item.channel)
+        if target is None:
+            # The channel left the configuration: keep the send, look again later.
+            await self._store.nack(item.id, now + 60.0)
+            return 0
+        result = await self._try(target, str(send["url"]), send["body"])
+        age = now - item.enqueued_at
+        if result.sent:
+            await self._store.ack(item.id)
+        elif result.permanent or age >= target.max_age:
+            if not result.permanent:
+                result = SendResult(False, f"unsent after {age:.0f} s (late_reply_max_age {target.max_age:g} s); "
+                                           f"last: {result.detail}", True)
+            await self._store.dead_letter(item.id, result.detail)
+        else:
+            delay = backoff(item.attempts)
+            await self._store.nack(item.id, now + delay)
+            self._log(item.channel, str(send.get("why", "")), item.id, item.attempts, result,
+                      f"next try in {delay:.1f} s")
+            return 0
+        self._log(item.channel, str(send.get("why", "")), item.id, item.attempts, result, "")
+        return 1 if result.sent else 0
+
+    # -- one try ------------------------------------------------------------------------------
+
+    async def _try(self, target: _Target, url: str, body: dict[str, Any]) -> SendResult:
+        if target.platform is Platform.WECOM_ROBOT:
+            return await self._post(url, body)
+        if target.credential is None:
+            return SendResult(False, "no credential configured for the message API", True)
+        path = "/cgi-bin/message/send" if target.platform is Platform.WECOM_APP else "/cgi-bin/message/custom/send"
+        api = target.api_base + path
+        try:
+            token = await self._tokens.token(target.credential)
+            result = await self._post(api, body, token)
+            if result.errcode in INVALID_TOKEN_CODES:
+                # The stored token was refused: refresh once (unless refreshed elsewhere) and retry once.
+                token = await self._tokens.token(target.credential, stale=token)
+                result = await self._post(api, body, token)
+                if result.errcode in INVALID_TOKEN_CODES:
+                    return SendResult(False, result.detail + " (after a fresh access_token)", False, result.errcode)
+        except TokenError as exc:
+            return SendResult(False, str(exc))
+        return result
+
+    async def _post(self, url: str, body: dict[str, Any], token: str | None = None) -> SendResult:
+        where = url.split("?", 1)[0]  # response_url's response_code and the token stay out of the detail
+        try:
+            response = await self._client.post(url, json=body, timeout=self._timeout,
+                                               params={"access_token": token} if token is not None else None)
+        except httpx.HTTPError as exc:
+            return SendResult(False, f"{where} unreachable ({type(exc).__name__})")
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            return SendResult(False, f"{where} answered {response.status_code}")
+        if response.status_code != 200:
+            return SendResult(False, f"{where} answered {response.status_code}", True)
+        try:
+            answer = response.json()
+        except ValueError:
+            return SendResult(False, f"{where} answered something other than JSON")
+        errcode = answer.get("errcode", 0) if isinstance(answer, dict) else 0
+        if not errcode:
+            return SendResult(True, "")
+        errmsg = str(answer.get("errmsg", ""))[:200]
+        detail = f"errcode {errcode} {errmsg}".rstrip()
+        permanent = errcode not in _TRANSIENT_CODES and errcode not in INVALID_TOKEN_CODES
+        return SendResult(False, detail, permanent, errcode if isinstance(errcode, int) else None)
+
+    # -- what is written about it -------------------------------------------------------------
+
+    def _log(self, channel: str, why: str, item_id: str, attempts: int, result: SendResult, later: str) -> None:
+        if result.sent:
+            outcome, level, counted = "late_reply_sent", logging.INFO, "sent"
+        elif result.permanent:
+            outcome, level, counted = "late_reply_dead", logging.ERROR, "dead"
+        else:
+            outcome, level, counted = "late_reply_failed", logging.WARNING, "retry"
+        self._count(channel, counted)
+        line: dict[str, Any] = {"channel": channel, "outcome": outcome, "send": why, "id": item_id,
+                                "attempts": attempts}
+        if not result.sent:
+            line["detail"] = result.detail + (f"; {later}" if later and not result.permanent else
+                                              "; see: wxcallback outbox list" if result.permanent else "")
+        _LOG.log(level, json.dumps(line, ensure_ascii=False))
+
+    def _count(self, channel: str, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.reply_sends.labels(channel, result).inc()
+
+
+async def _whole_stream(streaming: StreamingReply) -> Reply:
+    """A robot stream that started too late to be polled: its whole text, as one reply."""
+    state = streaming.first_reply()
+    while not state.finish:
+        state = await streaming.next_state(state)
+    return state
