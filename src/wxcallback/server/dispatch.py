@@ -36,7 +36,7 @@ from .eager import start_eagerly
 from .forward import Forwarder, Parcel
 from .handlers import Dispatch
 from .reply_sender import ReplySender
-from .stores import ClaimState, Store
+from .stores import ClaimState, MemoryStore, Store
 from .streams import StreamDriver
 
 __all__ = ["CLAIM_LEASE_MARGIN", "Answer", "Channel", "Dispatched", "Dispatcher", "PushTransport"]
@@ -117,6 +117,9 @@ class Dispatcher:
         # Sends late replies of channels with late_reply = "send"; a handler's current_sender().
         self._sender = sender
         self._late: set[asyncio.Future[Any]] = set()
+        # A memory store's calls never wait, so a reply's copy is made in place; a shared store's
+        # goes through a task, started with the other requests' calls of the same turn.
+        self._copy_in_place = isinstance(store, MemoryStore)
 
     async def dispatch(self, channel: Channel, message: Message, push: PushTransport | None = None, *,
                        tenant: str = "") -> Dispatched:
@@ -242,10 +245,14 @@ class Dispatcher:
 
     def _cache_later(self, channel: Channel, key: str, answer: Answer) -> None:
         """Cache ``answer`` for retries in the background (drain() waits for it)."""
-        cached = start_eagerly(self._store.complete(key, answer.to_cache(), _CACHE_TYPE, channel.dedup_ttl))
-        if cached.done():  # a memory store: nothing to wait for
-            self._cached(cached, channel, key)
-            return
+        copy = self._store.complete(key, answer.to_cache(), _CACHE_TYPE, channel.dedup_ttl)
+        if self._copy_in_place:  # nothing to wait for: no task
+            cached = start_eagerly(copy)
+            if cached.done():
+                self._cached(cached, channel, key)
+                return
+        else:  # at the loop's next turn, with the other requests' calls (SQLite's batch, Redis's pipeline)
+            cached = asyncio.ensure_future(copy)
         self._late.add(cached)
         cached.add_done_callback(lambda done: self._cached(done, channel, key))
 
