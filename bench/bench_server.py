@@ -27,7 +27,9 @@ MsgId and nonce, current timestamp), signed and encrypted just before the run an
 from a file, so the replay guard and the dedup store do real work. The "retry" row
 resends one message (a platform retry): the guard lets it through, dedup answers from
 the cache. Each server is checked first (one reply decrypted and compared), then warmed
-up, then measured. Latencies are wrk's (p50, p99 over all requests of the run).
+up, then measured. Latencies are wrk's (p50, p99 over all requests of the run); the server's
+CPU time per request is the user + system time of its processes over the measured run, divided
+by the requests (steadier than req/s on a shared machine).
 """
 
 from __future__ import annotations
