@@ -289,7 +289,8 @@ def _start_handler(handler: Dispatch, message: Message) -> asyncio.Future[Reply 
     plain function on the loop for this message (the demo echo); otherwise a task from the start,
     so that what the handler does with its task (asyncio.timeout, a cancel scope) is its own."""
     router = getattr(handler, "__self__", None)
-    if isinstance(router, Router) and router.runs_in_place(message):
+    if (isinstance(router, Router) and getattr(handler, "__func__", None) is Router.dispatch
+            and router.runs_in_place(message)):
         return start_eagerly(handler(message))
     return asyncio.ensure_future(handler(message))
 
