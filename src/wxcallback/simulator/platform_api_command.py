@@ -1,7 +1,7 @@
 """``wxcallback fake-api``: the platforms' message APIs on this machine, to see what a bot sends.
 
 Set a channel's ``api_base`` to the printed address; ``GET /_fake/received`` lists what was
-sent, ``POST /_fake/down?seconds=60`` and ``POST /_fake/invalidate`` play an outage and a
+sent (``?wait=N`` first waits for N sends), ``POST /_fake/down?seconds=60`` and ``POST /_fake/invalidate`` play an outage and a
 reset secret.
 """
 
