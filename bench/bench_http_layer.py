@@ -209,28 +209,6 @@ def _tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def _tree_cpu_s(pid: int) -> float:
-    """CPU time (user + system) of ``pid`` and its live descendants: a cost per request that
-    other load on the machine disturbs far less than requests per second."""
-    children: dict[int, list[int]] = {}
-    cpu: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-            cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        todo.extend(children.get(current, []))
-        total += cpu.get(current, 0.0)
-    return total
-
-
 @dataclass
 class Running:
     process: subprocess.Popen[bytes]
@@ -444,9 +422,9 @@ def throughput(run: Running, app: str, scratch: Path, duration: float) -> dict[s
     messages.write(warmup, 5000)
     warm = bench_server.wrk(run.port, warmup, 2, 16, 1)
     messages.write(requests, max(20000, int(warm["rps"] * duration * 3)))
-    cpu_before = _tree_cpu_s(run.process.pid)
+    cpu_before = bench_server.tree_cpu_s(run.process.pid)
     stats: dict[str, Any] = bench_server.wrk(run.port, requests, duration, 16, 1)
-    stats["cpu_us_per_request"] = (_tree_cpu_s(run.process.pid) - cpu_before) * 1e6 / max(1, stats["requests"])
+    stats["cpu_us_per_request"] = (bench_server.tree_cpu_s(run.process.pid) - cpu_before) * 1e6 / max(1, stats["requests"])
     if app == "callback":
         bench_server.check_answers(run.port, messages)
     return stats

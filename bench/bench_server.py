@@ -27,7 +27,9 @@ MsgId and nonce, current timestamp), signed and encrypted just before the run an
 from a file, so the replay guard and the dedup store do real work. The "retry" row
 resends one message (a platform retry): the guard lets it through, dedup answers from
 the cache. Each server is checked first (one reply decrypted and compared), then warmed
-up, then measured. Latencies are wrk's (p50, p99 over all requests of the run).
+up, then measured. Latencies are wrk's (p50, p99 over all requests of the run); the server's
+CPU time per request is the user + system time of its processes over the measured run, divided
+by the requests (steadier than req/s on a shared machine).
 """
 
 from __future__ import annotations
@@ -215,6 +217,28 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU time (user + system) of ``pid`` and its live descendants: a cost per request that
+    other load on the machine disturbs far less than requests per second."""
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        total += cpu.get(current, 0.0)
+    return total
+
+
 def wrk(port: int, requests: Path, duration: float, connections: int, threads: int) -> dict[str, Any]:
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "5s",
             "-s", str(LUA), f"http://127.0.0.1:{port}"]
@@ -338,7 +362,7 @@ def measure(server: Server, args: argparse.Namespace, scratch: Path, messages: M
     result = Result(server, args.workers)
     print(f"  {server.name} [{server.store}] on :{port} ...", file=sys.stderr, flush=True)
     try:
-        with running(server, port, log):
+        with running(server, port, log) as process:
             check_answers(port, messages)
             warmup = scratch / "warmup.txt"
             messages.write(warmup, args.warmup_requests, retry=server.retry)
@@ -347,7 +371,9 @@ def measure(server: Server, args: argparse.Namespace, scratch: Path, messages: M
             count = max(20000, int(warm["rps"] * args.duration * 3))
             requests = scratch / "requests.txt"
             messages.write(requests, count, retry=server.retry)
+            cpu_before = tree_cpu_s(process.pid)
             result.stats = wrk(port, requests, args.duration, args.connections, args.threads)
+            result.stats["cpu_us"] = (tree_cpu_s(process.pid) - cpu_before) * 1e6 / max(1, result.stats["requests"])
             result.stats["prepared"] = count
             check_answers(port, messages)  # still answering correctly after the load
     except (RuntimeError, AssertionError, OSError, subprocess.SubprocessError) as exc:
@@ -393,21 +419,22 @@ def _importable(name: str) -> bool:
 
 def table(results: list[Result], skipped: list[tuple[Server, str]]) -> str:
     baseline = next((r.stats["rps"] for r in results if r.stats and r.server.name == "node+@wecom/crypto"), None)
-    head = ("server", "store", "workers", "req/s", "p50 ms", "p99 ms", "errors (http/socket)", "vs node")
+    head = ("server", "store", "workers", "req/s", "p50 ms", "p99 ms", "server CPU µs/req", "errors (http/socket)",
+            "vs node")
     rows = []
     for result in results:
         stats = result.stats
         if stats is None:
-            rows.append((result.server.name, result.server.store, str(result.workers), "-", "-", "-", "-",
+            rows.append((result.server.name, result.server.store, str(result.workers), "-", "-", "-", "-", "-",
                          result.skipped[:60]))
             continue
         sockets = stats["connect"] + stats["read"] + stats["write"] + stats["timeout"]
         ratio = f"{stats['rps'] / baseline:.2f}x" if baseline else "-"
         rows.append((result.server.name, result.server.store, str(result.workers), f"{stats['rps']:,.0f}",
-                     f"{stats['p50_us'] / 1000:.2f}", f"{stats['p99_us'] / 1000:.2f}",
+                     f"{stats['p50_us'] / 1000:.2f}", f"{stats['p99_us'] / 1000:.2f}", f"{stats['cpu_us']:.0f}",
                      f"{stats['status']}/{sockets}", ratio))
     for server, reason in skipped:
-        rows.append((server.name, server.store, "-", "-", "-", "-", "-", f"skipped: {reason}"[:60]))
+        rows.append((server.name, server.store, "-", "-", "-", "-", "-", "-", f"skipped: {reason}"[:60]))
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(head, widths)) + " |",
              "|" + "|".join("-" * (width + 2) for width in widths) + "|"]

@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.server.platform import APPID, KEY, TOKEN, Platform, robot_text, wecom_text  # noqa: E402
+from tests.platform_requests import APPID, KEY, TOKEN, Platform, robot_text, wecom_text  # noqa: E402
 
 from wxcallback.core import extract_encrypt  # noqa: E402
 from wxcallback.core.encoding import strict_b64decode  # noqa: E402

@@ -76,3 +76,19 @@ def test_fast_path_takes_the_shapes_wechat_sends() -> None:
         "<xml><Encrypt>QUJD</Encrypt><ToUserName>wx5823bf96d3bd56c7</ToUserName></xml>",
     ):
         assert _extract_xml_fast(body.encode()) == "QUJD"
+
+
+def test_shapes_already_seen_are_remembered_within_a_bound_and_others_still_checked() -> None:
+    from wxcallback.core import envelope
+
+    good = b"<xml><ToUserName><![CDATA[wx1]]></ToUserName><Encrypt><![CDATA[QUJD]]></Encrypt></xml>"
+    assert _extract_xml_fast(good) == "QUJD" and _extract_xml_fast(good) == "QUJD"
+    # a shape never seen is checked again, however like a remembered one it looks
+    assert _extract_xml_fast(good.replace(b"<ToUserName>", b"<ToUserName a='1'>")) is None
+    for index in range(envelope._FLAT_AROUND_KEPT * 2):
+        body = b"<xml><N%d>x</N%d><Encrypt>QUJD</Encrypt></xml>" % (index, index)
+        assert _extract_xml_fast(body) == "QUJD"
+    assert len(envelope._FLAT_AROUND) <= envelope._FLAT_AROUND_KEPT
+    envelope._FLAT_AROUND.clear()
+    long = b"<xml><N>" + b"x" * 1000 + b"</N><Encrypt>QUJD</Encrypt></xml>"
+    assert _extract_xml_fast(long) == "QUJD" and not envelope._FLAT_AROUND  # a long shape is not kept

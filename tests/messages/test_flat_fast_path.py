@@ -70,3 +70,35 @@ def test_fast_path_takes_what_wechat_sends() -> None:
            "<Content><![CDATA[[Smile] 你好]]></Content>\n<MsgId>1</MsgId>\n</xml>")
     assert parse_flat(doc) == {"ToUserName": "gh_1", "FromUserName": "o_user", "CreateTime": "1700000000",
                                "MsgType": "text", "Content": "[Smile] 你好", "MsgId": "1"}
+
+
+def _one_regex_reading(data: str) -> dict[str, str] | None:
+    """parse_flat as one FLAT_CHILD match per child: the definition the stepwise reading follows."""
+    import re
+
+    from wxcallback.core.safexml import FLAT_CHILD
+
+    opened = re.compile(r"[ \t\r\n]*<xml>").match(data)
+    if opened is None:
+        return None
+    fields: dict[str, str] = {}
+    pos = opened.end()
+    while (child := re.compile(FLAT_CHILD).match(data, pos)) is not None:
+        name, cdata, text = child.group(1, 2, 3)
+        if name in fields:
+            return None
+        fields[name] = cdata if cdata is not None else text.strip(" \t\n")
+        pos = child.end()
+    return fields if re.compile(r"[ \t\r\n]*</xml>[ \t\r\n]*").fullmatch(data, pos) else None
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(document())
+def test_the_stepwise_reading_equals_one_regex_per_child(doc: str) -> None:
+    assert parse_flat(doc) == _one_regex_reading(doc)
+
+
+def test_a_64_kb_cdata_is_read_whole() -> None:
+    content = "hello ] ]] world " * 4000
+    assert parse_flat(f"<xml><Content><![CDATA[{content}]]></Content><MsgId>1</MsgId></xml>") == {
+        "Content": content, "MsgId": "1"}

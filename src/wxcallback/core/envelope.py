@@ -100,6 +100,14 @@ _CHILDREN = rf"(?:{FLAT_CHILD})*[ \t\r\n]*"
 _BEFORE_ENCRYPT = re.compile(rf"[ \t\r\n]*<xml>{_CHILDREN}")
 _AFTER_ENCRYPT = re.compile(rf"{_CHILDREN}</xml>[ \t\r\n]*")
 _BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+# What stood before and after Encrypt in envelopes already found flat. A channel's
+# envelopes differ only in Encrypt (the same ToUserName, the same AgentID), so the regexes
+# run once per shape, not per request; a set lookup compares the bytes whole. Bounded: at
+# most 256 shapes of at most 512 bytes (a platform's are ~50-100), cleared when full, so odd
+# shapes cost only the regexes again and a body cannot make the set grow past ~200 KB.
+_FLAT_AROUND: set[tuple[bytes, bytes]] = set()
+_FLAT_AROUND_KEPT = 256
+_FLAT_AROUND_BYTES = 512
 
 
 def _extract_xml_fast(body: bytes) -> str | None:
@@ -125,12 +133,18 @@ def _extract_xml_fast(body: bytes) -> str | None:
     after = body[end:]
     if b"<Encrypt>" in after:
         return None
-    try:
-        head, tail = body[:start].decode(), after.decode()
-    except UnicodeDecodeError:
-        return None
-    if _BEFORE_ENCRYPT.fullmatch(head) is None or _AFTER_ENCRYPT.fullmatch(tail) is None:
-        return None
+    around = (body[:start], after)
+    if around not in _FLAT_AROUND:
+        try:
+            head, tail = around[0].decode(), after.decode()
+        except UnicodeDecodeError:
+            return None
+        if _BEFORE_ENCRYPT.fullmatch(head) is None or _AFTER_ENCRYPT.fullmatch(tail) is None:
+            return None
+        if len(start_and_end := around[0] + after) <= _FLAT_AROUND_BYTES and start_and_end:
+            if len(_FLAT_AROUND) >= _FLAT_AROUND_KEPT:
+                _FLAT_AROUND.clear()
+            _FLAT_AROUND.add(around)
     return value.decode("ascii")
 
 

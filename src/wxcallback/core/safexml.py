@@ -149,7 +149,12 @@ FLAT_CHILD = (
     rf"(?:<!\[CDATA\[((?:[^\]{_FORBIDDEN}]|\](?!\]>))*)\]\]>|([^<&\]{_FORBIDDEN}]*))"
     r"</\1>"
 )
-_FLAT_CHILD = re.compile(FLAT_CHILD)
+# parse_flat reads FLAT_CHILD in steps: a regex for the name and for plain text, a find for
+# the end of a CDATA section. The CDATA group of FLAT_CHILD tries two alternatives per
+# character, ~30 ns each: 2 ms for a 64 KB message, where find and one search take ~20 µs.
+_FLAT_NAME = re.compile(r"[ \t\r\n]*<([A-Za-z_][A-Za-z0-9_]*)>")
+_FLAT_PLAIN = re.compile(rf"[^<&\]{_FORBIDDEN}]*")
+_FLAT_UNSAFE = re.compile(rf"[{_FORBIDDEN}]")
 _FLAT_OPEN = re.compile(r"[ \t\r\n]*<xml>")
 _FLAT_CLOSE = re.compile(r"[ \t\r\n]*</xml>[ \t\r\n]*")
 
@@ -166,13 +171,26 @@ def parse_flat(data: str | bytes) -> dict[str, str] | None:
         return None
     fields: dict[str, str] = {}
     pos = opened.end()
-    while (child := _FLAT_CHILD.match(data, pos)) is not None:
-        name, cdata, text = child.group(1, 2, 3)
+    while (child := _FLAT_NAME.match(data, pos)) is not None:
+        name = child.group(1)
         if name in fields:
             return None  # repeated elements become a list: expat's reading
-        # plain text is trimmed as expat's reading trims it (whitespace around CDATA is layout)
-        fields[name] = cdata if cdata is not None else text.strip(" \t\n")
         pos = child.end()
+        if data.startswith("<![CDATA[", pos):
+            end = data.find("]]>", pos + 9)  # FLAT_CHILD's CDATA ends at the first "]]>" too
+            if end < 0 or _FLAT_UNSAFE.search(data, pos + 9, end) is not None:
+                return None
+            fields[name] = data[pos + 9 : end]
+            pos = end + 3
+        else:
+            text = _FLAT_PLAIN.match(data, pos)
+            assert text is not None  # the class may match nothing, never fail
+            # plain text is trimmed as expat's reading trims it (whitespace around CDATA is layout)
+            fields[name] = text.group().strip(" \t\n")
+            pos = text.end()
+        if not data.startswith(f"</{name}>", pos):
+            return None
+        pos += len(name) + 3
     if _FLAT_CLOSE.fullmatch(data, pos) is None:
         return None
     return fields

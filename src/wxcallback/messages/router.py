@@ -403,6 +403,13 @@ class Router:
             result = await result
         return self.to_reply(result, message)
 
+    def runs_in_place(self, message: Message) -> bool:
+        """Whether ``dispatch(message)`` calls its handler right here, on the loop: no handler
+        matches, or a plain function matches and ``sync_in_thread`` is off. Such a dispatch waits
+        for nothing unless the function returns an awaitable."""
+        handler = self.find_handler(message)
+        return handler is None or (not self.sync_in_thread and not _is_async(handler))
+
     def dispatch_sync(self, message: Message) -> Reply | StreamingReply | None:
         """``dispatch`` for synchronous code; async handlers run in a fresh event loop."""
         handler = self.find_handler(message)

@@ -8,16 +8,17 @@ gets no lifespan events, so the server starts itself on its first request.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from .config import ServerConfig, parse_listen
+from .eager import start_eagerly
 from .http import canonical_path
 from .ops import OpsListener
 from .runtime import RESERVED_PATHS, CallbackServer
@@ -70,8 +71,17 @@ class CallbackApp:
                 if name == b"content-length":
                     length = int(value) if value.isdigit() else None
                     break
-            response = (await self.server.respond(method, path, scope.get("query_string", b""),
-                                                  _body_chunks(receive), length)).response
+            # The usual body came with the head and is there already: taken as bytes, without
+            # the timed stream read (a task and a timer) that a body still on its way needs.
+            first = start_eagerly(receive())
+            message = first.result() if first.done() and first.exception() is None else None
+            body: bytes | AsyncIterator[bytes]
+            if message is not None and message["type"] == "http.request" and not message.get("more_body", False):
+                body = message.get("body", b"")
+            else:
+                body = _body_chunks(receive, first)
+            response = (await self.server.respond(method, path, scope.get("query_string", b""), body,
+                                                  length)).response
         body = b"" if method == "HEAD" else response.body
         await send({"type": "http.response.start", "status": response.status, "headers": [
             (b"content-type", response.content_type.encode("latin-1")),
@@ -82,14 +92,15 @@ class CallbackApp:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+async def _body_chunks(receive: Receive, first: Awaitable[Message]) -> AsyncIterator[bytes]:
+    message = await first
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             return
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return
+        message = await receive()
 
 
 def create_app(config: ServerConfig, *, store: Store | None = None) -> CallbackApp:

@@ -210,6 +210,8 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
     try:
         uvicorn.run("wxcallback.server.environment:app_from_environment", factory=True, host=config.host,
                     port=config.port, workers=config.workers, log_level=config.log_level, access_log=False,
+                    # nothing here reads the client's address: no X-Forwarded-For rewriting per request
+                    proxy_headers=False,
                     http="wxcallback.server.connections:GuardedHTTPProtocol",
                     timeout_graceful_shutdown=int(config.shutdown_grace) or None,
                     log_config=uvicorn_log_config(config.log_level))

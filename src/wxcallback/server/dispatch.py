@@ -37,14 +37,16 @@ from ..messages import (
     NoReply,
     Platform,
     Reply,
+    Router,
     StreamingReply,
     StreamRefresh,
     render_reply,
 )
+from .eager import start_eagerly
 from .forward import Forwarder, Parcel
 from .handlers import Dispatch
 from .reply_sender import ReplySender
-from .stores import ClaimState, Store
+from .stores import ClaimState, MemoryStore, Store
 from .streams import StreamDriver
 
 __all__ = ["CLAIM_LEASE_MARGIN", "Answer", "Channel", "Dispatched", "Dispatcher", "PushTransport"]
@@ -125,6 +127,9 @@ class Dispatcher:
         # Sends late replies of channels with late_reply = "send"; a handler's current_sender().
         self._sender = sender
         self._late: set[asyncio.Future[Any]] = set()
+        # A memory store's calls never wait, so a reply's copy is made in place; a shared store's
+        # goes through a task, started with the other requests' calls of the same turn.
+        self._copy_in_place = isinstance(store, MemoryStore)
 
     async def dispatch(self, channel: Channel, message: Message, push: PushTransport | None = None, *,
                        tenant: str = "") -> Dispatched:
@@ -190,8 +195,8 @@ class Dispatcher:
         assert channel.handler is not None
         sender = self._sender
         bound = sender.bind() if sender is not None else None
-        try:  # the task copies the context: the handler finds current_sender() in it
-            task: asyncio.Future[Reply | StreamingReply | None] = asyncio.ensure_future(channel.handler(message))
+        try:  # the task copies the context (an in-place run uses it): the handler finds current_sender()
+            task = _start_handler(channel.handler, message)
         finally:
             if bound is not None:
                 ReplySender.unbind(bound)
@@ -262,7 +267,14 @@ class Dispatcher:
 
     def _cache_later(self, channel: Channel, key: str, answer: Answer) -> None:
         """Cache ``answer`` for retries in the background (drain() waits for it)."""
-        cached = asyncio.ensure_future(self._store.complete(key, answer.to_cache(), _CACHE_TYPE, channel.dedup_ttl))
+        copy = self._store.complete(key, answer.to_cache(), _CACHE_TYPE, channel.dedup_ttl)
+        if self._copy_in_place:  # nothing to wait for: no task
+            cached = start_eagerly(copy)
+            if cached.done():
+                self._cached(cached, channel, key)
+                return
+        else:  # at the loop's next turn, with the other requests' calls (SQLite's batch, Redis's pipeline)
+            cached = asyncio.ensure_future(copy)
         self._late.add(cached)
         cached.add_done_callback(lambda done: self._cached(done, channel, key))
 
@@ -292,6 +304,17 @@ class Dispatcher:
         if self._late:
             await asyncio.wait(set(self._late), timeout=timeout)
         await self._streams.drain(timeout)
+
+
+def _start_handler(handler: Dispatch, message: Message) -> asyncio.Future[Reply | StreamingReply | None]:
+    """The handler's run: done at once, with no task or deadline timer, when its router calls a
+    plain function on the loop for this message (the demo echo); otherwise a task from the start,
+    so that what the handler does with its task (asyncio.timeout, a cancel scope) is its own."""
+    router = getattr(handler, "__self__", None)
+    if (isinstance(router, Router) and getattr(handler, "__func__", None) is Router.dispatch
+            and router.runs_in_place(message)):
+        return start_eagerly(handler(message))
+    return asyncio.ensure_future(handler(message))
 
 
 async def _finished_within(task: asyncio.Future[Any], seconds: float) -> bool:
