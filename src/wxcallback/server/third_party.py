@@ -187,6 +187,8 @@ class TenantCredential:
         channel = self.parent.channel
         grant = await _read_grant(tokens.store, channel, self.tenant)
         if grant is None:
+            # A chain broken higher up (no ticket yet) is the reason to give: its code cannot be exchanged either.
+            await tokens.token(self.parent)
             raise TokenError(f"channels.{channel}: {self.tenant} has no authorization here yet (no notice received, "
                              "or its code still waits in the outbox to be exchanged); tried again later")
         if grant.revoked_at is not None:
