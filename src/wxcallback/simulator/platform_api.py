@@ -154,6 +154,29 @@ class FakePlatformAPI:
         """The corp uninstalls the suite: its permanent code and tokens stop working."""
         self._drop_grant(suite_id, corpid)
 
+    def grant(self, owner: str, account: str) -> str | None:
+        """The refresh token or permanent code ``account`` holds for ``owner`` now (None: none)."""
+        return self._grants.get((owner, account))
+
+    def _play(self, path: str, query: dict[str, str]) -> dict[str, Any] | None:
+        """``/_fake/…`` for a person (or another process): what the platform pushes, as JSON."""
+        component, suite = query.get("component", ""), query.get("suite", "")
+        if path == "/_fake/verify_ticket":
+            return {"component_verify_ticket": self.verify_ticket(component)}
+        if path == "/_fake/suite_ticket":
+            return {"suite_ticket": self.suite_ticket(suite)}
+        if path == "/_fake/authorize":
+            return {"authorization_code": self.authorize(component, query.get("authorizer", ""))}
+        if path == "/_fake/install":
+            return {"auth_code": self.install(suite, query.get("corp", ""), int(query.get("agentid", "1")))}
+        if path == "/_fake/revoke":
+            self.revoke(component, query.get("authorizer", ""))
+            return _OK
+        if path == "/_fake/cancel":
+            self.cancel(suite, query.get("corp", ""))
+            return _OK
+        return None
+
     def _drop_grant(self, owner: str, account: str) -> None:
         self._grants.pop((owner, account), None)
         for token in [t for t, a in self._accounts.items() if a == account]:
@@ -201,6 +224,9 @@ class FakePlatformAPI:
         if path == "/_fake/invalidate":
             self.invalidate_tokens()
             return 200, _OK
+        played = self._play(path, query)
+        if played is not None:
+            return 200, played
         if time.time() < self._down_until:
             return 503, {"error": "the fake API is down"}
         if path in ("/cgi-bin/token", "/cgi-bin/gettoken"):
