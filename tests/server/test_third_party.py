@@ -22,6 +22,7 @@ from tests.server.test_tenants import (
     suite_notice,
     wecom_text_for,
 )
+from wxcallback.messages import TextReply
 from wxcallback.server.access_token import TokenError
 from wxcallback.server.config import ConfigError, parse_config
 from wxcallback.server.runtime import CallbackServer
@@ -269,3 +270,19 @@ def test_a_third_party_with_its_secret_sends_late_replies_by_default_and_without
     with pytest.raises(ConfigError, match=r"channels.suite.late_reply: \"send\" is refused: sending needs "
                                           r"channels.suite.suite_secret"):
         parse_config({"channels": channels})
+
+
+def test_a_proactive_send_goes_out_as_the_named_tenant_and_needs_one() -> None:
+    async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
+        ticket = fake.suite_ticket(SUITE)
+        await instruction(server, "suite_ticket", f"<SuiteTicket>{ticket}</SuiteTicket>")
+        await instruction(server, "create_auth", f"<AuthCode>{fake.install(SUITE, CORP_A, agent_id=5)}</AuthCode>")
+        await until(lambda: fake.calls["permanent_code"] == 1)
+        sender = await server.reply_sender()
+        result = await sender.send("suite", "lisi", TextReply("your report"), tenant=CORP_A)
+        assert result.sent, result.detail
+        assert (fake.received[0].account, fake.received[0].body["agentid"]) == (CORP_A, 5)
+        with pytest.raises(ConfigError, match="name the AppID or CorpID"):
+            await sender.send("suite", "lisi", TextReply("to whom?"))
+
+    run(scenario)
