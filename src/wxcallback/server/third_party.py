@@ -60,8 +60,8 @@ _LOG = logging.getLogger("wxcallback.third_party")
 _MARK = b'{"grant": '
 # A refresh token or permanent code does not expire: kept "for ever" (the store wants a TTL).
 _GRANT_TTL = 10 * 365 * 86400.0
-# An exchange code's life when the notice does not say (the open platform's is 10 minutes,
-# WeCom's auth_code is used at once): retried this long, then a dead letter.
+# How long an exchange is retried when the notice gives no expiry (the open platform's carries
+# AuthorizationCodeExpiredTime; WeCom's AuthCode says nothing, and is short-lived): then a dead letter.
 _CODE_TTL = 3600.0
 # How long a code exchanged is remembered, so that a late retry of its notice does nothing.
 _DONE_TTL = 7 * 86400.0
