@@ -23,7 +23,7 @@ from tests.server.test_tenants import (
     wecom_text_for,
 )
 from wxcallback.messages import TextReply
-from wxcallback.server.access_token import TokenError
+from wxcallback.server.access_token import Fetched, TokenError
 from wxcallback.server.config import ConfigError, parse_config
 from wxcallback.server.runtime import CallbackServer
 from wxcallback.server.stores import MemoryStore, Store
@@ -248,6 +248,7 @@ def test_credentials_show_no_secret() -> None:
         assert COMPONENT_SECRET not in value.cache_name
     config = parse_config({"channels": third_party_channels("http://api")})
     assert SUITE_SECRET not in repr(config.channels[1]) and SUITE_SECRET not in repr(config)
+    assert "token-7" not in repr(Fetched("token-7", 7200.0))
 
 
 @pytest.mark.parametrize(("channel", "key", "words"), [

@@ -68,6 +68,9 @@ class Fetched(NamedTuple):
     access_token: str
     expires_in: float
 
+    def __repr__(self) -> str:
+        return f"Fetched(expires_in={self.expires_in!r})"  # the token stays out of any log of it
+
 
 class TokenSource(Protocol):
     """What fetches one kind of token; ``cache_name`` is its key in the store (no secret readable in it)."""

@@ -201,7 +201,8 @@ class ReplySender:
                 raise UnsendableReplyError("the callback comes from the platform itself, not from a user")
             if target.third_party and not message.tenant:
                 # A notice on the auth / instruction URL: only "success" answers it, nobody reads a send.
-                raise UnsendableReplyError("the callback is the platform's notice, not a tenant's user's message")
+                raise UnsendableReplyError("the callback names no tenant (a platform notice, or a path without "
+                                           "{appid} / {corpid}): there is no tenant's user to send to")
             body = send_body(target.platform, message.source, reply, agent_id=target.agent_id)
         except InvalidReplyError as exc:  # the reply's type, or a stream's text past its limits
             self._count(channel, "refused")
