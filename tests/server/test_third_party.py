@@ -194,9 +194,9 @@ def test_unauthorized_makes_the_tenants_sends_dead_letters_saying_so() -> None:
     run(scenario)
 
 
-async def _dead_letters(store: Store) -> list[str]:
+async def _dead_letters(store: Store, timeout: float = 5.0) -> list[str]:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5.0
+    deadline = loop.time() + timeout
     while not (letters := await store.list_dead()):
         assert loop.time() < deadline, "no dead letter"
         await asyncio.sleep(0.02)
@@ -285,5 +285,21 @@ def test_a_proactive_send_goes_out_as_the_named_tenant_and_needs_one() -> None:
         assert (fake.received[0].account, fake.received[0].body["agentid"]) == (CORP_A, 5)
         with pytest.raises(ConfigError, match="name the AppID or CorpID"):
             await sender.send("suite", "lisi", TextReply("to whom?"))
+
+    run(scenario)
+
+
+def test_an_authorization_revoked_before_its_code_was_exchanged_stays_revoked() -> None:
+    async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
+        # No ticket yet: the code waits; the account revokes; then the ticket comes and the code is tried.
+        await notice(server, *authorized(TENANT_A, fake.authorize(COMPONENT, TENANT_A)))
+        await notice(server, "unauthorized", f"<AuthorizerAppid>{TENANT_A}</AuthorizerAppid>")
+        ticket = fake.verify_ticket(COMPONENT)
+        await notice(server, "component_verify_ticket", f"<ComponentVerifyTicket>{ticket}</ComponentVerifyTicket>")
+        dead = await _dead_letters(store, timeout=30.0)
+        assert dead == [f"{TENANT_A} revoked this authorization before its code could be exchanged"]
+        with pytest.raises(TokenError, match="revoked its authorization") as caught:
+            await server.third_party_token("open", TENANT_A)
+        assert caught.value.permanent
 
     run(scenario)

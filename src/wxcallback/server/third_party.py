@@ -308,17 +308,17 @@ class ThirdParties:
         digest = _digest(channel, code)
         ttl = max(expires_at - time.time(), 1.0)
         await self._store.put_value(f"auth-code:{channel}:{digest}", code.encode(), ttl)
-        payload = json.dumps({"grant": {"code": digest, "tenant": tenant, "expires_at": expires_at},
-                              "channel": channel}).encode()
+        payload = json.dumps({"grant": {"code": digest, "tenant": tenant, "expires_at": expires_at,
+                                        "received_at": time.time()}, "channel": channel}).encode()
         # The same code (a retried notice) is the same item: nothing more is queued.
         item_id = await self._store.enqueue(channel, payload, f"{channel}:grant:{digest}")
-        task = asyncio.ensure_future(self._exchange_now(item_id, channel, digest, tenant, expires_at))
+        task = asyncio.ensure_future(self._exchange_now(item_id, channel, digest, tenant, time.time()))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _exchange_now(self, item_id: str, channel: str, digest: str, tenant: str, expires_at: float) -> None:
+    async def _exchange_now(self, item_id: str, channel: str, digest: str, tenant: str, received_at: float) -> None:
         try:
-            result = await self._exchange(channel, digest, tenant, expires_at)
+            result = await self._exchange(channel, digest, received_at)
         except Exception as exc:  # the store failed: the item waits for the delivery worker
             result = Exchanged(False, f"{type(exc).__name__}: {str(exc)[:200]}")
         try:
@@ -342,10 +342,11 @@ class ThirdParties:
             return 0
         grant = json.loads(item.payload)["grant"]
         digest, tenant, expires_at = str(grant["code"]), str(grant["tenant"]), float(grant["expires_at"])
+        received_at = float(grant.get("received_at", item.enqueued_at))
         if item.channel not in self._parents:
             await self._store.nack(item.id, now + 60.0)  # the channel's secret left the configuration
             return 0
-        result = await self._exchange(item.channel, digest, tenant, expires_at)
+        result = await self._exchange(item.channel, digest, received_at)
         if result.done:
             await self._store.ack(item.id)
         elif result.permanent or now >= expires_at:
@@ -363,7 +364,7 @@ class ThirdParties:
 
     # -- one exchange ---------------------------------------------------------------------------
 
-    async def _exchange(self, channel: str, digest: str, tenant: str, expires_at: float) -> Exchanged:
+    async def _exchange(self, channel: str, digest: str, received_at: float) -> Exchanged:
         done_key = f"auth-code-done:{channel}:{digest}"
         lease = f"auth-code:{channel}:{digest}:exchange"
         if not await self._store.acquire_lease(lease, self._holder, 30.0):
@@ -376,16 +377,16 @@ class ThirdParties:
                 return Exchanged(False, "the authorization code expired before it could be exchanged: the account "
                                         "must authorize again", True)
             try:
-                tenant = await self._call_exchange(self._parents[channel], code.decode(), digest)
+                result = await self._call_exchange(self._parents[channel], code.decode(), digest, received_at)
             except TokenError as exc:
                 return Exchanged(False, str(exc), exc.errcode not in _TRANSIENT and exc.errcode is not None)
             await self._store.put_value(done_key, b"1", _DONE_TTL)
-            return Exchanged(True, tenant)
+            return result
         finally:
             await self._store.release_lease(lease, self._holder)
 
-    async def _call_exchange(self, parent: Parent, code: str, digest: str) -> str:
-        """Exchange ``code``; keep the grant and the token it came with; the tenant."""
+    async def _call_exchange(self, parent: Parent, code: str, digest: str, received_at: float) -> Exchanged:
+        """Exchange ``code``; keep the grant and the token it came with (the detail: the tenant)."""
         tokens = self._tokens
         if isinstance(parent, ComponentCredential):
             url = f"{parent.api_base}/cgi-bin/component/api_query_auth"
@@ -409,10 +410,14 @@ class ThirdParties:
             agents = (answer.get("auth_info") or {}).get("agent") or [{}]
             agent_id = int(agents[0]["agentid"]) if "agentid" in agents[0] else None
             access, expires_in = answer.get("access_token"), answer.get("expires_in", 7200)
+        kept = await _read_grant(self._store, parent.channel, tenant)
+        if kept is not None and kept.revoked_at is not None and kept.revoked_at > received_at:
+            # Exchanged late (no ticket at first): the revocation that came meanwhile stands.
+            return Exchanged(False, f"{tenant} revoked this authorization before its code could be exchanged", True)
         await _write_grant(self._store, parent.channel, tenant, secret=secret, agent_id=agent_id, code=digest)
         if isinstance(access, str) and access:
             await tokens.keep(TenantCredential(parent, tenant), Fetched(access, float(expires_in)))
-        return tenant
+        return Exchanged(True, tenant)
 
     # -- what is written about it ---------------------------------------------------------------
 
