@@ -291,9 +291,15 @@ def test_a_proactive_send_goes_out_as_the_named_tenant_and_needs_one() -> None:
 
 def test_an_authorization_revoked_before_its_code_was_exchanged_stays_revoked() -> None:
     async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
-        # No ticket yet: the code waits; the account revokes; then the ticket comes and the code is tried.
-        await notice(server, *authorized(TENANT_A, fake.authorize(COMPONENT, TENANT_A)))
+        # No ticket yet: the code waits; the account revokes (and the platform retries the first
+        # notice after it); then the ticket comes and the code is tried.
+        url, body = sealed(Platform("component", "/open/auth", receive_id=COMPONENT),
+                           component_notice(*authorized(TENANT_A, fake.authorize(COMPONENT, TENANT_A))), AUTH_ENVELOPE)
+        path, _, query = url.partition("?")
+        assert (await server.respond("POST", path, query.encode(), body)).response.body == b"success"
         await notice(server, "unauthorized", f"<AuthorizerAppid>{TENANT_A}</AuthorizerAppid>")
+        # The retry is kept before dispatch (answered 503 while the first one's handler runs, else from the cache).
+        assert (await server.respond("POST", path, query.encode(), body)).response.status in (200, 503)
         ticket = fake.verify_ticket(COMPONENT)
         await notice(server, "component_verify_ticket", f"<ComponentVerifyTicket>{ticket}</ComponentVerifyTicket>")
         dead = await _dead_letters(store, timeout=30.0)

@@ -246,10 +246,6 @@ class ThirdParties:
         self._holder = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
         self._background: set[asyncio.Task[None]] = set()
 
-    def serves(self, channel: str) -> bool:
-        """Whether ``channel`` is a third party whose chain this server holds."""
-        return channel in self._parents
-
     @property
     def queues(self) -> bool:
         return bool(self._parents)
@@ -306,19 +302,25 @@ class ThirdParties:
         if not code:
             return
         digest = _digest(channel, code)
-        ttl = max(expires_at - time.time(), 1.0)
-        await self._store.put_value(f"auth-code:{channel}:{digest}", code.encode(), ttl)
-        payload = json.dumps({"grant": {"code": digest, "tenant": tenant, "expires_at": expires_at,
-                                        "received_at": time.time()}, "channel": channel}).encode()
-        # The same code (a retried notice) is the same item: nothing more is queued.
+        key = f"auth-code:{channel}:{digest}"
+        # A retried notice keeps the first arrival's time (a revocation between them must stand).
+        retried = await self._store.get_value(key) is not None
+        if not retried:
+            kept = {"code": code, "received_at": time.time()}
+            await self._store.put_value(key, json.dumps(kept).encode(), max(expires_at - time.time(), 1.0))
+        payload = json.dumps({"grant": {"code": digest, "tenant": tenant, "expires_at": expires_at},
+                              "channel": channel}).encode()
+        # The same code is the same item: a retried notice queues nothing more.
         item_id = await self._store.enqueue(channel, payload, f"{channel}:grant:{digest}")
-        task = asyncio.ensure_future(self._exchange_now(item_id, channel, digest, tenant, time.time()))
+        if retried:
+            return
+        task = asyncio.ensure_future(self._exchange_now(item_id, channel, digest, tenant))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _exchange_now(self, item_id: str, channel: str, digest: str, tenant: str, received_at: float) -> None:
+    async def _exchange_now(self, item_id: str, channel: str, digest: str, tenant: str) -> None:
         try:
-            result = await self._exchange(channel, digest, received_at)
+            result = await self._exchange(channel, digest)
         except Exception as exc:  # the store failed: the item waits for the delivery worker
             result = Exchanged(False, f"{type(exc).__name__}: {str(exc)[:200]}")
         try:
@@ -342,11 +344,10 @@ class ThirdParties:
             return 0
         grant = json.loads(item.payload)["grant"]
         digest, tenant, expires_at = str(grant["code"]), str(grant["tenant"]), float(grant["expires_at"])
-        received_at = float(grant.get("received_at", item.enqueued_at))
         if item.channel not in self._parents:
             await self._store.nack(item.id, now + 60.0)  # the channel's secret left the configuration
             return 0
-        result = await self._exchange(item.channel, digest, received_at)
+        result = await self._exchange(item.channel, digest)
         if result.done:
             await self._store.ack(item.id)
         elif result.permanent or now >= expires_at:
@@ -364,7 +365,7 @@ class ThirdParties:
 
     # -- one exchange ---------------------------------------------------------------------------
 
-    async def _exchange(self, channel: str, digest: str, received_at: float) -> Exchanged:
+    async def _exchange(self, channel: str, digest: str) -> Exchanged:
         done_key = f"auth-code-done:{channel}:{digest}"
         lease = f"auth-code:{channel}:{digest}:exchange"
         if not await self._store.acquire_lease(lease, self._holder, 30.0):
@@ -372,12 +373,14 @@ class ThirdParties:
         try:
             if await self._store.get_value(done_key) is not None:
                 return Exchanged(True, "exchanged already")
-            code = await self._store.get_value(f"auth-code:{channel}:{digest}")
-            if code is None:
+            kept = await self._store.get_value(f"auth-code:{channel}:{digest}")
+            if kept is None:
                 return Exchanged(False, "the authorization code expired before it could be exchanged: the account "
                                         "must authorize again", True)
             try:
-                result = await self._call_exchange(self._parents[channel], code.decode(), digest, received_at)
+                code = json.loads(kept)
+                result = await self._call_exchange(self._parents[channel], str(code["code"]), digest,
+                                                   float(code["received_at"]))
             except TokenError as exc:
                 return Exchanged(False, str(exc), exc.errcode not in _TRANSIENT and exc.errcode is not None)
             await self._store.put_value(done_key, b"1", _DONE_TTL)
