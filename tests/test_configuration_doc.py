@@ -134,3 +134,47 @@ def test_the_example_is_a_valid_configuration(monkeypatch: pytest.MonkeyPatch) -
     env = {name: KEY if "KEY" in name else TOKEN for name in re.findall(r"\$\{(\w+)\}", example)}
     config = parse_config(tomllib.loads(example), env)
     assert [c.name for c in config.channels] == ["shop", "helpdesk"]
+
+
+# A channel in which each key that can name an environment variable means something.
+_EXPANDS_IN = {
+    "app_secret": {**CHANNEL, "platform": "official-account"},
+    "corp_secret": {**CHANNEL, "platform": "wecom-app", "agent_id": 1000002},
+    "suite_id": {**CHANNEL, "platform": "wecom-suite", "path": "/suite/{corpid}", "instruction_path": "/suite/i",
+                 "suite_id": "ww3016e68348c15acd"},
+    **{key: {"platform": "wecom-robot", "transport": "websocket", "bot_id": "bot", "secret": "s"}
+       for key in ("bot_id", "secret", "url")},
+}
+
+
+def _expanded_keys() -> list[str]:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    sentence = text.split('String values may name environment variables, `"${NAME}"`:', 1)[1]
+    return re.findall(r"`([a-z_.]+)`", sentence.split(" are expanded at start", 1)[0])
+
+
+@pytest.mark.parametrize("key", _expanded_keys())
+def test_the_keys_said_to_expand_variables_do(key: str) -> None:
+    unset = "${WXCALLBACK_DOC_UNSET}"
+    if key == "server.store":
+        data: dict[str, Any] = {"server": {"store": unset}, "channels": {"c": CHANNEL}}
+    else:
+        channel = dict(_EXPANDS_IN.get(key, CHANNEL))
+        if key == "receive_ids":
+            channel.pop("receive_id")
+        channel[key] = [unset] if CHANNELS[key]["type"] == "list of strings" else unset
+        data = {"channels": {"c": channel}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, {})
+    assert str(info.value).endswith(": environment variable WXCALLBACK_DOC_UNSET is not set"), str(info.value)
+
+
+@pytest.mark.parametrize("key", sorted(k for k, row in CHANNELS.items()
+                                       if row["type"] in ("string", "list of strings") and k not in _expanded_keys()))
+def test_the_other_string_keys_take_a_variable_reference_literally(key: str) -> None:
+    channel = dict(CHANNEL)
+    channel[key] = ["${WXCALLBACK_DOC_UNSET}"] if CHANNELS[key]["type"] == "list of strings" else "${WXCALLBACK_DOC_UNSET}"
+    try:
+        parse_config({"channels": {"c": channel}}, {})
+    except ConfigError as error:
+        assert "environment variable" not in str(error), key

@@ -11,8 +11,7 @@ the official Python 3 SDK (sbzhu/weworkapi_python): the XML class returns ``byte
 envelope as ``str``, byte-identical to the official output. What differs is what the
 official files get wrong: a bad EncodingAESKey returns -40004 from every call instead of
 raising in the constructor, malformed input returns its code instead of raising, and
-padding, base64 and the receive_id are checked strictly (see the README's strictness
-table).
+padding, base64 and the receive_id are checked strictly (docs/strictness.md).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Every decrypt_errors case gets the outcome the README's strictness table promises.
+"""Every decrypt_errors case gets the outcome the strictness table (docs/strictness.md) promises.
 
 The official implementations disagree on most of these inputs (vectors README, D12–D45);
-this table is the one rule per case that wxcallback follows. Keep it in step with the
-"Strictness" table of README.md.
+this table is the one rule per case that wxcallback follows. Keep it in step with
+docs/strictness.md.
 """
 
 from __future__ import annotations

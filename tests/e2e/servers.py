@@ -46,14 +46,15 @@ def write_config(path: Path, store: str, channels: dict[str, dict[str, Any]], **
 
 class ServerProcess:
     def __init__(self, config: Path, port: int, workers: int = 1, env: dict[str, str] | None = None,
-                 preexec_fn: Callable[[], None] | None = None, ready_path: str | None = "/healthz") -> None:
+                 preexec_fn: Callable[[], None] | None = None, ready_path: str | None = "/healthz",
+                 cwd: Path = ROOT) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = tempfile.NamedTemporaryFile(prefix="wxcallback-e2e-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "wxcallback", "serve", "--config", str(config), "--port", str(port),
              "--workers", str(workers)],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
             preexec_fn=preexec_fn,
         )
         self.wait_ready(ready_path=ready_path)
@@ -103,11 +104,16 @@ def serve(config: Path, workers: int = 1, env: dict[str, str] | None = None,
 class Backend:
     """A business backend that records every delivery (body and Idempotency-Key)."""
 
-    def __init__(self, port: int | None = None, reply: dict[str, Any] | None = None) -> None:
+    def __init__(self, port: int | None = None, reply: dict[str, Any] | None = None,
+                 slow_inline: float = 0.0, slow_first_retry: float = 0.0) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.deliveries: list[tuple[str, dict[str, Any]]] = []
         self.reply = reply
+        # Seconds an inline delivery waits before its answer (a backend slower than forward_timeout).
+        self.slow_inline = slow_inline
+        # Seconds the first retried delivery waits (a backend still thinking when the worker asks).
+        self.slow_first_retry = slow_first_retry
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
@@ -116,7 +122,13 @@ class Backend:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                backend.deliveries.append((self.headers.get("idempotency-key", ""), json.loads(body)))
+                delivery = json.loads(body)
+                backend.deliveries.append((self.headers.get("idempotency-key", ""), delivery))
+                if delivery.get("delivery") == "inline" and backend.slow_inline:
+                    time.sleep(backend.slow_inline)
+                retries = [d for _, d in backend.deliveries if d.get("delivery") == "retry"]
+                if len(retries) == 1 and delivery.get("delivery") == "retry" and backend.slow_first_retry:
+                    time.sleep(backend.slow_first_retry)
                 data = json.dumps({"reply": backend.reply} if backend.reply else {}).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")

@@ -4,12 +4,16 @@ A handler that thinks past its channel's deadline (an LLM, a slow backend): the 
 "no reply" in time, and the reply then arrives through the API of the channel's platform:
 a robot's response_url, an Official Account's customer-service message, a WeCom app
 message. Two processes on one Redis that need a token at once fetch it once; an API that is
-down loses nothing; a permanent refusal is a dead letter `wxcallback outbox list` shows.
+down (for a minute: half of it not listening, half answering 503) loses nothing; a token
+refused as invalid is refreshed once; a permanent refusal is a dead letter `wxcallback outbox
+list` shows. A forwarding channel's slow backend has its reply sent by whichever process's
+delivery worker redelivers the message.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -21,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.servers import ROOT, serve, write_config
+from tests.e2e.servers import ROOT, Backend, serve, write_config
 from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text, wecom_text
 from wxcallback.simulator.platform_api import FakePlatformAPI
 
@@ -146,3 +150,84 @@ def test_the_api_down_loses_nothing_and_a_permanent_refusal_is_a_dead_letter(
     assert listed.returncode == 0, listed.stderr
     assert "0 waiting, 1 dead letter(s)" in listed.stdout and "errcode 45015" in listed.stdout
     assert len(fake.received) == 1 and [api for api, _ in fake.refused] == ["custom/send"]
+
+
+def test_a_slow_backends_reply_is_sent_by_another_process_than_the_one_that_took_the_callback(
+        tmp_path: Path, fake: FakePlatformAPI, redis_url: str, redis_prefix: str) -> None:
+    backend = Backend(reply={"type": "text", "content": "the backend, late"}, slow_inline=1.0)
+    backend.start()
+    try:
+        channels = {name: {k: v for k, v in channel.items() if k != "handler"}
+                    | {"forward": backend.url, "forward_timeout": 0.2}
+                    for name, channel in _channels(fake).items() if name in ("oa", "robot")}
+        config = write_config(tmp_path / "wx.toml", f"{redis_url}?prefix={redis_prefix}", channels)
+        with serve(config) as taker, serve(config) as other:
+            with httpx.Client(base_url=taker.url, timeout=10) as client:
+                oa, _ = _post(client, Platform("official-account", "/oa"), oa_text("who sends?", user="oFAR"))
+                robot, _ = _post(client, Platform("wecom-robot", "/robot", receive_id=""),
+                                 _robot_text("who sends?", fake.response_url()))
+            assert (oa.content, robot.content) == (b"success", b"")
+            taker.kill()  # before its delivery worker's first retry: only the stored parcel is left
+            _until(lambda: len(fake.received) == 2, 30, "both late replies, from the other process")
+        assert {r.api: r.body for r in fake.received} == {
+            "custom/send": {"touser": "oFAR", "msgtype": "text", "text": {"content": "the backend, late"}},
+            "response_url": {"msgtype": "markdown", "markdown": {"content": "the backend, late"}},
+        }
+        assert other.output().count('"outcome": "late_reply_sent"') == 2
+        assert OA_SECRET not in other.output()
+    finally:
+        backend.stop()
+
+
+def test_the_api_down_for_a_minute_refused_then_503_loses_nothing(tmp_path: Path, calls_file: Path) -> None:
+    # The one long test here: the claim is a minute, so the outage lasts one.
+    api = FakePlatformAPI(apps={APPID: OA_SECRET}, corps={APPID: CORP_SECRET})  # not listening yet
+    config = write_config(tmp_path / "wx.toml", f"sqlite:///{tmp_path}/state.db", _channels(api))
+    with serve(config) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        outage_ends = time.monotonic() + 60.0
+        answers = [_post(client, Platform("official-account", "/oa"), oa_text("a minute", user="oMINUTE"))[0],
+                   _post(client, Platform("wecom-app", "/wecom"), wecom_text("a minute"))[0],
+                   _post(client, Platform("wecom-robot", "/robot", receive_id=""),
+                         _robot_text("a minute", api.response_url()))[0]]
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        _until(lambda: server.output().count("unreachable (ConnectError)") >= 3, 10, "the refused first tries")
+        time.sleep(max(0.0, outage_ends - 30.0 - time.monotonic()))
+        # Half the minute refused (nothing listening), the other half answered 503.
+        api.down_for(outage_ends - time.monotonic())
+        with api.in_thread():
+            _until(lambda: "answered 503" in server.output(), 30, "a 503 during the outage")
+            _until(lambda: len(api.received) == 3, 60 + 30, "the three replies once the API is back")
+            assert time.monotonic() >= outage_ends - 0.5 and api.token_requests == 2
+            _until(lambda: server.output().count('"outcome": "late_reply_sent"') == 3, 10, "three sent lines")
+    assert sorted(r.api for r in api.received) == ["custom/send", "message/send", "response_url"]
+    assert all(r.body.get("text", r.body.get("markdown")) == {"content": "after thinking: a minute"}
+               for r in api.received)
+    log = server.output()
+    delays = [float(d) for d in re.findall(r"next try in ([0-9.]+) s", log)]
+    assert delays and max(delays) <= 12.5, delays  # at most ~12 s from the API's return to the reply
+    assert '"late_reply_dead"' not in log
+    listed = subprocess.run([sys.executable, "-m", "wxcallback", "outbox", "list", "--config", str(config)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "0 waiting, 0 dead letter(s)" in listed.stdout, listed.stdout + listed.stderr
+
+
+def test_an_invalid_credential_through_serve_forces_exactly_one_refresh(
+        tmp_path: Path, calls_file: Path, fake: FakePlatformAPI) -> None:
+    channels = {"oa": _channels(fake)["oa"]}
+    config = write_config(tmp_path / "wx.toml", f"sqlite:///{tmp_path}/state.db", channels)
+    with serve(config) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        side = Platform("official-account", "/oa")
+        _post(client, side, oa_text("first", user="oCRED"))
+        _until(lambda: len(fake.received) == 1, 10, "the first reply")
+        assert fake.token_requests == 1
+        fake.invalidate_tokens()  # the AppSecret's token fetched elsewhere: the stored one is refused (40001)
+        _post(client, side, oa_text("second", user="oCRED"))
+        _until(lambda: len(fake.received) == 2, 10, "the second reply, with a fresh token")
+        _post(client, side, oa_text("third", user="oCRED"))
+        _until(lambda: len(fake.received) == 3, 10, "the third reply, with the same fresh token")
+    assert fake.token_requests == 2
+    assert [api for api, _ in fake.refused] == ["custom/send"]  # the one send the stale token made
+    assert [r.body["text"]["content"] for r in fake.received] == [
+        "after thinking: first", "after thinking: second", "after thinking: third"]
+    assert server.output().count('"outcome": "late_reply_sent"') == 3
+    assert '"late_reply_failed"' not in server.output()

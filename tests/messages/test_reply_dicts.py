@@ -11,6 +11,7 @@ from wxcallback.messages import (
     Article,
     EmptyReply,
     ImageReply,
+    MarkdownReply,
     InvalidReplyError,
     MusicReply,
     NewsReply,
@@ -37,6 +38,7 @@ REPLIES: list[tuple[Reply, Platform]] = [
     (SuccessReply(), Platform.OFFICIAL_ACCOUNT),
     (TextReply("hi ]]> 你好"), Platform.OFFICIAL_ACCOUNT),
     (ImageReply("m"), Platform.WECOM_APP),
+    (MarkdownReply("**hi**"), Platform.WECOM_APP),
     (VoiceReply("m"), Platform.OFFICIAL_ACCOUNT),
     (VideoReply("m", "t", "d"), Platform.WECOM_APP),
     (MusicReply("t", "d", "u", "hq", "th"), Platform.OFFICIAL_ACCOUNT),
@@ -65,7 +67,9 @@ def test_the_simplest_backend_answer_is_a_text_reply() -> None:
 @pytest.mark.parametrize(("data", "platform", "message"), [
     ("text", Platform.OFFICIAL_ACCOUNT, "must be a JSON object"),
     ({"content": "hi"}, Platform.OFFICIAL_ACCOUNT, "unknown reply type None"),
-    ({"type": "markdown"}, Platform.WECOM_ROBOT, "unknown reply type 'markdown'"),
+    ({"type": "location"}, Platform.WECOM_ROBOT, "unknown reply type 'location'"),
+    ({"type": "markdown"}, Platform.WECOM_APP, "needs content"),
+    ({"type": "markdown", "content": "x"}, Platform.MINIPROGRAM, "miniprogram has no 'markdown' reply"),
     ({"type": "music"}, Platform.WECOM_APP, "wecom-app has no 'music' reply"),
     ({"type": "success"}, Platform.WECOM_ROBOT, "wecom-robot has no 'success' reply"),
     ({"type": "text"}, Platform.OFFICIAL_ACCOUNT, "needs content"),
@@ -89,3 +93,4 @@ def test_bad_dicts_raise_a_clear_library_error(data: Any, platform: Platform, me
 def test_an_unknown_platform_is_refused() -> None:
     with pytest.raises(UnknownPlatformError):
         reply_from_dict({"type": "text", "content": "x"}, "wechat")
+

@@ -11,6 +11,7 @@ from wxcallback.messages import (
     Article,
     EmptyReply,
     ImageReply,
+    MarkdownReply,
     Message,
     MusicReply,
     NewsReply,
@@ -98,3 +99,14 @@ def test_only_replies_and_messages_are_checked() -> None:
         check_reply("hi", parse_message(OA_TEXT, Platform.OFFICIAL_ACCOUNT))  # type: ignore[arg-type]
     with pytest.raises(RenderError, match="answers a Message"):
         check_reply(TextReply("hi"), OA_TEXT)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("to", [
+    parse_message(OA_TEXT, Platform.OFFICIAL_ACCOUNT),
+    parse_message(OA_TEXT.replace("<MsgId>", "<AgentID>1</AgentID><MsgId>"), Platform.WECOM_APP),
+    robot("text", text={"content": "hi"}),
+], ids=["official-account", "wecom-app", "wecom-robot"])
+def test_markdown_is_never_a_passive_reply_and_the_refusal_says_how_to_send_it(to: Message) -> None:
+    with pytest.raises(ReplyNotAllowedError, match=r"cannot answer .* passively: it is sent through the message "
+                                                   r"API \(a WeCom app with corp_secret and agent_id"):
+        render_reply(MarkdownReply("**bold**"), to)

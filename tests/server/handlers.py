@@ -99,3 +99,17 @@ async def proactive(message: Any) -> str:
 
     await current_sender().send("oa", message.source, TextReply(f"and one more about {message.content}"))
     return "passive answer"
+
+
+async def late_markdown(message: Any) -> Any:
+    """Thinks past the deadline, then answers in markdown (sent through the message API only)."""
+    from wxcallback.messages import MarkdownReply
+
+    await asyncio.sleep(0.3)
+    return MarkdownReply(f"**late** about `{getattr(message, 'content', '')}`")
+
+
+def markdown_in_time(message: Any) -> Any:
+    from wxcallback.messages import MarkdownReply
+
+    return MarkdownReply(f"**in time** about `{getattr(message, 'content', '')}`")

@@ -43,12 +43,42 @@ def test_bad_channel_settings_name_the_key(changes: dict[str, Any], key: str) ->
     assert KEY not in str(info.value) and TOKEN not in str(info.value)
 
 
+@pytest.mark.parametrize("data, message", [
+    (_config(recieve_id=APPID), "channels.c.recieve_id: unknown key; did you mean 'receive_id'?"),
+    (_config(encoding_key=KEY), "channels.c.encoding_key: unknown key; did you mean 'encoding_aes_key'?"),
+    ({**_config(), "server": {"prot": 8000}}, "server.prot: unknown key; did you mean 'port'?"),
+    ({"channel": _config()["channels"]}, "channel: unknown key; did you mean 'channels'?"),
+    (_config(platform="wecom-ap"), "channels.c.platform: must be one of component, miniprogram, "
+                                   "official-account, signature-only, wecom-app, wecom-robot, wecom-suite, "
+                                   "not 'wecom-ap'; did you mean 'wecom-app'?"),
+])
+def test_a_typo_is_refused_naming_the_closest_key(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert str(info.value) == message
+
+
+def test_an_unknown_key_like_no_other_lists_the_allowed_ones() -> None:
+    with pytest.raises(ConfigError, match=r"^server\.zz: unknown key \(allowed: app_dir, .*workers\)$"):
+        parse_config({**_config(), "server": {"zz": 1}})
+
+
 def test_secrets_come_from_the_environment() -> None:
     data = _config(token="${WX_TOKEN}", encoding_aes_key="${WX_KEY}")
     config = parse_config(data, {"WX_TOKEN": TOKEN, "WX_KEY": KEY})
     assert config.channels[0].token == TOKEN
     with pytest.raises(ConfigError, match=r"channels.c.encoding_aes_key: environment variable WX_KEY is not set"):
         parse_config(data, {"WX_TOKEN": TOKEN})
+
+
+def test_a_forward_url_may_come_from_the_environment() -> None:
+    data = _config(forward="${BACKEND_URL}")
+    (channel,) = parse_config(data, {"BACKEND_URL": "http://127.0.0.1:9000/hook"}).channels
+    assert channel.forward == "http://127.0.0.1:9000/hook"
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, {"BACKEND_URL": "ftp://user:pw@backend/hook"})
+    assert str(info.value) == ("channels.c.forward: must be an http:// or https:// URL once its variables are "
+                               "expanded, not '${BACKEND_URL}'")
 
 
 def test_official_account_modes_and_defaults() -> None:

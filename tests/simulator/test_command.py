@@ -6,6 +6,7 @@ import json
 
 from click.testing import CliRunner
 
+from tests.conftest import free_port
 from wxcallback.simulator.command import simulate
 
 from .conftest import RECEIVE_IDS
@@ -63,3 +64,26 @@ def test_unusable_key_exits_one_with_the_official_code(reference_server: Referen
     code, _, err = _invoke("http://127.0.0.1:1/", "--platform", "wecom-app", "--token", TOKEN, "--key", "bad")
     assert code == 1
     assert err.startswith("-40004 ")
+
+
+def test_a_wrong_token_everywhere_ends_with_what_to_check(reference_server: ReferenceServer) -> None:
+    url = _serve(reference_server, "wecom-app")
+    code, out, _ = _invoke(url, "--platform", "wecom-app", "--token", "WrongToken1", "--key", KEY,
+                           "--receive-id", RECEIVE_IDS["wecom-app"], *FAST_OPTIONS)
+    assert code == 1
+    assert out.splitlines()[-1] == ("every request got 403: check --token and --receive-id; "
+                                    "the server's log line says which")
+
+
+def test_nothing_listening_ends_with_is_the_server_running() -> None:
+    url = f"http://127.0.0.1:{free_port()}/wecom"
+    code, out, _ = _invoke(url, "--platform", "wecom-app", "--token", TOKEN, "--key", KEY,
+                           "--receive-id", RECEIVE_IDS["wecom-app"], *FAST_OPTIONS)
+    assert code == 1
+    assert out.splitlines()[-1] == f"nothing answered at {url}: is the server running, on this host and port?"
+
+
+def test_a_url_without_a_scheme_is_one_line_without_a_code() -> None:
+    code, out, err = _invoke("127.0.0.1:8000/wecom", "--platform", "wecom-app", "--token", TOKEN, "--key", KEY)
+    assert (code, out) == (1, "")
+    assert err == "error: the target must be an http:// or https:// URL, not '127.0.0.1:8000/wecom'\n"

@@ -57,7 +57,8 @@ def _fail(ctx: click.Context, code: int | None, explanation: str) -> None:
     line = " ".join(explanation.split())  # one line, whatever the message holds
     if _wants_json(ctx):
         _write(_dumps({"ok": False, "code": code, "error": line}))
-    _write(f"{code} {line}" if code is not None else f"error: {line}", err=True)
+    # 0 is no official code (a configuration or usage problem, not the protocol's): no number then.
+    _write(f"{code} {line}" if code else f"error: {line}", err=True)
     ctx.exit(1)
 
 
@@ -99,9 +100,12 @@ class CallbackGroup(click.Group):
 def main() -> None:
     """WeChat / WeCom callback security (WXBizMsgCrypt) from the command line.
 
-    Verify a callback URL, decrypt a logged callback, encrypt a reply, compute a
-    signature or make a new EncodingAESKey. The Token and the EncodingAESKey can come
-    from WXCALLBACK_TOKEN and WXCALLBACK_ENCODING_AES_KEY so they stay out of shell
-    history. Exit status: 0 success, 1 protocol error (stderr: "<code> <explanation>"),
-    2 usage error.
+    Start a project (init), run the callback server (serve), play the platform
+    against it (simulate, fake-platform, fake-api), look into its store (outbox,
+    tickets) or send through a robot's long connection (send); verify a callback
+    URL, decrypt a logged callback, encrypt a reply, compute a signature or make a
+    new EncodingAESKey. The Token and the EncodingAESKey can come from
+    WXCALLBACK_TOKEN and WXCALLBACK_ENCODING_AES_KEY so they stay out of shell
+    history. Exit status: 0 success, 1 failure (a protocol error: stderr "<code>
+    <explanation>"; simulate: a check failed), 2 usage or configuration error.
     """

@@ -218,7 +218,7 @@ def _ask_receive_id(platform: str, given: str | None, interactive: bool) -> str:
 @click.option("--channel", default="main", show_default=True, help="The channel's name in the configuration.")
 @click.option("--module", default="bot", show_default=True, help="Name of the handler module to write.")
 @click.option("--token", help="Use this Token instead of a generated one (3..32 letters and digits).")
-@click.option("--encoding-aes-key", "key", help="Use this EncodingAESKey instead of a generated one.")
+@click.option("--key", "--encoding-aes-key", "key", help="Use this EncodingAESKey instead of a generated one.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option("--no-input", is_flag=True, help="Never prompt: take flags and defaults only.")
 def init(directory: Path, platform: str | None, receive_id: str | None, public_url: str | None, callback_path: str,

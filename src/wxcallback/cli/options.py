@@ -46,7 +46,7 @@ def token_option(func: F) -> F:
 
 def key_option(*, required: bool) -> Callable[[F], F]:
     return click.option(
-        "--key", "encoding_aes_key", envvar=KEY_ENV, show_envvar=True, required=required,
+        "--key", "--encoding-aes-key", "encoding_aes_key", envvar=KEY_ENV, show_envvar=True, required=required,
         help="The 43-character EncodingAESKey.",
     )
 

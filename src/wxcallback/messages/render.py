@@ -21,6 +21,7 @@ from .replies import (
     MAX_NEWS_ARTICLES,
     EmptyReply,
     ImageReply,
+    MarkdownReply,
     MusicReply,
     NewsReply,
     NoReply,
@@ -77,7 +78,7 @@ def check_reply(reply: Reply, to: Message) -> None:
     """Raise ReplyNotAllowedError unless ``reply`` is a valid answer to ``to``.
 
     Official Account: text, image, voice, video, music, news, transfer_customer_service,
-    success, empty.
+    success, empty. Markdown answers nothing passively (it is sent through an API).
     WeCom app: text, image, voice, video, news, empty; update_button and
     update_template_card only for template card events.
     Instructions (suite and open-platform InfoType callbacks): success only.
@@ -90,6 +91,12 @@ def check_reply(reply: Reply, to: Message) -> None:
         raise InvalidReplyError(f"expected a Reply, got {type(reply).__name__}")
     if not isinstance(to, Message):
         raise InvalidReplyError(f"a reply answers a Message, got {type(to).__name__}")
+    if isinstance(reply, MarkdownReply):
+        # No platform has a markdown passive reply; the server sends one through the message API.
+        raise ReplyNotAllowedError(
+            f"a MarkdownReply cannot answer {_describe(to)} passively: it is sent through the message API "
+            "(a WeCom app with corp_secret and agent_id, a robot's response_url: late_reply = \"send\"), "
+            "or return a TextReply")
     platform = to.platform
     if isinstance(to, Instruction):
         if not isinstance(reply, SuccessReply):

@@ -19,6 +19,7 @@ __all__ = [
     "Article",
     "EmptyReply",
     "ImageReply",
+    "MarkdownReply",
     "MusicReply",
     "NewsReply",
     "NoReply",
@@ -101,6 +102,26 @@ class TextReply(Reply):
 
     def __post_init__(self) -> None:
         require_text(self.content, "TextReply.content")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class MarkdownReply(Reply):
+    """Markdown, sent through a message API only: a WeCom app message (``msgtype = "markdown"``,
+    at most 2048 bytes of UTF-8) or a robot's ``response_url``.
+
+    No platform takes markdown as a passive reply. A handler (or a forwarding backend) that
+    returns one in time on a channel that can send has it sent through the API at once, the
+    callback answered "no reply"; on a channel that cannot, rendering it refuses it.
+    """
+
+    content: str
+    type: ClassVar[str] = "markdown"
+
+    def __post_init__(self) -> None:
+        require_text(self.content, "MarkdownReply.content")
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "content": self.content}

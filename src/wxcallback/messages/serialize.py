@@ -5,6 +5,7 @@ is an error rather than a silently empty reply)::
 
     {"type": "empty"} | {"type": "success"}
     {"type": "text", "content": str}                                  required: content
+    {"type": "markdown", "content": str}     (WeCom app, robot: sent through the message API)
     {"type": "image" | "voice", "media_id": str}                      required: media_id
     {"type": "video", "media_id": str, "title": str, "description": str}
     {"type": "music", "title", "description", "music_url", "hq_music_url", "thumb_media_id"}
@@ -31,6 +32,7 @@ from .platform import Platform
 from .replies import (
     Article,
     EmptyReply,
+    MarkdownReply,
     ImageReply,
     MusicReply,
     NewsReply,
@@ -128,6 +130,7 @@ _BUILDERS: dict[str, _Builder] = {
     "empty": _simple(EmptyReply, ()),
     "success": _simple(SuccessReply, ()),
     "text": _simple(TextReply, ("content",)),
+    "markdown": _simple(MarkdownReply, ("content",)),
     "image": _simple(ImageReply, ("media_id",)),
     "voice": _simple(VoiceReply, ("media_id",)),
     "video": _simple(VideoReply, ("media_id",), ("title", "description")),
@@ -146,10 +149,10 @@ REPLY_TYPES: dict[Platform, frozenset[str]] = {
     Platform.OFFICIAL_ACCOUNT: frozenset({"empty", "success", "text", "image", "voice", "video", "music",
                                           "news", "transfer_customer_service"}),
     Platform.MINIPROGRAM: frozenset({"empty", "success", "transfer_customer_service"}),
-    Platform.WECOM_APP: frozenset({"empty", "success", "text", "image", "voice", "video", "news",
+    Platform.WECOM_APP: frozenset({"empty", "success", "text", "markdown", "image", "voice", "video", "news",
                                    "update_button", "update_template_card"}),
-    Platform.WECOM_ROBOT: frozenset({"empty", "text", "template_card", "stream", "stream_with_template_card",
-                                     "update_template_card"}),
+    Platform.WECOM_ROBOT: frozenset({"empty", "text", "markdown", "template_card", "stream",
+                                     "stream_with_template_card", "update_template_card"}),
 }
 
 

@@ -53,9 +53,9 @@ def _flag_config(platform: str, token: str | None, key: str | None, receive_id: 
 @click.command("serve")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file.")
 @click.option("--platform", type=click.Choice(_PLATFORMS), help="Quick start: the one channel's platform.")
-@click.option("--token", envvar="WXCALLBACK_TOKEN", help="Quick start: the Token (or WXCALLBACK_TOKEN).")
-@click.option("--encoding-aes-key", "key", envvar="WXCALLBACK_ENCODING_AES_KEY",
-              help="Quick start: the EncodingAESKey (or WXCALLBACK_ENCODING_AES_KEY).")
+@click.option("--token", envvar="WXCALLBACK_TOKEN", show_envvar=True, help="Quick start: the Token.")
+@click.option("--key", "--encoding-aes-key", "key", envvar="WXCALLBACK_ENCODING_AES_KEY", show_envvar=True,
+              help="Quick start: the 43-character EncodingAESKey.")
 @click.option("--receive-id", help="Quick start: CorpID / AppID ('' for a smart robot).")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["plaintext", "compatible", "safe"]),
               help="Quick start, Official Accounts: accepted encryption modes (repeatable; default safe).")
@@ -64,10 +64,13 @@ def _flag_config(platform: str, token: str | None, key: str | None, receive_id: 
 @click.option("--forward", help="Quick start: forward messages to this backend URL instead.")
 @click.option("--store", default=None, help="memory:// | sqlite:///file.db | redis://host:port/0 "
                                             "(default: the config's, or sqlite:///wxcallback.db).")
-@click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
-@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Listen port (default 8000; 0: any free port).")
-@click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
-@click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--host", default=None, help="Listen address (default: the config's host, or 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Listen port (default: the config's port, or 8000; 0: any free port).")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Worker processes (default: the config's workers, or 1).")
+@click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Log level (default: the config's log_level, or info).")
 @click.option("--app-dir", type=click.Path(file_okay=False), default=None,
               help="Import handler modules from this directory first (default: the config's app_dir, "
                    "or the working directory).")

@@ -42,6 +42,7 @@ with a traceback; secret values never appear in that line.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
@@ -106,6 +107,8 @@ class ChannelConfig:
     handler: str | None = None
     forward: str | None = None
     forward_timeout: float = 3.0
+    # how long one delivery by the delivery worker (a retry) may take: a slow backend's late answer
+    forward_retry_timeout: float = 30.0
     # how long an undelivered forwarded message is retried before it is a dead letter
     forward_max_age: float = 86400.0
     deadline: float = PLATFORM_DEADLINE - DEFAULT_DEADLINE_MARGIN
@@ -326,7 +329,7 @@ _WEBSOCKET_KEYS = {
     "reconnect_max_delay", "max_subscribe_failures", "lease_ttl", "stream_interval",
 }
 _CHANNEL_KEYS = _HTTP_KEYS | _WEBSOCKET_KEYS | {
-    "platform", "transport", "handler", "forward", "forward_timeout", "forward_max_age", "deadline",
+    "platform", "transport", "handler", "forward", "forward_timeout", "forward_retry_timeout", "forward_max_age", "deadline",
     "dedup_ttl", "debug",
 }
 
@@ -357,7 +360,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         for i, value in enumerate(_list(table.get("previous_keys", []), f"{where}.previous_keys"))
     )
     policy = _receive_id(table, where, kind, env, required=needs_key)
-    handler, forward = _answerer(table, where)
+    handler, forward = _answerer(table, where, env)
     deadline = _number(table, where, "deadline", PLATFORM_DEADLINE - DEFAULT_DEADLINE_MARGIN, 0.05, 30.0)
     replay_window = _number(table, where, "replay_window", 300.0, 0.0, 86400.0)
     # An encrypted request replayed inside the window is answered from the dedup cache
@@ -378,8 +381,9 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         modes=modes,
         digest=_get(table, where, "digest", str, "sha1"),
         handler=handler,
-        forward=_expand(forward, f"{where}.forward", env) if forward else None,
+        forward=forward,
         forward_timeout=_number(table, where, "forward_timeout", min(3.0, deadline), 0.05, 60.0),
+        forward_retry_timeout=_number(table, where, "forward_retry_timeout", 30.0, 1.0, 300.0),
         forward_max_age=_number(table, where, "forward_max_age", 86400.0, 60.0, 30 * 86400.0),
         deadline=deadline,
         replay_window=replay_window,
@@ -390,7 +394,7 @@ def _channel(name: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         instruction_path=instruction_path,
         suite_id=suite_id,
         agent_id=agent_id,
-        **_late_reply(table, where, kind, env, forward is not None, agent_id),
+        **_late_reply(table, where, kind, env, agent_id),
     )
     # Build the crypto once now so a bad key or digest is refused at start, naming the key.
     try:
@@ -462,7 +466,7 @@ DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
 
 
 def _late_reply(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Mapping[str, str],
-                forwards: bool, agent_id: int | None) -> dict[str, Any]:
+                agent_id: int | None) -> dict[str, Any]:
     """``late_reply`` and what sending needs: AppSecret (OA, mini program) or Secret and AgentID (WeCom app)."""
     if kind is ChannelKind.WECOM_APP:
         allowed = {"corp_secret"}
@@ -489,14 +493,13 @@ def _late_reply(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Ma
         missing = "" if app_secret else "app_secret"
     else:
         missing = "-"
-    can_send = missing == "" and not forwards
+    # A forwarding channel's backend that answers after forward_timeout is sent the same way.
+    can_send = missing == ""
     late_reply = _get(table, where, "late_reply", str, "send" if can_send else "keep")
     if late_reply not in ("send", "keep", "drop"):
         raise ConfigError(f"{where}.late_reply: must be \"send\", \"keep\" or \"drop\", not {late_reply!r}")
     if late_reply == "send" and not can_send:
-        reason = ("a forwarding channel's backend answers late itself" if forwards else
-                  f"{kind} channels have no message API" if missing == "-" else
-                  f"sending needs {where}.{missing}")
+        reason = f"{kind} channels have no message API" if missing == "-" else f"sending needs {where}.{missing}"
         raise ConfigError(f"{where}.late_reply: \"send\" is refused: {reason}")
     api_base = _expand(_get(table, where, "api_base", str, DEFAULT_API_BASES.get(kind, DEFAULT_WECHAT_API_BASE)),
                        f"{where}.api_base", env)
@@ -508,16 +511,21 @@ def _late_reply(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Ma
             "late_reply_max_age": _number(table, where, "late_reply_max_age", 3600.0, 1.0, 48 * 3600.0)}
 
 
-def _answerer(table: Mapping[str, Any], where: str) -> tuple[str | None, str | None]:
-    """The channel's ``handler`` or ``forward`` (at most one), checked."""
+def _answerer(table: Mapping[str, Any], where: str, env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The channel's ``handler`` or ``forward`` (at most one), checked; ``forward`` expanded."""
     handler = table.get("handler")
-    forward = table.get("forward")
-    if handler is not None and forward is not None:
+    written = table.get("forward")
+    if handler is not None and written is not None:
         raise ConfigError(f"{where}: set either handler or forward, not both")
     if handler is not None and (not isinstance(handler, str) or ":" not in handler):
         raise ConfigError(f"{where}.handler: must be 'module:attribute', not {handler!r}")
-    if forward is not None and (not isinstance(forward, str) or not re.match(r"https?://", forward)):
-        raise ConfigError(f"{where}.forward: must be an http:// or https:// URL, not {forward!r}")
+    if written is None:
+        return handler, None
+    forward = _expand(_str(written, f"{where}.forward"), f"{where}.forward", env)
+    if not re.match(r"https?://", forward):
+        # The value as written: an expanded one may carry credentials.
+        expanded = " once its variables are expanded" if forward != written else ""
+        raise ConfigError(f"{where}.forward: must be an http:// or https:// URL{expanded}, not {written!r}")
     return handler, forward
 
 
@@ -549,7 +557,7 @@ def _websocket_channel(name: str, table: Mapping[str, Any], env: Mapping[str, st
     url = _expand(_get(table, where, "url", str, DEFAULT_LONGCONN_URL), f"{where}.url", env)
     if not url.startswith(("wss://", "ws://")):
         raise ConfigError(f"{where}.url: must be a wss:// (or ws://) address, not {url[:100]!r}")
-    handler, forward = _answerer(table, where)
+    handler, forward = _answerer(table, where, env)
     deadline = _number(table, where, "deadline", PLATFORM_DEADLINE - DEFAULT_DEADLINE_MARGIN, 0.05, 30.0)
     reconnect_delay = _number(table, where, "reconnect_delay", 1.0, 0.01, 600.0)
     reconnect_max_delay = _number(table, where, "reconnect_max_delay", 30.0, 0.01, 3600.0)
@@ -562,8 +570,9 @@ def _websocket_channel(name: str, table: Mapping[str, Any], env: Mapping[str, st
         kind=kind,
         token="",
         handler=handler,
-        forward=_expand(forward, f"{where}.forward", env) if forward else None,
+        forward=forward,
         forward_timeout=_number(table, where, "forward_timeout", min(3.0, deadline), 0.05, 60.0),
+        forward_retry_timeout=_number(table, where, "forward_retry_timeout", 30.0, 1.0, 300.0),
         forward_max_age=_number(table, where, "forward_max_age", 86400.0, 60.0, 30 * 86400.0),
         deadline=deadline,
         dedup_ttl=_number(table, where, "dedup_ttl", 300.0, 30.0, 86400.0),
@@ -587,8 +596,10 @@ def _kind(value: str, where: str) -> ChannelKind:
     try:
         return ChannelKind(value)
     except ValueError:
-        names = ", ".join(sorted(kind.value for kind in ChannelKind))
-        raise ConfigError(f"{where}.platform: must be one of {names}, not {value!r}") from None
+        names = sorted(kind.value for kind in ChannelKind)
+        close = difflib.get_close_matches(value, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{where}.platform: must be one of {', '.join(names)}, not {value!r}{hint}") from None
 
 
 def _data_format(table: Mapping[str, Any], where: str, kind: ChannelKind) -> str:
@@ -659,6 +670,9 @@ def _only(table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
     for key in table:
         if key not in allowed:
             prefix = f"{where}." if where else ""
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            if close:  # a typo: name the key it most likely is, not the whole list
+                raise ConfigError(f"{prefix}{key}: unknown key; did you mean {close[0]!r}?")
             raise ConfigError(f"{prefix}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
 
 

@@ -31,7 +31,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..core import WXCallbackError
-from ..messages import Message, NoReply, Platform, Reply, StreamingReply, StreamRefresh, render_reply
+from ..messages import (
+    MarkdownReply,
+    Message,
+    NoReply,
+    Platform,
+    Reply,
+    StreamingReply,
+    StreamRefresh,
+    render_reply,
+)
 from .forward import Forwarder, Parcel
 from .handlers import Dispatch
 from .reply_sender import ReplySender
@@ -152,6 +161,11 @@ class Dispatcher:
             return Dispatched(self._render(channel, message, message.no_reply), "duplicate_in_progress")
         try:
             reply, outcome = await self._run(channel, message, dedup_key, key, parcel, push)
+            if isinstance(reply, MarkdownReply) and self._sends(channel, push):
+                # No passive reply can be markdown: it goes through the message API now, and the
+                # callback is answered "no reply" (a channel that cannot send refuses it in _render).
+                self._send_late(channel, message, reply, dedup_key)
+                reply = None
             if isinstance(reply, StreamingReply):
                 if push is not None:
                     reply, outcome = await push.stream(reply), "streamed"
@@ -217,10 +231,7 @@ class Dispatcher:
                 _LOG.info(json.dumps({"channel": channel.name, "outcome": "late_reply_dropped",
                                       "msg_type": message.msg_type, "dedup_key": dedup_key}))
                 return
-            assert self._sender is not None
-            sending = asyncio.ensure_future(self._sender.send_late(channel.name, message, reply, dedup_key))
-            self._late.add(sending)
-            sending.add_done_callback(lambda done: self._sent_late(done, channel, dedup_key))
+            self._send_late(channel, message, reply, dedup_key)
             return
         answer = self._render(channel, message, None if isinstance(reply, StreamingReply) else reply)
         self._cache_later(channel, key, answer)
@@ -231,6 +242,16 @@ class Dispatcher:
                                  "dedup_key": dedup_key,
                                  "detail": "the handler answered after the deadline; the platform got no reply, "
                                            "send this one with the active message API"}))
+
+    def _sends(self, channel: Channel, push: PushTransport | None) -> bool:
+        """Whether this channel's replies may go through the platform's message API."""
+        return self._sender is not None and push is None and self._sender.policy(channel.name) == "send"
+
+    def _send_late(self, channel: Channel, message: Message, reply: Reply | StreamingReply, dedup_key: str) -> None:
+        assert self._sender is not None
+        sending = asyncio.ensure_future(self._sender.send_late(channel.name, message, reply, dedup_key))
+        self._late.add(sending)
+        sending.add_done_callback(lambda done: self._sent_late(done, channel, dedup_key))
 
     def _sent_late(self, done: asyncio.Future[Any], channel: Channel, dedup_key: str) -> None:
         self._late.discard(done)

@@ -16,7 +16,11 @@ The backend receives ``POST <forward>`` with ``Content-Type: application/json``,
 
 and may answer 2xx with an empty body, ``{}``, or ``{"reply": {"type": "text", "content": "…"}}``
 (the reply schema of ``wxcallback.messages.reply_from_dict``). A reply to a retried
-delivery comes too late to be passive and is only logged.
+delivery (the backend was slower than ``forward_timeout``, or down) comes too late to be
+passive: the delivery worker hands it to ``QueuedSends.forwarded_reply``, which sends it
+through the platform's message API as the channel's ``late_reply`` says
+(server/reply_sender.py), from what the stored item holds alone: the worker may run in
+another process than the one that took the callback.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from ..core import WXCallbackError
 from ..messages import Message, Platform, Reply, reply_from_dict
 from .stores import OutboxItem, Store
 
-__all__ = ["DeliveryWorker", "Forwarder", "Parcel", "QueuedSends", "backoff"]
+__all__ = ["DeliveryWorker", "Forwarder", "Parcel", "QueuedSends", "backoff", "reply_of"]
 
 _LOG = logging.getLogger("wxcallback.forward")
 _MAX_BACKOFF = 60.0
@@ -43,9 +47,9 @@ _MAX_BACKOFF = 60.0
 DEFAULT_MAX_AGE = 24 * 60 * 60.0
 
 
-def backoff(attempts: int) -> float:
-    """Seconds before the next try: 1, 2, 4 … capped at a minute, with jitter."""
-    base = min(_MAX_BACKOFF, 2.0 ** max(attempts - 1, 0))
+def backoff(attempts: int, cap: float = _MAX_BACKOFF) -> float:
+    """Seconds before the next try: 1, 2, 4 … capped at ``cap`` (a minute), with jitter of a quarter."""
+    base = min(cap, 2.0 ** max(attempts - 1, 0))
     return base * (0.75 + random.random() * 0.5)
 
 
@@ -152,30 +156,38 @@ class Forwarder:
         return self._reply_of(delivery.content)
 
     def _reply_of(self, content: bytes) -> Reply | None:
-        if not content.strip():
-            return None
-        try:
-            data = json.loads(content)
-        except ValueError:
-            _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_bad_reply",
-                                     "detail": "backend reply is not JSON; answering with no reply"}))
-            return None
-        if not isinstance(data, dict) or data.get("reply") is None:
-            return None
-        try:
-            return reply_from_dict(data["reply"], self.platform)
-        except WXCallbackError as exc:
-            _LOG.warning(json.dumps({"channel": self.channel, "outcome": "forward_bad_reply", "code": int(exc.code),
-                                     "detail": str(exc)}))
-            return None
+        return reply_of(self.channel, self.platform, content)
+
+
+def reply_of(channel: str, platform: Platform, content: bytes) -> Reply | None:
+    """The reply a backend's 2xx body carries; None for none, or a bad one (logged: forward_bad_reply)."""
+    if not content.strip():
+        return None
+    try:
+        data = json.loads(content)
+    except ValueError:
+        _LOG.warning(json.dumps({"channel": channel, "outcome": "forward_bad_reply",
+                                 "detail": "backend reply is not JSON; answering with no reply"}))
+        return None
+    if not isinstance(data, dict) or data.get("reply") is None:
+        return None
+    try:
+        return reply_from_dict(data["reply"], platform)
+    except WXCallbackError as exc:
+        _LOG.warning(json.dumps({"channel": channel, "outcome": "forward_bad_reply", "code": int(exc.code),
+                                 "detail": str(exc)}))
+        return None
 
 
 class QueuedSends(Protocol):
-    """Other work that shares the outbox (late replies, server/reply_sender.py): its own items, its own delivery."""
+    """Other work that shares the outbox (late replies, server/reply_sender.py): its own items, its own
+    delivery, and what becomes of a backend's reply to a retried delivery."""
 
     def owns(self, item: OutboxItem) -> bool: ...
 
     async def deliver_queued(self, item: OutboxItem) -> int: ...
+
+    async def forwarded_reply(self, item: OutboxItem, content: bytes) -> None: ...
 
 
 class DeliveryWorker:
@@ -189,7 +201,8 @@ class DeliveryWorker:
     def __init__(self, store: Store, urls: dict[str, str], client: httpx.AsyncClient, *, consumer: str,
                  timeout: float = 10.0, visibility_timeout: float = 60.0, idle: float = 0.5,
                  fresh_grace: float = 5.0, max_ages: dict[str, float] | None = None,
-                 sends: QueuedSends | None = None) -> None:
+                 sends: QueuedSends | None = None, inline_timeouts: dict[str, float] | None = None,
+                 timeouts: dict[str, float] | None = None) -> None:
         self._store = store
         self._sends = sends
         self._urls = urls
@@ -197,10 +210,17 @@ class DeliveryWorker:
         self._client = client
         self._consumer = consumer
         self._timeout = timeout
-        self._visibility = visibility_timeout
+        # Per channel (forward_retry_timeout): a slow backend (an LLM) may take longer than the
+        # default to give the answer that becomes its late reply.
+        self._timeouts = timeouts or {}
+        # A claimed item is invisible to other workers while it is delivered: longer than any delivery.
+        self._visibility = max([visibility_timeout, *(t + 30.0 for t in self._timeouts.values())])
         self._idle = idle
         # An item younger than this may still be in its inline delivery: leave it a moment.
         self._fresh_grace = fresh_grace
+        # A channel's inline delivery may last its forward_timeout: redelivering before it ends would
+        # have the backend answer twice, once passively and once too late.
+        self._graces = {name: max(fresh_grace, timeout + 1.0) for name, timeout in (inline_timeouts or {}).items()}
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -230,16 +250,22 @@ class DeliveryWorker:
         if self._sends is not None and self._sends.owns(item):
             return await self._sends.deliver_queued(item)
         now = time.time()
-        if now - item.enqueued_at < self._fresh_grace and item.attempts <= 1:
-            await self._store.nack(item.id, item.enqueued_at + self._fresh_grace)
+        grace = self._graces.get(item.channel, self._fresh_grace)
+        if now - item.enqueued_at < grace and item.attempts <= 1:
+            await self._store.nack(item.id, item.enqueued_at + grace)
             return 0
         url = self._urls.get(item.channel)
         if url is None:
             # The channel left the configuration: keep the message, look again later.
             await self._store.nack(item.id, now + _MAX_BACKOFF)
             return 0
-        delivery = await _post(self._client, url, item.payload, item.idempotency_key, self._timeout)
+        delivery = await _post(self._client, url, item.payload, item.idempotency_key,
+                               self._timeouts.get(item.channel, self._timeout))
         if delivery.acknowledged:
+            if delivery.content and self._sends is not None:
+                # Queued (durable) before the ack: a crash in between redelivers, and the send's
+                # key absorbs the backend's second answer.
+                await self._sends.forwarded_reply(item, delivery.content)
             await self._store.ack(item.id)
             _LOG.info(json.dumps({"channel": item.channel, "outcome": "delivered", "attempts": item.attempts}))
             return 1

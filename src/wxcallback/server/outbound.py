@@ -7,7 +7,8 @@ deadline has passed, the same reply can only go through an API, whose JSON diffe
   ``{"touser": openid, "msgtype": "text", "text": {"content": …}}``; image, voice, video,
   music and news (one article) too. Mini programs take text and image only.
 - WeCom app message (``POST /cgi-bin/message/send``): ``{"touser": userid, "msgtype": "text",
-  "agentid": 1000002, "text": {…}}``; image, voice, video and news (up to 8 articles).
+  "agentid": 1000002, "text": {…}}``; markdown (at most 2048 bytes), image, voice, video and
+  news (up to 8 articles).
 - Smart robot ``response_url``: ``{"msgtype": "markdown", "markdown": {"content": …}}`` or a
   template card (doc 101031: markdown is what an active robot reply carries, not text).
 
@@ -22,6 +23,7 @@ from typing import Any
 
 from ..messages import (
     ImageReply,
+    MarkdownReply,
     MusicReply,
     NewsReply,
     Platform,
@@ -35,11 +37,13 @@ from ..messages import (
 from ..messages.errors import ReplyNotAllowedError
 from ..messages.robot_replies import utf8_length
 
-__all__ = ["MAX_ROBOT_MARKDOWN_BYTES", "UnsendableReplyError", "custom_send_body", "message_send_body",
+__all__ = ["MAX_APP_MARKDOWN_BYTES", "MAX_ROBOT_MARKDOWN_BYTES", "UnsendableReplyError", "custom_send_body", "message_send_body",
            "response_url_body", "send_body"]
 
 # response_url markdown content: at most 20480 bytes of UTF-8 (protocol.md §4.4, doc 101031).
 MAX_ROBOT_MARKDOWN_BYTES = 20480
+# WeCom app markdown content: at most 2048 bytes of UTF-8 (the app message API doc).
+MAX_APP_MARKDOWN_BYTES = 2048
 # The customer-service API sends one news article (the OA doc: 图文消息条数限制在1条以内).
 _OA_NEWS_ARTICLES = 1
 
@@ -88,6 +92,11 @@ def message_send_body(to_user: str, agent_id: int, reply: Reply) -> dict[str, An
     head: dict[str, Any] = {"touser": to_user, "agentid": agent_id}
     if isinstance(reply, TextReply):
         return {**head, "msgtype": "text", "text": {"content": reply.content}}
+    if isinstance(reply, MarkdownReply):
+        if utf8_length(reply.content, "MarkdownReply.content") > MAX_APP_MARKDOWN_BYTES:
+            raise UnsendableReplyError(f"a WeCom app markdown message carries at most {MAX_APP_MARKDOWN_BYTES} "
+                                       "bytes of UTF-8")
+        return {**head, "msgtype": "markdown", "markdown": {"content": reply.content}}
     if isinstance(reply, ImageReply):
         return {**head, "msgtype": "image", "image": {"media_id": reply.media_id}}
     if isinstance(reply, VoiceReply):
@@ -98,12 +107,12 @@ def message_send_body(to_user: str, agent_id: int, reply: Reply) -> dict[str, An
     if isinstance(reply, NewsReply):
         return {**head, "msgtype": "news", "news": {"articles": _articles(reply)}}
     raise _refuse(reply, "the WeCom app message API (message/send)",
-                  "TextReply, ImageReply, VoiceReply, VideoReply, NewsReply")
+                  "TextReply, MarkdownReply, ImageReply, VoiceReply, VideoReply, NewsReply")
 
 
 def response_url_body(reply: Reply) -> dict[str, Any]:
     """The JSON POSTed to a robot callback's response_url: text becomes markdown."""
-    if isinstance(reply, (TextReply, StreamReply)):
+    if isinstance(reply, (TextReply, MarkdownReply, StreamReply)):
         # A stream's text is markdown already; a late stream is sent whole, as one message.
         if utf8_length(reply.content, f"{type(reply).__name__}.content") > MAX_ROBOT_MARKDOWN_BYTES:
             raise UnsendableReplyError(f"a robot markdown reply carries at most {MAX_ROBOT_MARKDOWN_BYTES} bytes "
@@ -111,7 +120,8 @@ def response_url_body(reply: Reply) -> dict[str, Any]:
         return {"msgtype": "markdown", "markdown": {"content": reply.content}}
     if isinstance(reply, TemplateCardReply):
         return {"msgtype": "template_card", "template_card": reply.card_object()}
-    raise _refuse(reply, "a robot's response_url", "TextReply or StreamReply (sent as markdown), TemplateCardReply")
+    raise _refuse(reply, "a robot's response_url", "TextReply, MarkdownReply or StreamReply (sent as markdown), "
+                  "TemplateCardReply")
 
 
 def send_body(platform: Platform, to_user: str, reply: Reply, *, agent_id: int | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from ..cli.app import CallbackCommand, CallbackGroup, emit
-from .config import load_config
+from .config import ConfigError, ServerConfig, load_config
 from .stores import Store, open_store
 from .tickets import Ticket, latest_ticket
 
@@ -30,8 +31,17 @@ _config_option = click.option("--config", "config_path", required=True, type=cli
                               help="The wxcallback.toml whose [server] store to open.")
 
 
+def _load(config_path: str) -> ServerConfig:
+    # As `wxcallback serve` says it: one line, exit status 2.
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
 def _with_store(config_path: str, action: Callable[[Store], Awaitable[_T]]) -> _T:
-    config = load_config(config_path)
+    config = _load(config_path)
 
     async def run() -> _T:
         store = open_store(config.store)
@@ -45,13 +55,14 @@ def _with_store(config_path: str, action: Callable[[Store], Awaitable[_T]]) -> _
 
 @click.group(cls=CallbackGroup)
 def outbox() -> None:
-    """The forwarding outbox: waiting messages and dead letters."""
+    """The outbox: forwarded messages and late replies waiting, and dead letters."""
 
 
 @outbox.command("list")
 @_config_option
 @click.option("--channel", help="Only this channel's dead letters.")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="List at most this many dead letters.")
 def list_dead(config_path: str, channel: str | None, limit: int) -> None:
     """Waiting count and dead letters, oldest first."""
     async def action(store: Store) -> tuple[int, list[Any]]:
@@ -70,7 +81,7 @@ def list_dead(config_path: str, channel: str | None, limit: int) -> None:
 @_config_option
 @click.argument("item_id")
 def show_dead(config_path: str, item_id: str) -> None:
-    """Print one dead letter's payload (the JSON the backend was sent)."""
+    """Print one dead letter's payload (the JSON the backend or the message API was to get)."""
     async def action(store: Store) -> Any:
         for letter in await store.list_dead(None, 10_000):
             if letter.id == item_id:
@@ -120,7 +131,7 @@ def drop_dead(config_path: str, item_ids: tuple[str, ...]) -> None:
 @click.option("--channel", help="Only this channel.")
 def tickets(config_path: str, channel: str | None) -> None:
     """The latest suite_ticket / component_verify_ticket each channel received."""
-    config = load_config(config_path)
+    config = _load(config_path)
     names = [c.name for c in config.channels if channel is None or c.name == channel]
     if channel is not None and not names:
         raise click.ClickException(f"no channel {channel!r} in {config_path}")

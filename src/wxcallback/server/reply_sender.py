@@ -11,11 +11,16 @@ that still reaches the user:
 - a third party's tenant (a component's authorizer, a suite's corp): the same two APIs, with
   the tenant's own token from the third party's chain (server/third_party.py).
 
+A forwarding channel's backend that answers a retried delivery (it was slower than
+``forward_timeout``, or down) is in the same place: the delivery worker hands its reply to
+``forwarded_reply``, which reads the user and the response_url from the stored message.
+
 Every send is durable before it is tried: written to the store's outbox (the one forwarded
 messages use, server/forward.py), tried at once, and on a transient failure (API down, 5xx,
 errcode -1, a rate limit, no token) left to the delivery worker, which retries it with
-backoff; a permanent refusal (any other errcode, a 4xx) or ``late_reply_max_age`` passing
-makes it a dead letter, which ``wxcallback outbox list/show/retry/drop`` handle as any other.
+backoff (1 s doubling to ``RETRY_CAP``, 10 s); a permanent refusal (any other errcode, a 4xx)
+or ``late_reply_max_age`` passing makes it a dead letter, which ``wxcallback outbox
+list/show/retry/drop`` handle as any other.
 Each send writes one log line (``late_reply_sent``, ``late_reply_failed`` with the next try,
 ``late_reply_dead``) and counts ``wxcallback_reply_sends{channel,result}``; neither a secret,
 an access_token nor a response_url is ever written.
@@ -44,13 +49,13 @@ import httpx
 from ..messages import InvalidReplyError, Message, Platform, Reply, StreamingReply
 from .access_token import INVALID_TOKEN_CODES, AccessTokens, Credential, TokenError, TokenSource
 from .config import ChannelConfig, ChannelKind, ConfigError
-from .forward import backoff
+from .forward import backoff, reply_of
 from .observe import Metrics
 from .outbound import UnsendableReplyError, send_body
 from .stores import OutboxItem, Store
 from .third_party import ThirdParties
 
-__all__ = ["LateReplyPolicy", "ReplySender", "SendResult", "current_sender"]
+__all__ = ["RETRY_CAP", "LateReplyPolicy", "ReplySender", "SendResult", "current_sender"]
 
 _LOG = logging.getLogger("wxcallback.send")
 # What marks an outbox item as a send of this module (forwarded messages start {"channel": …).
@@ -59,6 +64,10 @@ _MARK = b'{"send": '
 _TRANSIENT_CODES = frozenset({-1, 45009, 45011, 45033})
 # An item this young, tried once, may still be in its inline try: the worker leaves it a moment.
 _FRESH_GRACE = 5.0
+# The platform's API down for a minute: the reply goes out at most ~12 s (10 s and jitter) after
+# it is back, not up to 75 s with a backend's one-minute cap. A few tries a minute per queued send
+# is nothing to the platform.
+RETRY_CAP = 10.0
 _CURRENT: contextvars.ContextVar[ReplySender | None] = contextvars.ContextVar("wxcallback_reply_sender",
                                                                                default=None)
 
@@ -191,28 +200,68 @@ class ReplySender:
                         dedup_key: str) -> SendResult | None:
         """Send a late handler's reply to the user who wrote ``message``; None when there is nothing
         to send or it cannot be sent (logged: late_reply_failed)."""
+        return await self._send_late(channel, message.source, str(getattr(message, "response_url", "") or ""),
+                                     message.msg_type, reply, dedup_key, message.tenant)
+
+    async def forwarded_reply(self, item: OutboxItem, content: bytes) -> None:
+        """A backend's reply to a retried delivery of forwarded ``item``: too late to be passive, so
+        it is sent, kept (logged) or dropped as the channel's ``late_reply`` says.
+
+        Everything comes from the stored item (channel, user, response_url, dedup key): the
+        delivery worker may run in another process than the one that took the callback.
+        """
+        parcel = json.loads(item.payload)
+        message = parcel.get("message") or {}
+        dedup_key = str(parcel.get("dedup_key", ""))
+        msg_type = str(message.get("msg_type") or "")
+        platform = Platform.of(str(parcel.get("platform") or message.get("platform")))
+        reply = reply_of(item.channel, platform, content)
+        if reply is None:
+            return
+        policy = self.policy(item.channel)
+        line = {"channel": item.channel, "msg_type": msg_type, "dedup_key": dedup_key}
+        if policy == "send":
+            cached = await self._store.wait_for(f"{item.channel}:dedup:{dedup_key}", 0)
+            if cached is not None and json.loads(cached.body).get("kind") in ("reply", "raw"):
+                # The platform got a passive reply to this message (an inline delivery answered in
+                # time): a second answer from the backend is not sent on top of it.
+                _LOG.info(json.dumps({**line, "outcome": "late_reply_dropped",
+                                      "detail": "the platform already got a passive reply to this message"}))
+                return
+            await self._send_late(item.channel, str(message.get("source") or ""),
+                                  str(message.get("response_url") or ""), msg_type, reply, dedup_key,
+                                  str(parcel.get("tenant") or message.get("tenant") or ""))
+        elif policy == "drop":
+            _LOG.info(json.dumps({**line, "outcome": "late_reply_dropped"}))
+        else:
+            _LOG.warning(json.dumps({**line, "outcome": "late_reply_kept",
+                                     "detail": "the backend answered a retried delivery; the platform got no reply, "
+                                               "send this one with the active message API"}))
+
+    async def _send_late(self, channel: str, to_user: str, response_url: str, msg_type: str,
+                         reply: Reply | StreamingReply, dedup_key: str, tenant: str = "") -> SendResult | None:
         target = self._targets[channel]
         try:
             if isinstance(reply, StreamingReply):
                 reply = await _whole_stream(reply)
-            if target.platform is Platform.WECOM_ROBOT and not getattr(message, "response_url", None):
+            if target.platform is Platform.WECOM_ROBOT and not response_url:
                 raise UnsendableReplyError("the callback carries no response_url")
-            if target.platform is not Platform.WECOM_ROBOT and message.source in ("", "sys"):
+            if target.platform is not Platform.WECOM_ROBOT and to_user in ("", "sys"):
                 raise UnsendableReplyError("the callback comes from the platform itself, not from a user")
-            if target.third_party and not message.tenant:
+            if target.third_party and not tenant:
                 # A notice on the auth / instruction URL: only "success" answers it, nobody reads a send.
                 raise UnsendableReplyError("the callback names no tenant (a platform notice, or a path without "
                                            "{appid} / {corpid}): there is no tenant's user to send to")
-            body = send_body(target.platform, message.source, reply, agent_id=target.agent_id)
+            body = send_body(target.platform, to_user, reply, agent_id=target.agent_id)
         except InvalidReplyError as exc:  # the reply's type, or a stream's text past its limits
             self._count(channel, "refused")
-            _LOG.error(json.dumps({"channel": channel, "outcome": "late_reply_failed", "msg_type": message.msg_type,
+            _LOG.error(json.dumps({"channel": channel, "outcome": "late_reply_failed", "msg_type": msg_type,
                                    "dedup_key": dedup_key, "detail": f"the late reply cannot be sent: {exc}"}))
             return None
-        url = str(getattr(message, "response_url", "") or "")
-        # One key per message: a second instance that ran the same message sends nothing more.
-        return await self._persist_and_try(target, body, url, f"late:{dedup_key}", "late",
-                                           message.tenant if target.third_party else "")
+        # One key per message: a second instance that ran the same message, or a backend answering
+        # a second delivery of it, sends nothing more.
+        return await self._persist_and_try(target, body, response_url, f"late:{dedup_key}", "late",
+                                           tenant if target.third_party else "")
 
     async def _persist_and_try(self, target: _Target, body: dict[str, Any], url: str, key: str,
                                why: str, tenant: str = "") -> SendResult:
@@ -261,7 +310,7 @@ class ReplySender:
                                            f"last: {result.detail}", True)
             await self._store.dead_letter(item.id, result.detail)
         else:
-            delay = backoff(item.attempts)
+            delay = backoff(item.attempts, RETRY_CAP)
             await self._store.nack(item.id, now + delay)
             self._log(item.channel, str(send.get("why", "")), item.id, item.attempts, result,
                       f"next try in {delay:.1f} s")

@@ -106,8 +106,10 @@ class CallbackServer:
             if urls or self._sender.queues:
                 consumer = f"{socket.gethostname()}-{os.getpid()}"
                 max_ages = {c.name: c.forward_max_age for c in self.config.channels if c.forward is not None}
+                inline = {c.name: c.forward_timeout for c in self.config.channels if c.forward is not None}
+                retry = {c.name: c.forward_retry_timeout for c in self.config.channels if c.forward is not None}
                 self._worker = DeliveryWorker(store, urls, self._client, consumer=consumer, max_ages=max_ages,
-                                              sends=self._sender)
+                                              sends=self._sender, inline_timeouts=inline, timeouts=retry)
                 self._worker_task = asyncio.create_task(self._worker.run())
             return self.pipeline
 

@@ -2,8 +2,9 @@
 
 Prints one line per check (or ``--json``) and exits 0 only when every check passed.
 With ``--repeat`` / ``--duration`` it runs the load mode instead and prints throughput
-and latency percentiles. A setting it cannot use exits 1 with ``<code> <explanation>``
-on stderr, like every other wxcallback command.
+and latency percentiles. A setting it cannot use exits 1 with one line on stderr, like every
+other wxcallback command: ``<code> <explanation>`` for a protocol error (a key the protocol
+refuses, -40004), ``error: <explanation>`` for any other mistake.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _choices(enum: Any) -> click.Choice[str]:
 @click.option("--platform", type=_choices(ChannelKind), required=True, help="The platform to play.")
 @click.option("--token", envvar="WXCALLBACK_TOKEN", show_envvar=True, required=True,
               help="The Token set in the console.")
-@click.option("--key", "encoding_aes_key", envvar="WXCALLBACK_ENCODING_AES_KEY", show_envvar=True,
+@click.option("--key", "--encoding-aes-key", "encoding_aes_key", envvar="WXCALLBACK_ENCODING_AES_KEY", show_envvar=True,
               help="The 43-character EncodingAESKey (not needed in plaintext mode).")
 @click.option("--receive-id", default="", show_default=True,
               help="AppID (Official Account), CorpID (WeCom app), or '' (smart robot).")
@@ -100,7 +101,8 @@ def simulate(
         line = " ".join(str(exc).split())
         if as_json:
             click.echo(json.dumps({"ok": False, "code": int(exc.code), "error": line}, ensure_ascii=False))
-        click.echo(f"{int(exc.code)} {line}", err=True)
+        # A setting the simulator cannot use has no official code (0): no number then.
+        click.echo(f"{int(exc.code)} {line}" if int(exc.code) else f"error: {line}", err=True)
         click.get_current_context().exit(1)
     click.get_current_context().exit(0 if passed else 1)
 

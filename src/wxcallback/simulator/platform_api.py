@@ -22,8 +22,8 @@ Switches for tests: ``down_for(seconds)`` (503 to everything), ``invalidate_toke
 ``token_delay`` (a slow token endpoint, to make refreshes overlap). It records every
 send in ``received``, counts ``token_requests`` (every endpoint that issues a token) and
 ``calls`` per third-party endpoint; ``wxcallback fake-api`` serves it, with
-``GET /_fake/received`` and ``POST /_fake/down?seconds=…`` / ``/_fake/invalidate`` for a
-person (or a test in another process) to look and steer.
+``GET /_fake/received`` (``?wait=N``: once N sends are in) and ``POST /_fake/down?seconds=…`` /
+``/_fake/invalidate`` for a person (or a test in another process) to look and steer.
 """
 
 from __future__ import annotations
@@ -212,8 +212,14 @@ class FakePlatformAPI:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
         await send({"type": "http.response.body", "body": data})
 
-    async def _answer(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+    async def _steer(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
+        """The /_fake/ endpoints, for a person or a test in another process to look and steer."""
         if path == "/_fake/received":
+            # ?wait=N: answer once N sends are in (or after ?timeout=, 10 s), so a script or a
+            # test in another process needs no sleep before it looks.
+            until = time.monotonic() + float(query.get("timeout", "10"))
+            while len(self.received) < int(query.get("wait", "0")) and time.monotonic() < until:
+                await asyncio.sleep(0.01)
             return 200, [{"api": r.api, "body": r.body, "at": r.at, "account": r.account} for r in self.received]
         if path == "/_fake/stats":
             return 200, {"token_requests": self.token_requests, "received": len(self.received),
@@ -227,6 +233,14 @@ class FakePlatformAPI:
         played = self._play(path, query)
         if played is not None:
             return 200, played
+        return 404, {"error": f"no {path}"}
+
+    async def _answer(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        if path.startswith("/_fake/"):
+            try:
+                return await self._steer(path, query)
+            except ValueError:
+                return 400, {"error": f"not a number in {query}"}
         if time.time() < self._down_until:
             return 503, {"error": "the fake API is down"}
         if path in ("/cgi-bin/token", "/cgi-bin/gettoken"):

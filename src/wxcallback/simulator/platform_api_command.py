@@ -1,10 +1,11 @@
 """``wxcallback fake-api``: the platforms' message APIs on this machine, to see what a bot sends.
 
 Set a channel's ``api_base`` to the printed address; ``GET /_fake/received`` lists what was
-sent, ``POST /_fake/down?seconds=60`` and ``POST /_fake/invalidate`` play an outage and a
-reset secret. For the third parties: ``POST /_fake/verify_ticket?component=APPID`` and
-``/_fake/suite_ticket?suite=ID`` give the ticket to push, ``/_fake/authorize?component=…&authorizer=…``
-and ``/_fake/install?suite=…&corp=…&agentid=…`` the code of an authorization notice,
+sent (``?wait=N`` first waits for N sends), ``POST /_fake/down?seconds=60`` and
+``POST /_fake/invalidate`` play an outage and a reset secret. For the third parties:
+``POST /_fake/verify_ticket?component=APPID`` and ``/_fake/suite_ticket?suite=ID`` give the
+ticket to push, ``/_fake/authorize?component=…&authorizer=…`` and
+``/_fake/install?suite=…&corp=…&agentid=…`` the code of an authorization notice,
 ``/_fake/revoke`` and ``/_fake/cancel`` (same parameters) end one.
 """
 

@@ -110,7 +110,25 @@ class Report:
         failed = sum(not exchange.passed for exchange in self.exchanges)
         lines.append("")
         lines.append(f"{len(self.exchanges) - failed} passed, {failed} failed" + ("" if failed else ": all passed"))
+        hint = self.hint()
+        if hint:
+            lines.append(hint)
         return "\n".join(lines)
+
+    def hint(self) -> str | None:
+        """What to check first when every check failed with one status: the usual setup mistakes."""
+        statuses = {exchange.status for exchange in self.exchanges}
+        if not self.exchanges or any(exchange.passed for exchange in self.exchanges) or len(statuses) != 1:
+            return None
+        status = statuses.pop()
+        where = self.target.get("url", "the URL")
+        hints = {
+            None: f"nothing answered at {where}: is the server running, on this host and port?",
+            404: "every request got 404: no channel has this path (compare the URL with the channel's path)",
+            403: "every request got 403: check --token and --receive-id; the server's log line says which",
+            400: "every request got 400: check --key (the EncodingAESKey); the server's log line says why",
+        }
+        return hints.get(status)
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "passed": self.passed,
