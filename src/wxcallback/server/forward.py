@@ -226,25 +226,51 @@ class DeliveryWorker:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                delivered = await self.run_once()
-            except Exception as exc:  # the store is down: say so and try again shortly
-                _LOG.error(json.dumps({"outcome": "outbox_unavailable", "detail": f"{type(exc).__name__}: {exc}"}))
-                delivered = 0
-            if not delivered:
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), self._idle)
-                except asyncio.TimeoutError:
-                    pass
+    async def run(self, concurrency: int = 16) -> None:
+        """Deliver until stopped, up to ``concurrency`` items at once.
+
+        Each item is delivered on its own: a backend that takes its forward_retry_timeout to
+        answer holds one slot, not the items claimed with it (other channels, late replies).
+        """
+        inflight: set[asyncio.Task[int]] = set()
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                claimed: list[OutboxItem] = []
+                if len(inflight) < concurrency:
+                    try:
+                        claimed = await self._store.claim_batch(self._consumer, concurrency - len(inflight),
+                                                                self._visibility)
+                    except Exception as exc:  # the store is down: say so and try again shortly
+                        _LOG.error(json.dumps({"outcome": "outbox_unavailable",
+                                               "detail": f"{type(exc).__name__}: {exc}"}))
+                for item in claimed:
+                    task = asyncio.ensure_future(self._deliver_logged(item))
+                    inflight.add(task)
+                    task.add_done_callback(inflight.discard)
+                if not claimed:
+                    # Idle, or every slot busy: look again when one frees, or after a moment.
+                    await asyncio.wait({stopping, *inflight}, timeout=self._idle, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if inflight:
+                await asyncio.wait(set(inflight))  # the server's stop bounds this with shutdown_grace
 
     async def run_once(self, count: int = 16) -> int:
+        """One batch, delivered before returning: how many were delivered (tests, tools)."""
         items = await self._store.claim_batch(self._consumer, count, self._visibility)
         if not items:
             return 0
         results = await asyncio.gather(*(self._deliver(item) for item in items))
         return sum(results)
+
+    async def _deliver_logged(self, item: OutboxItem) -> int:
+        try:
+            return await self._deliver(item)
+        except Exception as exc:  # the store failed mid-delivery: the item's claim lapses, it is tried again
+            _LOG.error(json.dumps({"channel": item.channel, "outcome": "outbox_unavailable",
+                                   "detail": f"{type(exc).__name__}: {exc}"}))
+            return 0
 
     async def _deliver(self, item: OutboxItem) -> int:
         if self._sends is not None and self._sends.owns(item):
