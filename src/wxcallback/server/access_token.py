@@ -14,6 +14,11 @@ An API that answers ``invalid credential`` (40001), ``access_token expired`` (42
 ``invalid access_token`` (40014) to a token still stored gets one forced refresh:
 ``token(credential, stale=used)`` fetches again unless another process already replaced
 ``used``. Secrets and tokens never appear in a log line, an error or a repr.
+
+Any :class:`TokenSource` is cached the same way: a :class:`Credential` (the GET above), and
+the third parties' chains of POSTs (server/third_party.py: component and authorizer tokens,
+suite and corp tokens), whose fetches call ``AccessTokens.call`` and may ask it for the
+token one step up the chain.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
 import httpx
 
@@ -32,7 +38,7 @@ from ..core import WXCallbackError
 from ..core.errors import ErrorCode
 from .stores import Store
 
-__all__ = ["INVALID_TOKEN_CODES", "AccessTokens", "Credential", "TokenError"]
+__all__ = ["INVALID_TOKEN_CODES", "AccessTokens", "Credential", "Fetched", "TokenError", "TokenSource", "answer_field"]
 
 #: errcodes that mean "this access_token is not (or no longer) valid": refresh once, retry once
 INVALID_TOKEN_CODES = frozenset({40001, 40014, 42001})
@@ -43,15 +49,36 @@ _REFRESH_AHEAD = 300.0
 class TokenError(WXCallbackError):
     """No access_token could be had now (API down, refused credential, no answer in time).
 
-    Always worth another try later: a whitelist or a secret fixed in the console makes the
-    next fetch succeed. ``errcode`` is the platform's, when it answered one.
+    Usually worth another try later: a whitelist or a secret fixed in the console makes the
+    next fetch succeed. ``permanent``: no later try can succeed (an account that revoked its
+    authorization of a third party). ``errcode`` is the platform's, when it answered one.
     """
 
     code = ErrorCode.OK
 
-    def __init__(self, message: str, errcode: int | None = None) -> None:
+    def __init__(self, message: str, errcode: int | None = None, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.errcode = errcode
+        self.permanent = permanent
+
+
+class Fetched(NamedTuple):
+    """A token as an endpoint gave it, and its lifetime in seconds."""
+
+    access_token: str
+    expires_in: float
+
+    def __repr__(self) -> str:
+        return f"Fetched(expires_in={self.expires_in!r})"  # the token stays out of any log of it
+
+
+class TokenSource(Protocol):
+    """What fetches one kind of token; ``cache_name`` is its key in the store (no secret readable in it)."""
+
+    @property
+    def cache_name(self) -> str: ...
+
+    async def fetch(self, tokens: AccessTokens) -> Fetched: ...
 
 
 @dataclass(frozen=True)
@@ -76,6 +103,11 @@ class Credential:
         return f"{base}/cgi-bin/token", {"grant_type": "client_credential", "appid": self.app_id,
                                          "secret": self.secret}
 
+    async def fetch(self, tokens: AccessTokens) -> Fetched:
+        url, params = self.token_url()
+        answer = await tokens.call("GET", url, params=params)
+        return Fetched(answer_field(answer, "access_token", url), float(answer.get("expires_in", 7200)))
+
 
 class AccessTokens:
     """access_tokens of any number of credentials, shared through ``store`` by every process."""
@@ -92,7 +124,11 @@ class AccessTokens:
         #: fetches this process made (each is one request to the token endpoint)
         self.fetches = 0
 
-    async def token(self, credential: Credential, *, stale: str | None = None) -> str:
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    async def token(self, credential: TokenSource, *, stale: str | None = None) -> str:
         """A valid access_token; ``stale``: the one the API just refused, not to be given back."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._timeout + self._lease_ttl
@@ -120,7 +156,47 @@ class AccessTokens:
             # Someone else is fetching: wait for its token (or for its lease to lapse if it died).
             await asyncio.sleep(self._poll)
 
-    async def _cached(self, credential: Credential, stale: str | None) -> str | None:
+    async def keep(self, credential: TokenSource, fetched: Fetched) -> None:
+        """Store a token obtained another way (an authorization exchange answers one too)."""
+        expires_in = max(fetched.expires_in, 1.0)
+        ahead = min(_REFRESH_AHEAD, expires_in / 4)
+        entry = {"access_token": fetched.access_token, "refresh_at": time.time() + expires_in - ahead}
+        await self._store.put_value(credential.cache_name, json.dumps(entry).encode(), expires_in)
+
+    async def forget(self, credential: TokenSource) -> None:
+        """Drop the stored token (the store keeps no deletion: an entry already due replaces it)."""
+        await self._store.put_value(credential.cache_name, json.dumps({"access_token": "", "refresh_at": 0}).encode(),
+                                    1.0)
+
+    async def call(self, method: str, url: str, *, params: dict[str, str] | None = None,
+                   json_body: dict[str, Any] | None = None, what: str = "token endpoint") -> dict[str, Any]:
+        """One request to a token endpoint: its JSON answer, or TokenError saying why not.
+
+        The URL in the error never has its query (a token may be in it); ``errcode`` is set
+        when the platform refused.
+        """
+        self.fetches += 1
+        try:
+            response = await self._client.request(method, url, params=params, json=json_body,
+                                                  timeout=self._timeout)
+        except httpx.HTTPError as exc:
+            raise TokenError(f"{what} {url} unreachable ({type(exc).__name__})") from None
+        if response.status_code != 200:
+            raise TokenError(f"{what} {url} answered {response.status_code}")
+        try:
+            answer = response.json()
+        except ValueError:
+            raise TokenError(f"{what} {url} answered something other than JSON") from None
+        if not isinstance(answer, dict):
+            raise TokenError(f"{what} {url} answered something other than a JSON object")
+        errcode = answer.get("errcode", 0)
+        if errcode:
+            errmsg = str(answer.get("errmsg", ""))[:200]
+            raise TokenError(f"{what} {url} refused: errcode {errcode} {errmsg}".rstrip(),
+                             errcode if isinstance(errcode, int) else None)
+        return answer
+
+    async def _cached(self, credential: TokenSource, stale: str | None) -> str | None:
         data = await self._store.get_value(credential.cache_name)
         if data is None:
             return None
@@ -130,27 +206,15 @@ class AccessTokens:
             return None
         return token
 
-    async def _fetch(self, credential: Credential) -> str:
-        url, params = credential.token_url()
-        self.fetches += 1
-        try:
-            response = await self._client.get(url, params=params, timeout=self._timeout)
-        except httpx.HTTPError as exc:
-            raise TokenError(f"token endpoint {url} unreachable ({type(exc).__name__})") from None
-        if response.status_code != 200:
-            raise TokenError(f"token endpoint {url} answered {response.status_code}")
-        try:
-            answer = response.json()
-        except ValueError:
-            raise TokenError(f"token endpoint {url} answered something other than JSON") from None
-        errcode = answer.get("errcode", 0) if isinstance(answer, dict) else None
-        token = answer.get("access_token") if isinstance(answer, dict) else None
-        if errcode or not isinstance(token, str) or not token:
-            errmsg = str(answer.get("errmsg", ""))[:200] if isinstance(answer, dict) else ""
-            raise TokenError(f"token endpoint {url} refused: errcode {errcode} {errmsg}".rstrip(),
-                             errcode if isinstance(errcode, int) else None)
-        expires_in = float(answer.get("expires_in", 7200))
-        ahead = min(_REFRESH_AHEAD, expires_in / 4)
-        entry = {"access_token": token, "refresh_at": time.time() + expires_in - ahead}
-        await self._store.put_value(credential.cache_name, json.dumps(entry).encode(), max(expires_in, 1.0))
-        return token
+    async def _fetch(self, credential: TokenSource) -> str:
+        fetched = await credential.fetch(self)
+        await self.keep(credential, fetched)
+        return fetched.access_token
+
+
+def answer_field(answer: dict[str, Any], key: str, url: str) -> str:
+    """``answer[key]``, a non-empty string, or TokenError (a 200 without the token is a refusal)."""
+    value = answer.get(key)
+    if not isinstance(value, str) or not value:
+        raise TokenError(f"token endpoint {url} answered no {key}")
+    return value

@@ -146,6 +146,9 @@ class ChannelConfig:
     app_secret: str = field(default="", repr=False)
     corp_secret: str = field(default="", repr=False)
     api_base: str = ""
+    # A WeCom suite's Secret: with suite_id and the suite_ticket, the start of its token chain
+    # (server/third_party.py); a component's chain starts from its app_secret.
+    suite_secret: str = field(default="", repr=False)
 
     @property
     def websocket(self) -> bool:
@@ -319,6 +322,7 @@ _HTTP_KEYS = {
     "path", "token", "encoding_aes_key", "previous_keys", "receive_id", "receive_ids", "skip_receive_id_check",
     "modes", "require_encryption", "digest", "replay_window", "data_format", "auth_path", "instruction_path",
     "suite_id", "agent_id", "late_reply", "late_reply_max_age", "app_secret", "corp_secret", "api_base",
+    "suite_secret",
 }
 _WEBSOCKET_KEYS = {
     "bot_id", "secret", "url", "heartbeat_interval", "missed_pings", "ack_timeout", "reconnect_delay",
@@ -456,7 +460,8 @@ def _third_party(table: Mapping[str, Any], where: str, kind: ChannelKind, path: 
 
 # Where the message APIs live unless api_base says otherwise (a private deployment, a local fake).
 DEFAULT_API_BASES = {ChannelKind.WECOM_APP: "https://qyapi.weixin.qq.com",
-                     ChannelKind.WECOM_ROBOT: "https://qyapi.weixin.qq.com"}
+                     ChannelKind.WECOM_ROBOT: "https://qyapi.weixin.qq.com",
+                     ChannelKind.WECOM_SUITE: "https://qyapi.weixin.qq.com"}
 DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
 
 
@@ -465,20 +470,25 @@ def _late_reply(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Ma
     """``late_reply`` and what sending needs: AppSecret (OA, mini program) or Secret and AgentID (WeCom app)."""
     if kind is ChannelKind.WECOM_APP:
         allowed = {"corp_secret"}
-    elif kind in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM):
-        allowed = {"app_secret"}
+    elif kind in (ChannelKind.OFFICIAL_ACCOUNT, ChannelKind.MINIPROGRAM, ChannelKind.COMPONENT):
+        allowed = {"app_secret"}  # a component's: the third-party platform's own AppSecret
+    elif kind is ChannelKind.WECOM_SUITE:
+        allowed = {"suite_secret"}
     else:
         allowed = set()  # a robot's response_url needs nothing; a signature-only gateway has no API
-    for key in sorted(({"app_secret", "corp_secret"} - allowed) & set(table)):
-        raise ConfigError(f"{where}.{key}: {kind} channels have no {key} (app_secret: official-account and "
-                          "miniprogram; corp_secret: wecom-app)")
+    for key in sorted(({"app_secret", "corp_secret", "suite_secret"} - allowed) & set(table)):
+        raise ConfigError(f"{where}.{key}: {kind} channels have no {key} (app_secret: official-account, "
+                          "miniprogram and component; corp_secret: wecom-app; suite_secret: wecom-suite)")
     app_secret = _expand(_get(table, where, "app_secret", str, ""), f"{where}.app_secret", env)
     corp_secret = _expand(_get(table, where, "corp_secret", str, ""), f"{where}.corp_secret", env)
+    suite_secret = _expand(_get(table, where, "suite_secret", str, ""), f"{where}.suite_secret", env)
     # The first key sending still needs ("" when none, "-" when the platform has no message API).
     if kind is ChannelKind.WECOM_ROBOT:
         missing = ""
     elif kind is ChannelKind.WECOM_APP:
         missing = "corp_secret" if not corp_secret else "agent_id" if agent_id is None else ""
+    elif kind is ChannelKind.WECOM_SUITE:
+        missing = "" if suite_secret else "suite_secret"
     elif allowed:
         missing = "" if app_secret else "app_secret"
     else:
@@ -496,6 +506,7 @@ def _late_reply(table: Mapping[str, Any], where: str, kind: ChannelKind, env: Ma
     if not re.match(r"https?://", api_base):
         raise ConfigError(f"{where}.api_base: must be an http:// or https:// URL, not {api_base[:100]!r}")
     return {"late_reply": late_reply, "app_secret": app_secret, "corp_secret": corp_secret,
+            "suite_secret": suite_secret,
             "api_base": api_base.rstrip("/"),
             "late_reply_max_age": _number(table, where, "late_reply_max_age", 3600.0, 1.0, 48 * 3600.0)}
 

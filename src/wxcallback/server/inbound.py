@@ -20,6 +20,7 @@ answered with the platform's "no reply", so the platform does not retry it three
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -145,10 +146,13 @@ class _Opened:
 class InboundProtocol:
     """Answers CallbackRequests for a set of endpoints, handing their messages to one Dispatcher."""
 
-    def __init__(self, endpoints: list[Endpoint], dispatcher: Dispatcher, store: Store | None = None) -> None:
+    def __init__(self, endpoints: list[Endpoint], dispatcher: Dispatcher, store: Store | None = None,
+                 notices: Callable[[str, Message], Awaitable[None]] | None = None) -> None:
         self._routes = RouteTable((endpoint.served_path, endpoint) for endpoint in endpoints)
         self._dispatcher = dispatcher
         self._store = store  # where suite / component tickets are kept (tickets.py)
+        # A third party's authorization notices (server/third_party.py): kept before the answer.
+        self._notices = notices
 
     async def drain(self, timeout: float) -> None:
         """Graceful shutdown: let late handlers and streams finish, up to ``timeout``."""
@@ -236,6 +240,8 @@ class InboundProtocol:
                           "(the envelope said it was): a forged envelope, or two apps with one key")
         if self._store is not None and isinstance(message, Instruction):
             await remember_ticket(self._store, endpoint.name, message, tenant)  # before any handler can fail
+            if self._notices is not None:
+                await self._notices(endpoint.name, message)
         dispatched = await self._dispatcher.dispatch(endpoint.channel, message, tenant=tenant)
         answer = dispatched.answer
         record = Outcome(dispatched.outcome, channel=endpoint.name, tenant=tenant,

@@ -7,7 +7,9 @@ that still reaches the user:
 - a smart robot: the callback's ``response_url`` (valid about an hour, usable once; no token);
 - an Official Account or mini program: the customer-service message API (within the 48-hour
   interaction window; errcode 45015 past it), with the account's access_token;
-- a WeCom app: the app message API, with the app's access_token.
+- a WeCom app: the app message API, with the app's access_token;
+- a third party's tenant (a component's authorizer, a suite's corp): the same two APIs, with
+  the tenant's own token from the third party's chain (server/third_party.py).
 
 A forwarding channel's backend that answers a retried delivery (it was slower than
 ``forward_timeout``, or down) is in the same place: the delivery worker hands its reply to
@@ -45,12 +47,13 @@ from typing import Any, NamedTuple
 import httpx
 
 from ..messages import InvalidReplyError, Message, Platform, Reply, StreamingReply
-from .access_token import INVALID_TOKEN_CODES, AccessTokens, Credential, TokenError
+from .access_token import INVALID_TOKEN_CODES, AccessTokens, Credential, TokenError, TokenSource
 from .config import ChannelConfig, ChannelKind, ConfigError
 from .forward import backoff, reply_of
 from .observe import Metrics
 from .outbound import UnsendableReplyError, send_body
 from .stores import OutboxItem, Store
+from .third_party import ThirdParties
 
 __all__ = ["RETRY_CAP", "LateReplyPolicy", "ReplySender", "SendResult", "current_sender"]
 
@@ -101,6 +104,7 @@ class _Target:
     api_base: str
     credential: Credential | None
     agent_id: int | None
+    third_party: bool = False  # sends as the message's tenant, with its token (ThirdParties)
 
 
 def _target(config: ChannelConfig) -> _Target:
@@ -110,6 +114,11 @@ def _target(config: ChannelConfig) -> _Target:
         credential = Credential(config.api_base, receive_id, config.corp_secret, wecom=True)
     elif config.app_secret:
         credential = Credential(config.api_base, receive_id, config.app_secret)
+    if config.kind in (ChannelKind.COMPONENT, ChannelKind.WECOM_SUITE):
+        # Each tenant's token comes from the chain; a suite's AgentID differs per corp (filled at send).
+        third_party = bool(config.suite_secret if config.kind is ChannelKind.WECOM_SUITE else config.app_secret)
+        return _Target(config.name, config.kind.platform, config.late_reply, config.late_reply_max_age,
+                       config.api_base, None, 0 if config.kind is ChannelKind.WECOM_SUITE else None, third_party)
     return _Target(config.name, config.kind.platform, config.late_reply, config.late_reply_max_age,
                    config.api_base, credential, config.agent_id)
 
@@ -124,12 +133,18 @@ class ReplySender:
         self._client = client
         self._metrics = metrics
         self._tokens = tokens or AccessTokens(store, client)
+        self._third_parties = ThirdParties(store, self._tokens, channels)
         self._timeout = timeout
         self._targets = {c.name: _target(c) for c in channels if not c.websocket}
 
     @property
     def tokens(self) -> AccessTokens:
         return self._tokens
+
+    @property
+    def third_parties(self) -> ThirdParties:
+        """The component and suite channels' token chains (their tenants' tokens)."""
+        return self._third_parties
 
     def policy(self, channel: str) -> LateReplyPolicy:
         """What a late reply of ``channel`` becomes ("keep" for a channel this sender does not know)."""
@@ -140,7 +155,8 @@ class ReplySender:
     def queues(self) -> bool:
         """Whether any channel may queue sends (late_reply = "send", or credentials for proactive
         ones): the delivery worker must then run to retry them."""
-        return any(t.late_reply == "send" or t.credential is not None for t in self._targets.values())
+        return any(t.late_reply == "send" or t.credential is not None or t.third_party
+                   for t in self._targets.values()) or self._third_parties.queues
 
     def bind(self) -> contextvars.Token[ReplySender | None]:
         """Make this the ``current_sender()`` of what runs next in this context (a handler's task)."""
@@ -153,13 +169,14 @@ class ReplySender:
     # -- sending ------------------------------------------------------------------------------
 
     async def send(self, channel: str, to_user: str, reply: Reply, *, response_url: str | None = None,
-                   key: str | None = None) -> SendResult:
+                   key: str | None = None, tenant: str = "") -> SendResult:
         """Send ``reply`` to ``to_user`` (OpenID, member UserID) through ``channel``'s message API.
 
         Durable: the send is in the outbox before it is tried, and retried there when the API
         fails for a moment, so a transient failure returns ``sent=False`` and still arrives.
         A robot channel sends to a callback's ``response_url`` instead of a user. ``key``
-        makes a repeated call a no-op (default: every call is a new message).
+        makes a repeated call a no-op (default: every call is a new message). A component or
+        suite channel sends as ``tenant`` (the authorizer's AppID, the corp's CorpID).
         UnsendableReplyError for a reply the API cannot carry, ConfigError for a channel
         without what sending needs.
         """
@@ -170,19 +187,21 @@ class ReplySender:
         if target.platform is Platform.WECOM_ROBOT:
             if not response_url:
                 raise ConfigError(f"channels.{channel}: a robot sends through a callback's response_url; pass one")
+        elif target.third_party:
+            self._third_parties.credential(channel, tenant)  # ConfigError without a tenant
         elif target.credential is None:
             needs = "corp_secret" if target.platform is Platform.WECOM_APP else "app_secret"
             raise ConfigError(f"channels.{channel}.{needs}: needed to send through the message API")
         body = send_body(target.platform, to_user, reply, agent_id=target.agent_id)
         return await self._persist_and_try(target, body, response_url or "", key or secrets.token_hex(16),
-                                           "proactive")
+                                           "proactive", tenant if target.third_party else "")
 
     async def send_late(self, channel: str, message: Message, reply: Reply | StreamingReply,
                         dedup_key: str) -> SendResult | None:
         """Send a late handler's reply to the user who wrote ``message``; None when there is nothing
         to send or it cannot be sent (logged: late_reply_failed)."""
         return await self._send_late(channel, message.source, str(getattr(message, "response_url", "") or ""),
-                                     message.msg_type, reply, dedup_key)
+                                     message.msg_type, reply, dedup_key, message.tenant)
 
     async def forwarded_reply(self, item: OutboxItem, content: bytes) -> None:
         """A backend's reply to a retried delivery of forwarded ``item``: too late to be passive, so
@@ -210,7 +229,8 @@ class ReplySender:
                                       "detail": "the platform already got a passive reply to this message"}))
                 return
             await self._send_late(item.channel, str(message.get("source") or ""),
-                                  str(message.get("response_url") or ""), msg_type, reply, dedup_key)
+                                  str(message.get("response_url") or ""), msg_type, reply, dedup_key,
+                                  str(parcel.get("tenant") or message.get("tenant") or ""))
         elif policy == "drop":
             _LOG.info(json.dumps({**line, "outcome": "late_reply_dropped"}))
         else:
@@ -219,7 +239,7 @@ class ReplySender:
                                                "send this one with the active message API"}))
 
     async def _send_late(self, channel: str, to_user: str, response_url: str, msg_type: str,
-                         reply: Reply | StreamingReply, dedup_key: str) -> SendResult | None:
+                         reply: Reply | StreamingReply, dedup_key: str, tenant: str = "") -> SendResult | None:
         target = self._targets[channel]
         try:
             if isinstance(reply, StreamingReply):
@@ -228,6 +248,10 @@ class ReplySender:
                 raise UnsendableReplyError("the callback carries no response_url")
             if target.platform is not Platform.WECOM_ROBOT and to_user in ("", "sys"):
                 raise UnsendableReplyError("the callback comes from the platform itself, not from a user")
+            if target.third_party and not tenant:
+                # A notice on the auth / instruction URL: only "success" answers it, nobody reads a send.
+                raise UnsendableReplyError("the callback names no tenant (a platform notice, or a path without "
+                                           "{appid} / {corpid}): there is no tenant's user to send to")
             body = send_body(target.platform, to_user, reply, agent_id=target.agent_id)
         except InvalidReplyError as exc:  # the reply's type, or a stream's text past its limits
             self._count(channel, "refused")
@@ -236,16 +260,19 @@ class ReplySender:
             return None
         # One key per message: a second instance that ran the same message, or a backend answering
         # a second delivery of it, sends nothing more.
-        return await self._persist_and_try(target, body, response_url, f"late:{dedup_key}", "late")
+        return await self._persist_and_try(target, body, response_url, f"late:{dedup_key}", "late",
+                                           tenant if target.third_party else "")
 
     async def _persist_and_try(self, target: _Target, body: dict[str, Any], url: str, key: str,
-                               why: str) -> SendResult:
-        payload = json.dumps({"send": {"why": why, "platform": target.platform.value, "url": url, "body": body},
-                              "channel": target.name}, ensure_ascii=False).encode()
+                               why: str, tenant: str = "") -> SendResult:
+        send: dict[str, Any] = {"why": why, "platform": target.platform.value, "url": url, "body": body}
+        if tenant:
+            send["tenant"] = tenant
+        payload = json.dumps({"send": send, "channel": target.name}, ensure_ascii=False).encode()
         item_id = await self._store.enqueue(target.name, payload, f"{target.name}:{key}")
         if not await self._store.remember_nonce(f"{target.name}:send-once:{key}", 24 * 3600.0):
             return SendResult(False, "already queued")  # the same send, queued before: the worker has it
-        result = await self._try(target, url, body)
+        result = await self._try(target, url, body, tenant)
         if result.sent:
             await self._store.ack(item_id)
         elif result.permanent:
@@ -256,11 +283,13 @@ class ReplySender:
     # -- the delivery worker's part -----------------------------------------------------------
 
     def owns(self, item: OutboxItem) -> bool:
-        """Whether ``item`` is a send of this module (else a forwarded message)."""
-        return item.payload.startswith(_MARK)
+        """Whether ``item`` is a send of this module or a third party's exchange (else a forwarded message)."""
+        return item.payload.startswith(_MARK) or self._third_parties.owns(item)
 
     async def deliver_queued(self, item: OutboxItem) -> int:
         """Try a queued send again; ack, retry later with backoff, or make it a dead letter."""
+        if self._third_parties.owns(item):
+            return await self._third_parties.deliver_queued(item)
         now = time.time()
         if now - item.enqueued_at < _FRESH_GRACE and item.attempts <= 1:
             await self._store.nack(item.id, item.enqueued_at + _FRESH_GRACE)
@@ -271,7 +300,7 @@ class ReplySender:
             # The channel left the configuration: keep the send, look again later.
             await self._store.nack(item.id, now + 60.0)
             return 0
-        result = await self._try(target, str(send["url"]), send["body"])
+        result = await self._try(target, str(send["url"]), send["body"], str(send.get("tenant", "")))
         age = now - item.enqueued_at
         if result.sent:
             await self._store.ack(item.id)
@@ -291,24 +320,32 @@ class ReplySender:
 
     # -- one try ------------------------------------------------------------------------------
 
-    async def _try(self, target: _Target, url: str, body: dict[str, Any]) -> SendResult:
+    async def _try(self, target: _Target, url: str, body: dict[str, Any], tenant: str = "") -> SendResult:
         if target.platform is Platform.WECOM_ROBOT:
             return await self._post(url, body)
-        if target.credential is None:
-            return SendResult(False, "no credential configured for the message API", True)
         path = "/cgi-bin/message/send" if target.platform is Platform.WECOM_APP else "/cgi-bin/message/custom/send"
         api = target.api_base + path
         try:
-            token = await self._tokens.token(target.credential)
+            credential: TokenSource
+            if target.third_party and tenant:
+                credential = self._third_parties.credential(target.name, tenant)
+                if target.platform is Platform.WECOM_APP:
+                    token = await self._tokens.token(credential)  # a first token exchanges, and learns the AgentID
+                    body = {**body, "agentid": await self._third_parties.agent_id(target.name, tenant)}
+            elif target.credential is not None:
+                credential = target.credential
+            else:
+                return SendResult(False, "no credential configured for the message API", True)
+            token = await self._tokens.token(credential)
             result = await self._post(api, body, token)
             if result.errcode in INVALID_TOKEN_CODES:
                 # The stored token was refused: refresh once (unless refreshed elsewhere) and retry once.
-                token = await self._tokens.token(target.credential, stale=token)
+                token = await self._tokens.token(credential, stale=token)
                 result = await self._post(api, body, token)
                 if result.errcode in INVALID_TOKEN_CODES:
                     return SendResult(False, result.detail + " (after a fresh access_token)", False, result.errcode)
         except TokenError as exc:
-            return SendResult(False, str(exc))
+            return SendResult(False, str(exc), exc.permanent, exc.errcode)
         return result
 
     async def _post(self, url: str, body: dict[str, Any], token: str | None = None) -> SendResult:

@@ -100,7 +100,7 @@ class CallbackServer:
                     self.longconn[config.name] = LongConnChannel(config, channel, dispatcher, store, self.metrics)
                     continue
                 endpoints.extend(_endpoints(config, channel, store))
-            self.pipeline = InboundProtocol(endpoints, dispatcher, store)
+            self.pipeline = InboundProtocol(endpoints, dispatcher, store, self._sender.third_parties.notice)
             for longconn in self.longconn.values():
                 longconn.start()
             if urls or self._sender.queues:
@@ -121,6 +121,8 @@ class CallbackServer:
         self.longconn = {}
         if self.pipeline is not None:
             await self.pipeline.drain(self.config.shutdown_grace)
+        if self._sender is not None:
+            await self._sender.third_parties.drain(self.config.shutdown_grace)
         if self._worker is not None and self._worker_task is not None:
             self._worker.stop()
             await asyncio.wait({self._worker_task}, timeout=self.config.shutdown_grace)
@@ -145,6 +147,15 @@ class CallbackServer:
         await self.start()
         assert self._sender is not None
         return self._sender
+
+    async def third_party_token(self, channel: str, tenant: str) -> str:
+        """A third party's token for one tenant: the authorizer_access_token of the account
+        ``tenant`` (AppID) on a component channel, the access token of the corp ``tenant``
+        (CorpID) on a wecom-suite channel. Cached and refreshed for every process; TokenError
+        when none can be had now (no ticket yet, API down, authorization revoked)."""
+        await self.start()
+        assert self._sender is not None
+        return await self._sender.third_parties.token(channel, tenant)
 
     async def respond(self, method: str, path: str, query_string: bytes,
                       body: bytes | AsyncIterator[bytes], content_length: int | None = None) -> Handled:

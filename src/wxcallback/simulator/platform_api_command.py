@@ -1,8 +1,12 @@
 """``wxcallback fake-api``: the platforms' message APIs on this machine, to see what a bot sends.
 
 Set a channel's ``api_base`` to the printed address; ``GET /_fake/received`` lists what was
-sent (``?wait=N`` first waits for N sends), ``POST /_fake/down?seconds=60`` and ``POST /_fake/invalidate`` play an outage and a
-reset secret.
+sent (``?wait=N`` first waits for N sends), ``POST /_fake/down?seconds=60`` and
+``POST /_fake/invalidate`` play an outage and a reset secret. For the third parties:
+``POST /_fake/verify_ticket?component=APPID`` and ``/_fake/suite_ticket?suite=ID`` give the
+ticket to push, ``/_fake/authorize?component=…&authorizer=…`` and
+``/_fake/install?suite=…&corp=…&agentid=…`` the code of an authorization notice,
+``/_fake/revoke`` and ``/_fake/cancel`` (same parameters) end one.
 """
 
 from __future__ import annotations
@@ -31,11 +35,17 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
               help="An Official Account / mini program whose token requests are answered (repeatable).")
 @click.option("--corp", "corps", multiple=True, metavar="CORPID:SECRET",
               help="A WeCom corp and app Secret whose token requests are answered (repeatable).")
+@click.option("--component", "components", multiple=True, metavar="APPID:SECRET",
+              help="An open-platform component whose token requests are answered (repeatable).")
+@click.option("--suite", "suites", multiple=True, metavar="SUITEID:SECRET",
+              help="A WeCom suite whose token requests are answered (repeatable).")
 @click.option("--token-ttl", type=click.IntRange(1, 86400), default=7200, show_default=True,
               help="expires_in of the tokens it gives, in seconds.")
-def fake_api(host: str, port: int, apps: tuple[str, ...], corps: tuple[str, ...], token_ttl: int) -> None:
+def fake_api(host: str, port: int, apps: tuple[str, ...], corps: tuple[str, ...], components: tuple[str, ...],
+             suites: tuple[str, ...], token_ttl: int) -> None:
     """Serve a fake of the platforms' token, message and response_url APIs."""
-    fake = FakePlatformAPI(apps=_pairs(apps, "--app"), corps=_pairs(corps, "--corp"), token_ttl=token_ttl,
-                           host=host, port=port)
+    fake = FakePlatformAPI(apps=_pairs(apps, "--app"), corps=_pairs(corps, "--corp"),
+                           components=_pairs(components, "--component"), suites=_pairs(suites, "--suite"),
+                           token_ttl=token_ttl, host=host, port=port)
     click.echo(f"fake platform API on {fake.api_base} (set api_base to it); GET /_fake/received lists the sends")
     fake._uvicorn().run()
