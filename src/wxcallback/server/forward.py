@@ -31,7 +31,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import httpx
 
@@ -222,9 +222,12 @@ class DeliveryWorker:
         # have the backend answer twice, once passively and once too late.
         self._graces = {name: max(fresh_grace, timeout + 1.0) for name, timeout in (inline_timeouts or {}).items()}
         self._stopping = asyncio.Event()
+        self._wake: asyncio.Future[None] | None = None
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     async def run(self, concurrency: int = 16) -> None:
         """Deliver until stopped, up to ``concurrency`` items at once.
@@ -232,31 +235,29 @@ class DeliveryWorker:
         Each item is delivered on its own: a backend that takes its forward_retry_timeout to
         answer holds one slot, not the items claimed with it (other channels, late replies).
         """
+        loop = asyncio.get_running_loop()
         inflight: set[asyncio.Task[int]] = set()
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        try:
-            while not self._stopping.is_set():
-                claimed: list[OutboxItem] = []
-                if len(inflight) < concurrency:
-                    try:
-                        claimed = await self._store.claim_batch(self._consumer, concurrency - len(inflight),
-                                                                self._visibility)
-                    except Exception as exc:  # the store is down: say so and try again shortly
-                        _LOG.error(json.dumps({"outcome": "outbox_unavailable",
-                                               "detail": f"{type(exc).__name__}: {exc}"}))
-                for item in claimed:
-                    task = asyncio.ensure_future(self._deliver_logged(item))
-                    inflight.add(task)
-                    task.add_done_callback(inflight.discard)
-                if not claimed:
-                    # Idle, or every slot busy: look again when one frees, or after a moment.
-                    await asyncio.wait({stopping, *inflight}, timeout=self._idle, return_when=asyncio.FIRST_COMPLETED)
-            if inflight:
-                await asyncio.wait(set(inflight))  # the server's stop bounds this with shutdown_grace
-        finally:
-            # Not awaited here: a cancelled or closed worker leaves its deliveries to the loop's end
-            # (an undelivered item's claim lapses and it is delivered again).
-            stopping.cancel()
+        while not self._stopping.is_set():
+            claimed: list[OutboxItem] = []
+            if len(inflight) < concurrency:
+                try:
+                    claimed = await self._store.claim_batch(self._consumer, concurrency - len(inflight),
+                                                            self._visibility)
+                except Exception as exc:  # the store is down: say so and try again shortly
+                    _LOG.error(json.dumps({"outcome": "outbox_unavailable",
+                                           "detail": f"{type(exc).__name__}: {exc}"}))
+            for item in claimed:
+                task = asyncio.ensure_future(self._deliver_logged(item))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+            if not claimed:
+                # Idle, or every slot busy: look again when one frees, when stopped, or after a moment.
+                # (A plain future, woken by stop(): nothing to cancel if this coroutine is closed.)
+                self._wake = wake = loop.create_future()
+                waits: set[asyncio.Future[Any]] = {wake, *inflight}
+                await asyncio.wait(waits, timeout=self._idle, return_when=asyncio.FIRST_COMPLETED)
+        if inflight:
+            await asyncio.wait(set(inflight))  # the server's stop bounds this with shutdown_grace
 
     async def run_once(self, count: int = 16) -> int:
         """One batch, delivered before returning: how many were delivered (tests, tools)."""
