@@ -104,3 +104,29 @@ def test_the_store_holds_no_secret_in_its_key_and_the_credential_repr_none() -> 
     credential = Credential("https://api.weixin.qq.com", APPID, SECRET)
     assert SECRET not in credential.cache_name and SECRET not in repr(credential)
     assert json.dumps(credential.cache_name)
+
+
+@pytest.mark.parametrize("expires_in", ["soon", None, -5, True, "nan", [7200]])
+def test_an_expires_in_that_is_no_positive_number_is_a_token_error(expires_in: Any) -> None:
+    # A token endpoint (or a proxy in front of it) answering nonsense: a TokenError, retried later.
+    def endpoint(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"access_token": "t0k3n", "expires_in": expires_in})
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint)) as client:
+            tokens = AccessTokens(MemoryStore(), client)
+            with pytest.raises(TokenError, match="expires_in"):
+                await tokens.token(Credential("http://api.test", APPID, SECRET))
+
+    asyncio.run(main())
+
+
+def test_an_expires_in_given_as_digits_is_read() -> None:
+    def endpoint(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"access_token": "t0k3n", "expires_in": "7200"})
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint)) as client:
+            assert await AccessTokens(MemoryStore(), client).token(Credential("http://api.test", APPID, SECRET)) == "t0k3n"
+
+    asyncio.run(main())

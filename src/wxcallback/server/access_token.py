@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import os
 import socket
 import time
@@ -38,7 +39,8 @@ from ..core import WXCallbackError
 from ..core.errors import ErrorCode
 from .stores import Store
 
-__all__ = ["INVALID_TOKEN_CODES", "AccessTokens", "Credential", "Fetched", "TokenError", "TokenSource", "answer_field"]
+__all__ = ["INVALID_TOKEN_CODES", "AccessTokens", "Credential", "Fetched", "TokenError", "TokenSource", "answer_field",
+           "expires_in_of", "fetched_from"]
 
 #: errcodes that mean "this access_token is not (or no longer) valid": refresh once, retry once
 INVALID_TOKEN_CODES = frozenset({40001, 40014, 42001})
@@ -106,7 +108,7 @@ class Credential:
     async def fetch(self, tokens: AccessTokens) -> Fetched:
         url, params = self.token_url()
         answer = await tokens.call("GET", url, params=params)
-        return Fetched(answer_field(answer, "access_token", url), float(answer.get("expires_in", 7200)))
+        return fetched_from(answer, "access_token", url)
 
 
 class AccessTokens:
@@ -218,3 +220,20 @@ def answer_field(answer: dict[str, Any], key: str, url: str) -> str:
     if not isinstance(value, str) or not value:
         raise TokenError(f"token endpoint {url} answered no {key}")
     return value
+
+
+def expires_in_of(answer: dict[str, Any], url: str) -> float:
+    """``answer["expires_in"]`` in seconds (7200 when absent), or TokenError if it is not a positive number."""
+    value = answer.get("expires_in", 7200)
+    try:
+        seconds = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else math.nan
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise TokenError(f"token endpoint {url} answered an expires_in that is not a positive number")
+    return seconds
+
+
+def fetched_from(answer: dict[str, Any], key: str, url: str) -> Fetched:
+    """The token ``answer[key]`` and its lifetime, checked (one reading for every token endpoint)."""
+    return Fetched(answer_field(answer, key, url), expires_in_of(answer, url))

@@ -47,7 +47,7 @@ from ..messages import (
     ResetPermanentCodeInstruction,
     UnauthorizedInstruction,
 )
-from .access_token import INVALID_TOKEN_CODES, AccessTokens, Fetched, TokenError, answer_field
+from .access_token import INVALID_TOKEN_CODES, AccessTokens, Fetched, TokenError, answer_field, fetched_from
 from .config import ChannelConfig, ConfigError
 from .forward import backoff
 from .stores import OutboxItem, Store
@@ -99,7 +99,7 @@ class ComponentCredential:
         answer = await tokens.call("POST", url, json_body={
             "component_appid": self.app_id, "component_appsecret": self.secret,
             "component_verify_ticket": ticket.value})
-        return Fetched(answer_field(answer, "component_access_token", url), float(answer.get("expires_in", 7200)))
+        return fetched_from(answer, "component_access_token", url)
 
 
 @dataclass(frozen=True)
@@ -123,10 +123,21 @@ class SuiteCredential:
         url = f"{self.api_base}/cgi-bin/service/get_suite_token"
         answer = await tokens.call("POST", url, json_body={
             "suite_id": self.suite_id, "suite_secret": self.secret, "suite_ticket": ticket.value})
-        return Fetched(answer_field(answer, "suite_access_token", url), float(answer.get("expires_in", 7200)))
+        return fetched_from(answer, "suite_access_token", url)
 
 
 Parent = ComponentCredential | SuiteCredential
+
+
+def _first_agent_id(answer: dict[str, Any]) -> int | None:
+    """The AgentID get_permanent_code granted (auth_info.agent[0].agentid), None if it names none."""
+    auth_info = answer.get("auth_info")
+    agents = auth_info.get("agent") if isinstance(auth_info, dict) else None
+    first = agents[0] if isinstance(agents, list) and agents else None
+    agent_id = first.get("agentid") if isinstance(first, dict) else None
+    if isinstance(agent_id, bool) or not isinstance(agent_id, (int, str)) or not str(agent_id).isdigit():
+        return None
+    return int(agent_id)
 
 
 class Grant(NamedTuple):
@@ -217,7 +228,7 @@ class TenantCredential:
             answer = await _with_parent(tokens, self.parent, lambda token: tokens.call(
                 "POST", url, params={"suite_access_token": token}, json_body=body))
             key = "access_token"
-        return Fetched(answer_field(answer, key, url), float(answer.get("expires_in", 7200)))
+        return fetched_from(answer, key, url)
 
 
 class Exchanged(NamedTuple):
@@ -410,8 +421,7 @@ class ThirdParties:
             corp = answer.get("auth_corp_info")
             tenant = answer_field(corp if isinstance(corp, dict) else {}, "corpid", url)
             secret = answer_field(answer, "permanent_code", url)
-            agents = (answer.get("auth_info") or {}).get("agent") or [{}]
-            agent_id = int(agents[0]["agentid"]) if "agentid" in agents[0] else None
+            agent_id = _first_agent_id(answer)
             access, expires_in = answer.get("access_token"), answer.get("expires_in", 7200)
         kept = await _read_grant(self._store, parent.channel, tenant)
         if kept is not None and kept.revoked_at is not None and kept.revoked_at > received_at:
@@ -419,7 +429,8 @@ class ThirdParties:
             return Exchanged(False, f"{tenant} revoked this authorization before its code could be exchanged", True)
         await _write_grant(self._store, parent.channel, tenant, secret=secret, agent_id=agent_id, code=digest)
         if isinstance(access, str) and access:
-            await tokens.keep(TenantCredential(parent, tenant), Fetched(access, float(expires_in)))
+            await tokens.keep(TenantCredential(parent, tenant), fetched_from(
+                {"access_token": access, "expires_in": expires_in}, "access_token", url))
         return Exchanged(True, tenant)
 
     # -- what is written about it ---------------------------------------------------------------
