@@ -7,26 +7,32 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from wxcallback.server.stores import ClaimState, SQLiteStore
 
 
-def test_concurrent_claims_are_batched_and_exactly_one_wins(tmp_path: Path) -> None:
+def test_concurrent_claims_are_batched_and_exactly_one_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wxcallback.server.stores import sqlite as module
+
+    batches = 0
+    original = module._commit_batch
+
+    def counting(db: sqlite3.Connection, batch: Any) -> Any:
+        nonlocal batches
+        batches += 1
+        return original(db, batch)
+
+    monkeypatch.setattr(module, "_commit_batch", counting)
+
     async def main() -> None:
         store = SQLiteStore(tmp_path / "state.db")
-        flushes = 0
-        original = store._flush
-
-        def counting_flush() -> None:
-            nonlocal flushes
-            flushes += 1
-            original()
-
-        store._flush = counting_flush  # type: ignore[method-assign]
+        await store.start()
         same = await asyncio.gather(*(store.claim("same-key", 60) for _ in range(20)))
         assert [r.state for r in same].count(ClaimState.CLAIMED) == 1
         distinct = await asyncio.gather(*(store.claim(f"key-{i}", 60) for i in range(50)))
         assert all(r.state is ClaimState.CLAIMED for r in distinct)
-        assert flushes < 70  # 70 operations, fewer transactions
+        assert batches < 70  # 70 operations, fewer transactions
         await store.close()
 
     asyncio.run(main())
