@@ -1,4 +1,4 @@
-"""SQLite group commit: concurrent cache operations share a transaction but keep their own outcome."""
+"""SQLite group commit: cache operations of one loop turn share a transaction, on the loop thread, and keep their own outcome."""
 
 from __future__ import annotations
 
@@ -80,3 +80,133 @@ def test_expired_rows_are_purged_a_little_at_a_time(tmp_path: Path) -> None:
     assert db.execute("SELECT count(*) FROM claims WHERE key LIKE 'old-%'").fetchone()[0] == 0
     connection.close()
     db.close()
+
+
+def _claim_all(path: str, keys: list[str], start: Any, results: Any) -> None:
+    """One worker process: claim every key, many at a time, and report the ones it won."""
+
+    async def main() -> None:
+        async with SQLiteStore(path) as store:
+            assert await store.healthy()
+            start.wait()
+            won: list[str] = []
+            for at in range(0, len(keys), 25):  # batches of concurrent claims, as under load
+                chunk = keys[at:at + 25]
+                claims = await asyncio.gather(*(store.claim(key, 300) for key in chunk))
+                won += [key for key, claim in zip(chunk, claims) if claim.state is ClaimState.CLAIMED]
+            results.put(won)
+
+    asyncio.run(main())
+
+
+def test_two_processes_claiming_the_same_keys_have_exactly_one_winner_each(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = str(tmp_path / "state.db")
+    keys = [f"oa:dedup:{i}" for i in range(400)]
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(2)
+    results = context.Queue()
+    # The second process claims in reverse order, so the two meet in the middle.
+    workers = [context.Process(target=_claim_all, args=(path, order, start, results))
+               for order in (keys, keys[::-1])]
+    for worker in workers:
+        worker.start()
+    first, second = results.get(timeout=120), results.get(timeout=120)
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert not set(first) & set(second)
+    assert sorted(first + second) == sorted(keys)
+
+
+def test_cache_operations_commit_on_the_loop_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from wxcallback.server.stores import sqlite as module
+
+    threads: set[int] = set()
+    original = module._commit_batch
+
+    def recording(db: sqlite3.Connection, batch: Any) -> Any:
+        threads.add(threading.get_ident())
+        return original(db, batch)
+
+    monkeypatch.setattr(module, "_commit_batch", recording)
+
+    async def main() -> None:
+        async with SQLiteStore(tmp_path / "state.db") as store:
+            await store.start()  # opens the file, on the store's thread
+            assert await store.remember_nonce("n", 60)
+            assert (await store.claim("k", 60)).state is ClaimState.CLAIMED
+            assert threads == {threading.get_ident()}
+
+    asyncio.run(main())
+
+
+def test_a_batch_waits_for_a_write_lock_held_elsewhere_without_blocking_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+
+    async def main() -> None:
+        async with SQLiteStore(path) as store:
+            await store.claim("warm-up", 60)
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")  # another process's write transaction
+            claim = asyncio.ensure_future(store.claim("k", 60))
+            ticks = 0
+            for _ in range(20):  # the loop keeps running while the claim waits
+                await asyncio.sleep(0.005)
+                ticks += 1
+            assert ticks == 20 and not claim.done()
+            other.execute("COMMIT")
+            assert (await claim).state is ClaimState.CLAIMED
+            other.close()
+
+    asyncio.run(main())
+
+
+def test_a_write_lock_held_past_busy_timeout_makes_the_batch_fail(tmp_path: Path) -> None:
+    from wxcallback.server.stores import StoreUnavailableError
+
+    path = tmp_path / "state.db"
+
+    async def main() -> None:
+        async with SQLiteStore(path, busy_timeout=0.05) as store:
+            await store.claim("warm-up", 60)
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(StoreUnavailableError):
+                await store.claim("k", 60)
+            other.execute("COMMIT")
+            other.close()
+            assert (await store.claim("k", 60)).state is ClaimState.CLAIMED  # nothing was left half done
+
+    asyncio.run(main())
+
+
+def test_the_wal_is_checkpointed_off_the_commit_path_and_stays_small(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from wxcallback.server.stores import sqlite as module
+
+    monkeypatch.setattr(module, "_CHECKPOINT_EVERY", 0.01)
+    monkeypatch.setattr(module, "_WAL_RESTART_FRAMES", 50)
+    path = tmp_path / "state.db"
+    writes = 400
+
+    async def main() -> None:
+        async with SQLiteStore(path) as store:
+            await store.start()
+            assert store._connection is not None
+            # No commit checkpoints (that is the checkpointer's job, on its own thread).
+            assert store._connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+            for n in range(writes):  # one page or more each: without checkpoints the WAL holds them all
+                await store.put_value(f"v{n}", b"x" * 3000, 60)
+                await asyncio.sleep(0.002)
+            # Started over again and again: far smaller than every frame written.
+            assert os.path.getsize(f"{path}-wal") < writes * 4096 / 2
+            assert await store.get_value(f"v{writes - 1}") == b"x" * 3000
+
+    asyncio.run(main())

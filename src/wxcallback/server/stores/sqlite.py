@@ -919,8 +919,7 @@ def _settle(outcomes: list[_Outcome]) -> None:
 def _transaction(db: sqlite3.Connection, *, durable: bool = False) -> Iterator[None]:
     """One write transaction, taking the write lock at BEGIN so check-then-set is atomic.
 
-    Inside a group commit the batch already holds the write lock and a savepoint wraps
-    each operation, so nothing more is needed.
+    Inside a transaction already open (and not durable) nothing more is needed.
     """
     if db.in_transaction and not durable:
         yield
