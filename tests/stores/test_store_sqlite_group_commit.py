@@ -18,10 +18,10 @@ def test_concurrent_claims_are_batched_and_exactly_one_wins(tmp_path: Path, monk
     batches = 0
     original = module._commit_batch
 
-    def counting(db: sqlite3.Connection, batch: Any) -> Any:
+    def counting(db: sqlite3.Connection, batch: Any, **kwargs: Any) -> Any:
         nonlocal batches
         batches += 1
-        return original(db, batch)
+        return original(db, batch, **kwargs)
 
     monkeypatch.setattr(module, "_commit_batch", counting)
 
@@ -71,12 +71,12 @@ def test_expired_rows_are_purged_a_little_at_a_time(tmp_path: Path) -> None:
 
     asyncio.run(main())
     db.executemany("INSERT INTO claims (key, reply, content_type, expires_at) VALUES (?, NULL, NULL, 1.0)",
-                   [(f"old-{i}",) for i in range(module._PURGE_ROWS + 500)])
+                   [(f"old-{i}",) for i in range(module._PURGE_ROWS + 50)])
     purger = SQLiteStore(tmp_path / "state.db")
     connection = purger._connect()
-    purger._purge(connection, now=100.0)
-    assert db.execute("SELECT count(*) FROM claims WHERE key LIKE 'old-%'").fetchone()[0] == 500
-    purger._purge(connection, now=100.0)
+    assert purger._purge(connection, now=100.0)  # more to come
+    assert db.execute("SELECT count(*) FROM claims WHERE key LIKE 'old-%'").fetchone()[0] == 50
+    assert not purger._purge(connection, now=100.0)
     assert db.execute("SELECT count(*) FROM claims WHERE key LIKE 'old-%'").fetchone()[0] == 0
     connection.close()
     db.close()
@@ -128,9 +128,9 @@ def test_cache_operations_commit_on_the_loop_thread(tmp_path: Path, monkeypatch:
     threads: set[int] = set()
     original = module._commit_batch
 
-    def recording(db: sqlite3.Connection, batch: Any) -> Any:
+    def recording(db: sqlite3.Connection, batch: Any, **kwargs: Any) -> Any:
         threads.add(threading.get_ident())
-        return original(db, batch)
+        return original(db, batch, **kwargs)
 
     monkeypatch.setattr(module, "_commit_batch", recording)
 
@@ -208,5 +208,31 @@ def test_the_wal_is_checkpointed_off_the_commit_path_and_stays_small(
             # Started over again and again: far smaller than every frame written.
             assert os.path.getsize(f"{path}-wal") < writes * 4096 / 2
             assert await store.get_value(f"v{writes - 1}") == b"x" * 3000
+
+    asyncio.run(main())
+
+
+def test_a_backlog_of_expired_rows_is_purged_over_the_next_batches(tmp_path: Path) -> None:
+    from wxcallback.server.stores import sqlite as module
+
+    from .conftest import FakeClock
+
+    clock = FakeClock()
+    path = tmp_path / "state.db"
+    backlog = 3 * module._PURGE_ROWS + 10
+
+    async def main() -> None:
+        async with SQLiteStore(path, clock=clock) as store:
+            await store.start()
+            await store.claim("warm-up", 1)
+            look = sqlite3.connect(path, isolation_level=None)
+            look.executemany("INSERT INTO claims (key, reply, content_type, expires_at) VALUES (?, NULL, NULL, ?)",
+                             [(f"old-{i}", clock.now - 1) for i in range(backlog)])
+            clock.now += 2 * module._PURGE_EVERY  # a purge is due
+            for n in range(4):  # a chunk per batch while there is more, not a chunk a second
+                await store.claim(f"new-{n}", 60)
+            left = look.execute("SELECT count(*) FROM claims WHERE key LIKE 'old-%'").fetchone()[0]
+            look.close()
+            assert left == 0
 
     asyncio.run(main())

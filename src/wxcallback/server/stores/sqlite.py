@@ -79,11 +79,14 @@ _FILE_CHECK_EVERY = 1.0
 # still add to the old file until they notice keep their ids when carried over.
 _ID_GAP = 1_000_000
 
-# Expired rows are deleted a little at a time (queries ignore them until then): at most
-# _PURGE_ROWS per table every _PURGE_EVERY seconds. One big delete a minute held the write
-# lock long enough to show in every worker's p99 once the first dedup entries expired.
+# Expired rows are deleted a little at a time (queries ignore them until then), at the start
+# of a batch on the loop's thread: at most _PURGE_ROWS per table, every _PURGE_EVERY seconds,
+# or in the very next batch while a table had more. One big delete a minute held the write
+# lock long enough to show in every worker's p99 once the first dedup entries expired; 2000
+# rows a second, on the store's thread, held it 3-13 ms (GIL waits included) and fell behind
+# a busy server's inserts.
 _PURGE_EVERY = 1.0
-_PURGE_ROWS = 2000
+_PURGE_ROWS = 200
 
 # How often (seconds) the checkpointer copies the WAL into the database file. SQLite's default
 # (every 1000 pages, inside a commit) came to a few times a second under load.
@@ -246,15 +249,16 @@ class SQLiteStore(Store):
             except RuntimeError as exc:  # closed
                 _settle([(future, None, exc) for _, _, future, _ in batch])
             return
-        if not self._maintaining and (time.monotonic() >= self._next_file_check or batch[0][1] >= self._next_purge):
-            self._maintaining = True
+        if not self._maintaining and time.monotonic() >= self._next_file_check:
+            self._maintaining = True  # the check stats the path, and a reopen waits on a lock
             self._executor.submit(self._maintain)
         outcomes: list[_Outcome] | None = None
         if self._lock.acquire(blocking=False):
             try:
                 db = self._connection  # read under the lock: a reopen may have replaced it
                 if db is not None and _try_begin(db):
-                    outcomes = _commit_batch(db, batch)
+                    now = batch[0][1]
+                    outcomes = _commit_batch(db, batch, first=lambda: self._purge_if_due(db, now))
             except Exception as exc:  # no transaction: every operation in it failed
                 outcomes = [(future, None, exc) for _, _, future, _ in batch]
             finally:
@@ -287,14 +291,10 @@ class SQLiteStore(Store):
             pass
 
     def _maintain(self) -> None:
-        """On the thread: check the file is still the one at the path, and purge, when due."""
+        """On the thread: check the file is still the one at the path."""
         try:
             with self._lock:
-                db = self._connect()
-                try:
-                    self._purge_if_due(db, self.clock())
-                finally:
-                    db.execute("PRAGMA busy_timeout = 0")
+                self._connect().execute("PRAGMA busy_timeout = 0")
         except Exception as exc:  # the next operations report it; the next check tries again
             _LOG.warning(json.dumps({"event": "store_maintenance_failed", "store": "sqlite", "path": self.path,
                                      "detail": f"{type(exc).__name__}: {exc}"}))
@@ -313,8 +313,8 @@ class SQLiteStore(Store):
 
     def _purge_if_due(self, db: sqlite3.Connection, now: float) -> None:
         if now >= self._next_purge:
-            self._next_purge = now + _PURGE_EVERY
-            self._purge(db, now)
+            more = self._purge(db, now)
+            self._next_purge = now if more else now + _PURGE_EVERY
 
     def _connect(self) -> sqlite3.Connection:
         """The connection, for the store's thread (which holds ``_lock``)."""
@@ -411,19 +411,22 @@ class SQLiteStore(Store):
             "carried_over": carried,
         }, ensure_ascii=False))
 
-    def _purge(self, db: sqlite3.Connection, now: float) -> None:
-        with _transaction(db):
+    def _purge(self, db: sqlite3.Connection, now: float) -> bool:
+        """Delete up to _PURGE_ROWS expired rows per table; True if a table may have more."""
+        more = False
+        with _transaction(db):  # (the batch's, when one is open)
             for table, key in (("nonces", "key"), ("claims", "key"), ("streams", "stream_id")):
-                db.execute(
+                more |= db.execute(
                     f"DELETE FROM {table} WHERE {key} IN "
                     f"(SELECT {key} FROM {table} WHERE expires_at <= ? LIMIT {_PURGE_ROWS})",
                     (now,),
-                )
-            db.execute(
+                ).rowcount == _PURGE_ROWS
+            more |= db.execute(
                 "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE acked_at IS NOT NULL "
                 f"AND acked_at <= ? LIMIT {_PURGE_ROWS})",
                 (now - self.outbox_key_ttl,),
-            )
+            ).rowcount == _PURGE_ROWS
+        return more
 
     # -- replay guard and dedup ---------------------------------------------------------------
 
@@ -874,13 +877,18 @@ def _try_begin(db: sqlite3.Connection) -> bool:
     return True
 
 
-def _commit_batch(db: sqlite3.Connection, batch: list[_Pending]) -> list[_Outcome]:
+def _commit_batch(
+    db: sqlite3.Connection, batch: list[_Pending], first: Callable[[], object] | None = None
+) -> list[_Outcome]:
     """Run a batch in the transaction just begun, each operation failing alone, and commit it.
 
-    Raises (after rolling back) if the batch as a whole fails: every operation in it failed.
+    ``first`` runs before the operations (the purge). Raises (after rolling back) if the batch
+    as a whole fails: every operation in it failed.
     """
     outcomes: list[_Outcome] = []
     try:
+        if first is not None:
+            first()
         for work, at, future, atomic in batch:
             if not atomic:
                 db.execute("SAVEPOINT operation")
