@@ -236,3 +236,17 @@ def test_a_backlog_of_expired_rows_is_purged_over_the_next_batches(tmp_path: Pat
             assert left == 0
 
     asyncio.run(main())
+
+
+def test_an_in_memory_store_hands_nothing_to_its_thread_after_opening(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        async with SQLiteStore(":memory:") as store:
+            await store.start()
+            handed: list[object] = []
+            submit = store._executor.submit
+            monkeypatch.setattr(store._executor, "submit", lambda *args: handed.append(args) or submit(*args))
+            for n in range(5):
+                assert (await store.claim(f"k{n}", 60)).state is ClaimState.CLAIMED
+            assert handed == []
+
+    asyncio.run(main())

@@ -348,6 +348,8 @@ class SQLiteStore(Store):
             self._next_file_check = time.monotonic() + _FILE_CHECK_EVERY
             if wal and self._checkpointer is None:
                 self._checkpointer = _Checkpointer(self.path)
+        else:
+            self._next_file_check = float("inf")  # no file to check: no hand-off to the thread for it
         return db
 
     def _check_file(self) -> None:
