@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from wxcallback.server.stores import SQLiteStore, StoreUnavailableError
+from wxcallback.server.stores import ClaimState, SQLiteStore, StoreUnavailableError
 
 
 def _store_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -152,3 +152,24 @@ def test_health_is_bad_when_the_disk_refuses_writes(tmp_path: Path) -> None:
     child.join(timeout=30)
     assert refused is not None  # the outbox itself was refused: the limit was reached
     assert not ok and ("disk is full" in reason or "disk I/O error" in reason), reason
+
+
+def test_cache_operations_alone_notice_a_deleted_file_within_a_second(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+
+    async def main() -> None:
+        async with SQLiteStore(path) as store:
+            await store.claim("before", 60)
+            os.unlink(path)
+            await asyncio.sleep(1.1)
+            await store.claim("after", 60)  # its batch stats the path; the thread moves to a new file
+            for _ in range(500):
+                if path.exists():
+                    break
+                await asyncio.sleep(0.01)
+            assert path.exists()
+            assert not (await store.health()).ok
+        async with SQLiteStore(path) as restarted:
+            assert (await restarted.claim("before", 60)).state is ClaimState.IN_PROGRESS  # carried over
+
+    asyncio.run(main())
