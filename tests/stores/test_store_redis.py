@@ -107,31 +107,69 @@ def test_an_unreachable_redis_is_reported_as_unavailable() -> None:
     asyncio.run(main())
 
 
-def test_claims_of_one_loop_turn_share_one_pipeline_and_each_still_answers_alone(
+def test_calls_made_while_a_batch_is_on_the_wire_leave_together_and_each_still_answers_alone(
     redis_url: str, redis_prefix: str
 ) -> None:
     async def main() -> None:
         async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
+            assert store._batches is not None
             sent: list[int] = []
-            pipeline = store._redis.pipeline
+            send = store._batches._send
 
-            def counting(**options: object) -> object:
-                pipe = pipeline(**options)
-                execute = pipe.execute
+            async def counted(batch: list[redis_module._Call]) -> None:
+                sent.append(len(batch))
+                await send(batch)
 
-                async def counted(**kwargs: object) -> object:
-                    sent.append(len(pipe.command_stack))
-                    return await execute(**kwargs)
-
-                pipe.execute = counted
-                return pipe
-
-            store._redis.pipeline = counting
+            store._batches._send = counted  # type: ignore[method-assign]
             await store.complete("oa:done", b"reply", "text/plain", 300)
             claims = await asyncio.gather(*(store.claim(key, 300) for key in ("oa:a", "oa:b", "oa:a", "oa:done")))
             assert [c.state.value for c in claims] == ["claimed", "claimed", "in_progress", "done"]
             assert claims[3].reply is not None and claims[3].reply.body == b"reply"
             assert sent == [1, 4]
+
+            # Calls made while a batch waits for Redis go in the next one, in the order made.
+            sent.clear()
+            first = asyncio.ensure_future(store.claim("oa:c", 300))
+            await asyncio.sleep(0)  # the batch with the first claim is on its way
+            later = await asyncio.gather(
+                store.complete("oa:c", b"c", "text/plain", 300), store.claim("oa:c", 300),
+                store.remember_nonce("n1", 60), store.remember_nonce("n1", 60),
+            )
+            assert (await first).state.value == "claimed"
+            assert later[1].state.value == "done" and later[2:] == [True, False]
+            assert sent == [1, 4]
+
+    asyncio.run(main())
+
+
+def test_a_connection_redis_closed_is_opened_again_and_a_failed_one_fails_only_its_calls(
+    redis_url: str, redis_prefix: str
+) -> None:
+    async def main() -> None:
+        async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
+            assert store._batches is not None
+            client_id = await store._batches.call(redis_module._command(b"CLIENT", b"ID"))
+            await store._redis.client_kill_filter(_id=client_id)
+            await asyncio.sleep(0.05)  # Redis closed it while idle (as after a restart)
+            assert (await store.claim("oa:k", 300)).claimed
+            assert (await store.claim("oa:k", 300)).in_progress
+
+            # A batch whose connection breaks fails with the store's error; the next one reconnects.
+            connection = store._batches._connection
+            assert connection is not None
+            read = connection.read_response
+
+            async def broken(*args: object, **kwargs: object) -> object:
+                raise redis_module.RedisError("connection lost")
+
+            connection.read_response = broken  # type: ignore[method-assign]
+            failed = await asyncio.gather(store.claim("oa:l", 300), store.remember_nonce("n2", 60),
+                                          return_exceptions=True)
+            assert [type(exc) for exc in failed] == [StoreUnavailableError] * 2
+            assert "connection lost" in str(failed[0])
+            connection.read_response = read  # type: ignore[method-assign]
+            assert (await store.claim("oa:l", 300)).in_progress  # it ran: Redis had the command
+            assert await store.remember_nonce("n3", 60) is True
 
     asyncio.run(main())
 
@@ -143,6 +181,7 @@ def test_a_script_redis_does_not_know_is_loaded_and_run(redis_url: str, redis_pr
             store._claim_script = store._redis.register_script(
                 "-- not loaded yet " + redis_prefix + "\n" + redis_module._CLAIM
             )
+            store._claim_head = redis_module._evalsha_head(store._claim_script, 1)
             first, again = await asyncio.gather(store.claim("oa:x", 300), store.claim("oa:x", 300))
             assert (first.state.value, again.state.value) == ("claimed", "in_progress")
 
