@@ -174,6 +174,33 @@ def test_a_connection_redis_closed_is_opened_again_and_a_failed_one_fails_only_i
     asyncio.run(main())
 
 
+def test_a_batch_redis_does_not_answer_in_time_fails_and_the_next_one_goes_through(
+    redis_url: str, redis_prefix: str
+) -> None:
+    async def main() -> None:
+        async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
+            assert store._batches is not None
+            assert await store.remember_nonce("n1", 60) is True  # connected
+            assert store._batches._timeout == 5  # redis-py's socket_timeout, for a whole batch
+            store._batches._timeout = 0.05
+            connection = store._batches._connection
+            assert connection is not None
+            read = connection.read_response
+
+            async def stuck(*args: object, **kwargs: object) -> object:
+                await asyncio.sleep(10)
+                raise AssertionError("not cut short")
+
+            connection.read_response = stuck  # type: ignore[method-assign]
+            with pytest.raises(StoreUnavailableError, match="did not answer within 0.05 s"):
+                await store.claim("oa:t", 300)
+            connection.read_response = read  # type: ignore[method-assign]
+            assert await store.remember_nonce("n1", 60) is False
+            assert (await store.claim("oa:t", 300)).in_progress
+
+    asyncio.run(main())
+
+
 def test_a_script_redis_does_not_know_is_loaded_and_run(redis_url: str, redis_prefix: str) -> None:
     async def main() -> None:
         async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:

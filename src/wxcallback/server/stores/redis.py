@@ -44,6 +44,7 @@ from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.crc import key_slot
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .base import (
     CLAIMED,
@@ -819,6 +820,7 @@ class _Batches:
         self._connection: AbstractConnection | None = None
         self._queued: list[_Call] = []
         self._pump: asyncio.Task[None] | None = None
+        self._timeout: float | None = None
 
     def call(
         self, command: bytes, script: AsyncScript | None = None, key: str = "", args: list[Any] | None = None
@@ -848,6 +850,10 @@ class _Batches:
     async def _send(self, batch: list[_Call]) -> None:
         if self._connection is None:
             self._connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+            # One timeout for the whole batch (redis-py's socket_timeout, 5 s unless set) rather
+            # than one for the write and one for each reply read.
+            self._timeout = self._connection.socket_timeout
+            self._connection.socket_timeout = None
         connection = self._connection
         results: list[Any] = []
         try:
@@ -855,17 +861,14 @@ class _Batches:
                 # Closed by Redis while idle (a restart, its client timeout), as redis-py's pool
                 # checks before lending a connection: reconnect rather than fail the batch.
                 await connection.disconnect(nowait=True)
-            # Connects (with the pool's settings: AUTH, SELECT, TLS) when not connected.
-            await connection.send_packed_command(b"".join([call[0] for call in batch]), check_health=False)
-            for _ in batch:
-                try:
-                    results.append(await connection.read_response())
-                except ResponseError as exc:  # this command's error: the others stand
-                    results.append(exc)
+            await asyncio.wait_for(_exchange(connection, batch, results), self._timeout)
         except BaseException as exc:
-            # The connection failed (redis-py closes it: the next batch reconnects), or this task
-            # was cancelled mid-read: every call not yet answered fails.
+            # The connection failed, Redis took too long, or this task was cancelled mid-read:
+            # the connection is closed (the next batch opens another) and every call not yet
+            # answered fails; none is sent again, as it may have run.
             await connection.disconnect(nowait=True)
+            if isinstance(exc, asyncio.TimeoutError):
+                exc = RedisTimeoutError(f"Redis did not answer within {self._timeout} s")
             for *_, future in batch[len(results):]:
                 if not future.done():
                     future.set_exception(exc if isinstance(exc, Exception) else StoreError(repr(exc)))
@@ -890,6 +893,17 @@ class _Batches:
             self._pump.cancel()
         if self._connection is not None:
             await self._connection.disconnect()
+
+
+async def _exchange(connection: AbstractConnection, batch: list[_Call], results: list[Any]) -> None:
+    """Send the batch's commands in one write and read their replies into ``results``."""
+    # Connects (with the pool's settings: AUTH, SELECT, TLS) when not connected.
+    await connection.send_packed_command(b"".join([call[0] for call in batch]), check_health=False)
+    for _ in batch:
+        try:
+            results.append(await connection.read_response())
+        except ResponseError as exc:  # this command's error: the others stand
+            results.append(exc)
 
 
 async def _has_data(connection: AbstractConnection) -> bool:
