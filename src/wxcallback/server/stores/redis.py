@@ -15,11 +15,14 @@ a channel always maps to the same shard, so its idempotency keys, its order and 
 letters stay together. The tags are chosen so the shards' slots are evenly spread over the
 slot space, hence over the masters. On a single Redis there is one shard with untagged names.
 
-On a single Redis the calls of every callback (nonces, claims, replies, releases, the look of
-a waiting retry) go over one connection of their own, in batches: the calls made while the
-previous batch is on the wire leave together, as one write, and their replies are read in one
-go (see :class:`_Batches`). Each command still runs alone and atomically on the server, only the
-round trips and the client's work are shared. On a cluster each goes on its own.
+On a single Redis the calls a request makes (nonces, claims, replies, releases, a waiting
+retry's look, robot streams, outbox enqueues, acks and nacks, leases, request queues, named
+values) go over one connection of their own, in batches: the calls made while the previous
+batch is on the wire leave together, as one write, and their replies are read in order (see
+:class:`_Batches`). Each command still runs alone and atomically on the server, only the round
+trips and the client's work are shared. The delivery worker's claim_batch, the dead letters,
+depth, health and the start-up check use redis-py's client as they are; so does every call on
+a cluster, each on its own.
 
 Every key starts with ``prefix``, so several deployments (or test runs) can share one Redis
 and clean up with ``SCAN MATCH prefix*``.
@@ -506,7 +509,7 @@ class RedisStore(Store):
             seen = await self._claim_script(keys=[name], args=[_ms(ttl)])
         else:
             command = self._claim_head + _bulk(name.encode()) + _bulk(b"%d" % _ms(ttl))
-            seen = await self._batches.call(command, self._claim_script, name, [_ms(ttl)])
+            seen = await self._batches.call(command, self._claim_script, (name,), (_ms(ttl),))
         if seen == [b"claimed"]:
             return CLAIMED
         return _claim_result(seen)
@@ -519,14 +522,14 @@ class RedisStore(Store):
             return
         command = (self._complete_head + _bulk(name.encode()) + _bulk(reply.body)
                    + _bulk(reply.content_type.encode()) + _bulk(b"%d" % _ms(ttl)))
-        await self._batches.call(command, self._complete_script, name, args)
+        await self._batches.call(command, self._complete_script, (name,), args)
 
     async def _release(self, key: str) -> None:
         name = self._claim_key(key)
         if self._batches is None:
             await self._release_script(keys=[name], args=[])
             return
-        await self._batches.call(self._release_head + _bulk(name.encode()), self._release_script, name, [])
+        await self._batches.call(self._release_head + _bulk(name.encode()), self._release_script, (name,))
 
     async def _peek_claim(self, key: str) -> ClaimResult | None:
         name = self._claim_key(key)
@@ -539,13 +542,31 @@ class RedisStore(Store):
     def _claim_key(self, key: str) -> str:
         return f"{self.prefix}claim:{key}"
 
+    def _evalsha(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Awaitable[Any]:
+        """Run ``script``: in a batch on a single Redis, through redis-py on a cluster."""
+        if self._batches is None:
+            return script(keys=keys, args=args)
+        command = _command(b"EVALSHA", script.sha.encode(), b"%d" % len(keys), *map(_encode, keys),
+                           *map(_encode, args))
+        return self._batches.call(command, script, keys, args)
+
+    def _get(self, name: str) -> Awaitable[Any]:
+        if self._batches is None:
+            return self._redis.get(name)  # type: ignore[no-any-return]
+        return self._batches.call(_command(b"GET", name.encode()))
+
+    def _set(self, name: str, value: bytes, ttl: float) -> Awaitable[Any]:
+        if self._batches is None:
+            return self._redis.set(name, value, px=_ms(ttl))  # type: ignore[no-any-return]
+        return self._batches.call(_command(b"SET", name.encode(), value, b"PX", b"%d" % _ms(ttl)))
+
     # -- robot streams ------------------------------------------------------------------------
 
     async def _put_stream(self, stream_id: str, encoded: str, ttl: float) -> None:
-        await self._redis.set(self._stream_key(stream_id), encoded.encode(), px=_ms(ttl))
+        await self._set(self._stream_key(stream_id), encoded.encode(), ttl)
 
     async def _get_stream(self, stream_id: str) -> str | None:
-        raw = await self._redis.get(self._stream_key(stream_id))
+        raw = await self._get(self._stream_key(stream_id))
         return None if raw is None else _text(raw)
 
     async def _modify_stream(
@@ -553,13 +574,11 @@ class RedisStore(Store):
     ) -> StreamState | None:
         name = self._stream_key(stream_id)
         while True:  # optimistic: redo the change if another worker wrote in between
-            raw = await self._redis.get(name)
+            raw = await self._get(name)
             if raw is None:
                 return None
             changed = _encode_stream(change(_decode_stream(_text(raw))))
-            swapped = await self._swap_stream_script(
-                keys=[name], args=[raw, changed.encode(), _ms(ttl)]
-            )
+            swapped = await self._evalsha(self._swap_stream_script, [name], [raw, changed.encode(), _ms(ttl)])
             if swapped:
                 return _decode_stream(changed)
 
@@ -592,9 +611,10 @@ class RedisStore(Store):
 
     async def _enqueue(self, channel: str, payload: bytes, idempotency_key: str) -> str:
         shard = self._shard_of(channel)
-        id = await self._enqueue_script(
-            keys=[shard.base, self._outbox_key(shard, channel, idempotency_key)],
-            args=[channel, payload, idempotency_key, repr(self.clock())],
+        id = await self._evalsha(
+            self._enqueue_script,
+            [shard.base, self._outbox_key(shard, channel, idempotency_key)],
+            [channel, payload, idempotency_key, repr(self.clock())],
         )
         return self._item_id(shard, id)
 
@@ -625,9 +645,10 @@ class RedisStore(Store):
         if located is None:
             return
         shard, entry = located
-        await self._ack_script(
-            keys=[shard.base, shard.hidden, shard.attempts],
-            args=[self.group, entry, shard.keys, _ms(self.outbox_key_ttl)],
+        await self._evalsha(
+            self._ack_script,
+            [shard.base, shard.hidden, shard.attempts],
+            [self.group, entry, shard.keys, _ms(self.outbox_key_ttl)],
         )
 
     async def _nack(self, id: str, retry_at: float) -> None:
@@ -635,7 +656,7 @@ class RedisStore(Store):
         if located is None:
             return
         shard, entry = located
-        await self._nack_script(keys=[shard.base, shard.hidden], args=[entry, _ms(retry_at)])
+        await self._evalsha(self._nack_script, [shard.base, shard.hidden], [entry, _ms(retry_at)])
 
     async def _depth(self) -> int:
         lengths = await self._each_shard(lambda shard: self._redis.xlen(shard.base))
@@ -702,35 +723,35 @@ class RedisStore(Store):
         return f"{self.prefix}lease:{name}"
 
     async def _acquire_lease(self, name: str, holder: str, ttl: float, replacing: str | None) -> bool:
-        taken = await self._acquire_lease_script(keys=[self._lease_key(name)], args=[holder, _ms(ttl), replacing or ""])
+        taken = await self._evalsha(self._acquire_lease_script, [self._lease_key(name)], [holder, _ms(ttl), replacing or ""])
         return bool(taken)
 
     async def _renew_lease(self, name: str, holder: str, ttl: float) -> bool:
-        return bool(await self._renew_lease_script(keys=[self._lease_key(name)], args=[holder, _ms(ttl)]))
+        return bool(await self._evalsha(self._renew_lease_script, [self._lease_key(name)], [holder, _ms(ttl)]))
 
     async def _release_lease(self, name: str, holder: str) -> None:
-        await self._release_lease_script(keys=[self._lease_key(name)], args=[holder])
+        await self._evalsha(self._release_lease_script, [self._lease_key(name)], [holder])
 
     async def _lease_owner(self, name: str) -> str | None:
-        owner = await self._redis.get(self._lease_key(name))
+        owner = await self._get(self._lease_key(name))
         return None if owner is None else _text(owner)
 
     # -- named values -------------------------------------------------------------------------
 
     async def _put_value(self, name: str, value: bytes, ttl: float) -> None:
-        await self._redis.set(f"{self.prefix}value:{name}", value, px=_ms(ttl))
+        await self._set(f"{self.prefix}value:{name}", value, ttl)
 
     async def _get_value(self, name: str) -> bytes | None:
-        value = await self._redis.get(f"{self.prefix}value:{name}")
+        value = await self._get(f"{self.prefix}value:{name}")
         return None if value is None else bytes(value)
 
     # -- request queues -----------------------------------------------------------------------
 
     async def _push_request(self, queue: str, payload: bytes, ttl: float) -> None:
-        await self._push_request_script(keys=[f"{self.prefix}queue:{queue}"], args=[payload, _ms(ttl)])
+        await self._evalsha(self._push_request_script, [f"{self.prefix}queue:{queue}"], [payload, _ms(ttl)])
 
     async def _pop_requests(self, queue: str, count: int) -> list[bytes]:
-        taken = await self._pop_requests_script(keys=[f"{self.prefix}queue:{queue}"], args=[count])
+        taken = await self._evalsha(self._pop_requests_script, [f"{self.prefix}queue:{queue}"], [count])
         return [bytes(entry) for entry in taken]
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -795,13 +816,13 @@ class RedisStore(Store):
 
 
 # One call waiting in _Batches: its packed command, the script it runs (None for a plain
-# command) with its key and arguments (to run it the long way if Redis lost the script), and the
+# command) with its keys and arguments (to run it the long way if Redis lost the script), and the
 # future its caller awaits.
-_Call = tuple[bytes, Union[AsyncScript, None], str, list[Any], asyncio.Future[Any]]
+_Call = tuple[bytes, Union[AsyncScript, None], Sequence[str], Sequence[Any], asyncio.Future[Any]]
 
 
 class _Batches:
-    """The hot calls of one process, on one connection of their own, in batches.
+    """The calls requests make, on one connection of their own per process, in batches.
 
     redis-py's pipeline costs ~120 µs of CPU for a lone EVALSHA and ~34 µs each in a batch of
     8 (the pipeline object, a pool checkout with its lock and observability hooks, command
@@ -823,12 +844,12 @@ class _Batches:
         self._timeout: float | None = None
 
     def call(
-        self, command: bytes, script: AsyncScript | None = None, key: str = "", args: list[Any] | None = None
+        self, command: bytes, script: AsyncScript | None = None, keys: Sequence[str] = (), args: Sequence[Any] = ()
     ) -> asyncio.Future[Any]:
         """Queue ``command``; the future gets its reply, or the error Redis or the connection gave."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queued.append((command, script, key, args or [], future))
+        self._queued.append((command, script, keys, args, future))
         if self._pump is None:  # starts at the loop's next turn: the calls of this one go along
             self._pump = loop.create_task(self._run())
         return future
@@ -874,11 +895,11 @@ class _Batches:
                     future.set_exception(exc if isinstance(exc, Exception) else StoreError(repr(exc)))
             if not isinstance(exc, Exception):
                 raise
-        for (_, script, key, args, future), result in zip(batch, results):
+        for (_, script, keys, args, future), result in zip(batch, results):
             if isinstance(result, NoScriptError) and script is not None:
                 # A restarted Redis: the script call loads the script and runs it.
                 try:
-                    result = await script(keys=[key], args=args)
+                    result = await script(keys=keys, args=args)
                 except Exception as exc:
                     result = exc
             if future.done():  # its caller was cancelled
@@ -919,6 +940,19 @@ async def _has_data(connection: AbstractConnection) -> bool:
 def _bulk(value: bytes) -> bytes:
     """One RESP bulk string."""
     return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+def _encode(value: bytes | str | int | float) -> bytes:
+    """An argument as redis-py sends it: bytes as they are, text in UTF-8, numbers in digits."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return b"%d" % value
+    if isinstance(value, float):
+        return repr(value).encode()
+    raise StoreError(f"cannot send {type(value).__name__} to Redis")
 
 
 def _command(*parts: bytes) -> bytes:
