@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from wxcallback.server.stores import StoreUnavailableError, open_store
+from wxcallback.server.stores import StoreError, StoreUnavailableError, open_store
 from wxcallback.server.stores import redis as redis_module
 from wxcallback.server.stores.redis import RedisStore
 
@@ -197,6 +197,29 @@ def test_a_batch_redis_does_not_answer_in_time_fails_and_the_next_one_goes_throu
             connection.read_response = read  # type: ignore[method-assign]
             assert await store.remember_nonce("n1", 60) is False
             assert (await store.claim("oa:t", 300)).in_progress
+
+    asyncio.run(main())
+
+
+def test_closing_the_store_fails_the_calls_still_waiting_for_redis(redis_url: str, redis_prefix: str) -> None:
+    async def main() -> None:
+        store = RedisStore.from_url(redis_url, prefix=redis_prefix)
+        assert store._batches is not None
+        assert await store.remember_nonce("n1", 60) is True
+        connection = store._batches._connection
+        assert connection is not None
+
+        async def stuck(*args: object, **kwargs: object) -> object:
+            await asyncio.sleep(10)
+            raise AssertionError("not cut short")
+
+        connection.read_response = stuck  # type: ignore[method-assign]
+        waiting = asyncio.ensure_future(store.claim("oa:w", 300))
+        await asyncio.sleep(0.01)
+        await store.close()
+        with pytest.raises(StoreError, match="cut short"):
+            await waiting
+        assert store._batches._pump is None
 
     asyncio.run(main())
 

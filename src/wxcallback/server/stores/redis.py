@@ -855,12 +855,13 @@ class _Batches:
         return future
 
     async def _run(self) -> None:
+        batch: list[_Call] = []
         try:
             while self._queued:
                 batch, self._queued = self._queued, []
                 await self._send(batch)
         except BaseException as exc:  # cancelled (the loop or the store closes): nobody waits forever
-            for *_, future in self._queued:
+            for *_, future in batch + self._queued:
                 if not future.done():
                     future.set_exception(StoreError(f"the Redis call was cut short: {exc!r}"))
             self._queued = []
@@ -890,11 +891,11 @@ class _Batches:
             await connection.disconnect(nowait=True)
             if isinstance(exc, asyncio.TimeoutError):
                 exc = RedisTimeoutError(f"Redis did not answer within {self._timeout} s")
+            if not isinstance(exc, Exception):
+                raise  # _run fails the batch
             for *_, future in batch[len(results):]:
                 if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else StoreError(repr(exc)))
-            if not isinstance(exc, Exception):
-                raise
+                    future.set_exception(exc)
         for (_, script, keys, args, future), result in zip(batch, results):
             if isinstance(result, NoScriptError) and script is not None:
                 # A restarted Redis: the script call loads the script and runs it.
@@ -912,6 +913,7 @@ class _Batches:
     async def close(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
+            await asyncio.wait([self._pump])  # its calls fail with StoreError
         if self._connection is not None:
             await self._connection.disconnect()
 
