@@ -824,9 +824,10 @@ _Call = tuple[bytes, Union[AsyncScript, None], Sequence[str], Sequence[Any], asy
 class _Batches:
     """The calls requests make, on one connection of their own per process, in batches.
 
-    redis-py's pipeline costs ~120 µs of CPU for a lone EVALSHA and ~34 µs each in a batch of
-    8 (the pipeline object, a pool checkout with its lock and observability hooks, command
-    packing, retry wrappers). Here the caller packs its command (RESP is a few lines, see
+    Through redis-py's pipeline a call cost this process ~55 µs of CPU alone and ~18 µs with 8
+    in flight (the pipeline object, a pool checkout with its lock and observability hooks,
+    command packing, retry wrappers, a timeout per reply); here ~20 and ~6 (bench/bench_redis.py,
+    docs/bench_server.md). The caller packs its command (RESP is a few lines, see
     _command; the scripts' heads are packed once) and this sends what was queued: while one
     batch is on the wire, the calls made in the meantime queue up and leave together as the
     next batch, in one write, their replies read in order by redis-py's own connection and
