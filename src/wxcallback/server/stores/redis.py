@@ -97,6 +97,17 @@ redis.call('HSET', KEYS[1], 'state', 'd', 'body', ARGV[1], 'type', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 """
 
+# A nonce and the fingerprint of its first use. ARGV: fingerprint, ttl (ms). Returns the
+# first use's fingerprint, or nil when this call is the first.
+_RECORD_NONCE = """
+local first = redis.call('GET', KEYS[1])
+if first then
+    return first
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+
 _RELEASE = """
 if redis.call('HGET', KEYS[1], 'state') == 'p' then
     return redis.call('DEL', KEYS[1])
@@ -421,6 +432,7 @@ class RedisStore(Store):
         self._claim_script = client.register_script(_CLAIM)
         self._complete_script = client.register_script(_COMPLETE)
         self._release_script = client.register_script(_RELEASE)
+        self._record_nonce_script = client.register_script(_RECORD_NONCE)
         self._swap_stream_script = client.register_script(_SWAP_STREAM)
         self._enqueue_script = client.register_script(_ENQUEUE)
         self._claim_batch_script = client.register_script(_CLAIM_BATCH)
@@ -440,6 +452,7 @@ class RedisStore(Store):
         self._claim_head = _evalsha_head(self._claim_script, 1)
         self._complete_head = _evalsha_head(self._complete_script, 3)
         self._release_head = _evalsha_head(self._release_script, 0)
+        self._record_nonce_head = _evalsha_head(self._record_nonce_script, 2)
         self._cluster_ready = not self.cluster
         self._cluster_lock: asyncio.Lock | None = None
 
@@ -496,12 +509,14 @@ class RedisStore(Store):
 
     # -- replay guard and dedup ---------------------------------------------------------------
 
-    async def _remember_nonce(self, key: str, ttl: float) -> bool:
+    async def _record_nonce(self, key: str, fingerprint: bytes, ttl: float) -> bytes | None:
         name = f"{self.prefix}nonce:{key}"
         if self._batches is None:
-            return bool(await self._redis.set(name, b"1", nx=True, px=_ms(ttl)))
-        command = _command(b"SET", name.encode(), b"1", b"NX", b"PX", b"%d" % _ms(ttl))
-        return await self._batches.call(command) is not None  # b"OK", or nil when it was set
+            first = await self._record_nonce_script(keys=[name], args=[fingerprint, _ms(ttl)])
+        else:
+            command = self._record_nonce_head + _bulk(name.encode()) + _bulk(fingerprint) + _bulk(b"%d" % _ms(ttl))
+            first = await self._batches.call(command, self._record_nonce_script, (name,), (fingerprint, _ms(ttl)))
+        return None if first is None else bytes(first)
 
     async def _claim(self, key: str, ttl: float) -> ClaimResult:
         name = self._claim_key(key)
