@@ -1,6 +1,6 @@
 """CPU time of one callback, split between the HTTP layer and the pipeline, in process.
 
-    .venv/bin/python bench/bench_request_split.py [--stores memory sqlite] [--count 4000] [--rounds 5]
+    .venv/bin/python bench/bench_request_split.py [--stores memory sqlite redis] [--count 4000] [--rounds 5]
 
 Whole HTTP/1.1 requests (fresh, signed, encrypted WeCom app text messages, ~300 B) are fed to
 the protocol ``wxcallback serve`` runs (``GuardedHTTPProtocol`` over uvicorn's httptools
@@ -12,7 +12,8 @@ sharing the CPU. 16 connections, one request in flight on each, as wrk runs them
 - **callback app**: ``create_app(config)`` as served: HTTP layer + the whole pipeline;
 - **respond alone**: ``CallbackServer.respond`` called directly, 16 at a time.
 
-CPU seconds of this process (``time.process_time``) per request, best of ``--rounds`` batches:
+CPU seconds of this process (``time.process_time``, the store's thread included; not Redis's
+own) per request, best of ``--rounds`` batches:
 steadier than wall time on a shared machine, and what a worker's throughput is bound by.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -134,7 +136,8 @@ async def respond_alone(server: CallbackServer, requests: Requests, count: int, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stores", nargs="+", default=["memory", "sqlite"], choices=["memory", "sqlite"])
+    parser.add_argument("--stores", nargs="+", default=["memory", "sqlite"], choices=["memory", "sqlite", "redis"])
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--count", type=int, default=4000, help="requests per batch")
     parser.add_argument("--rounds", type=int, default=5, help="batches; the best is reported")
     args = parser.parse_args(argv)
@@ -145,14 +148,23 @@ def main(argv: list[str] | None = None) -> int:
         print("| store | bare ASGI app µs | callback app µs | respond alone µs |")
         print("|---|---|---|---|")
         with tempfile.TemporaryDirectory() as folder:
+            prefix = f"wxcallback-split-{os.getpid()}:"
             for name in args.stores:
-                url = "memory://" if name == "memory" else f"sqlite:///{folder}/split.db"
+                url = {"memory": "memory://", "sqlite": f"sqlite:///{folder}/split.db",
+                       "redis": f"{args.redis}?prefix={prefix}"}[name]
                 app = create_app(config(url))
                 await app.server.start()
                 whole = await through_protocol(app, requests, args.count, args.rounds)
                 alone = await respond_alone(app.server, requests, args.count, args.rounds)
                 await app.server.stop()
                 print(f"| {name} | {bare:.1f} | {whole:.1f} | {alone:.1f} |")
+            if "redis" in args.stores:
+                import redis
+
+                client = redis.Redis.from_url(args.redis)
+                for key in client.scan_iter(match=f"{prefix}*", count=1000):
+                    client.delete(key)
+                client.close()
 
     try:
         import uvloop
