@@ -836,6 +836,10 @@ class RedisStore(Store):
 _Call = tuple[bytes, Union[AsyncScript, None], Sequence[str], Sequence[Any], asyncio.Future[Any]]
 
 
+# A batch's time limit when the URL and the redis-py version set no socket_timeout.
+_BATCH_TIMEOUT = 5.0
+
+
 class _Batches:
     """The calls requests make, on one connection of their own per process, in batches.
 
@@ -888,9 +892,10 @@ class _Batches:
     async def _send(self, batch: list[_Call]) -> None:
         if self._connection is None:
             self._connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
-            # One timeout for the whole batch (redis-py's socket_timeout, 5 s unless set) rather
-            # than one for the write and one for each reply read.
-            self._timeout = self._connection.socket_timeout
+            # One timeout for the whole batch (redis-py's socket_timeout, 5 s unless set; redis-py
+            # before 6 sets none, and a Redis that stops answering must not hold requests for
+            # good) rather than one for the write and one for each reply read.
+            self._timeout = self._connection.socket_timeout or _BATCH_TIMEOUT
             self._connection.socket_timeout = None
         connection = self._connection
         results: list[Any] = []
