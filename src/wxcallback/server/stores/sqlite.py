@@ -810,7 +810,7 @@ def _directory_lock(path: str) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-# Columns added since the first files were made: (table, column, its type), with what must come together.
+# Columns added since the first files were made: per table, (column, type) pairs added together.
 _ADDED_COLUMNS = (
     ("outbox", (("dead_at", "REAL"), ("dead_reason", "TEXT"))),  # dead letters
     ("nonces", (("fingerprint", "BLOB"),)),  # record_nonce
