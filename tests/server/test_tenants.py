@@ -103,6 +103,24 @@ def test_each_open_platform_tenant_gets_its_own_replies_and_a_new_one_needs_no_c
     _run(test)
 
 
+def test_a_request_captured_on_one_tenants_url_is_refused_on_another_tenants() -> None:
+    async def test(client: Client, store: MemoryStore) -> None:
+        content = "transfer " + secrets.token_hex(4)
+        side = Platform("component", f"/open/{TENANTS[0]}", receive_id=COMPONENT)
+        url, body = side.callback(oa_text(content))
+        assert (await client.post(url, content=body)).status_code == 200
+        assert (await client.post(url, content=body)).status_code == 200  # the platform's retry
+        # the same signed request on another account's URL: the path is not signed
+        query = url.split("?", 1)[1]
+        for _ in range(2):
+            replayed = await client.post(f"/open/{TENANTS[1]}?{query}", content=body)
+            assert replayed.status_code == 403
+        assert handlers.calls[f"{TENANTS[0]}:{content}"] == 1
+        assert handlers.calls[f"{TENANTS[1]}:{content}"] == 0
+
+    _run(test)
+
+
 def test_an_exact_path_wins_over_a_template() -> None:
     async def test(client: Client, store: MemoryStore) -> None:
         side = Platform("official-account", f"/open/{TENANTS[2]}", receive_id=TENANTS[2], token=OTHER_TOKEN,

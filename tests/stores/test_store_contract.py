@@ -55,6 +55,53 @@ def test_concurrent_sightings_of_one_nonce_accept_exactly_one(backend: Backend) 
     backend.run(scenario)
 
 
+def test_a_nonce_keeps_the_fingerprint_of_its_first_use(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.record_nonce("oa:u:n1", b"first", 60) is None
+        # the same request again, and another one, both see the first use, which stays
+        assert await store.record_nonce("oa:u:n1", b"first", 60) == b"first"
+        for _ in range(3):
+            assert await store.record_nonce("oa:u:n1", b"other", 60) == b"first"
+        assert await store.record_nonce("oa:u:n2", b"\x00\xff" * 16, 60) is None
+        assert await store.record_nonce("oa:u:n2", b"", 60) == b"\x00\xff" * 16
+        # remember_nonce is a record with no fingerprint: the two see each other's
+        assert await store.remember_nonce("oa:u:n1", 60) is False
+        assert await store.remember_nonce("oa:u:n3", 60) is True
+        assert await store.record_nonce("oa:u:n3", b"x", 60) == b""
+
+    backend.run(scenario)
+
+
+def test_a_nonce_is_recorded_afresh_once_its_ttl_has_passed(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.record_nonce("n", b"old", 1) is None
+        await backend.advance(1.3)
+        assert await store.record_nonce("n", b"new", 1) is None
+        assert await store.record_nonce("n", b"old", 1) == b"new"
+
+    backend.run(scenario)
+
+
+def test_concurrent_first_uses_of_one_nonce_have_exactly_one_winner(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        prints = [b"fp%d" % i for i in range(10)]
+        results = await asyncio.gather(*(store.record_nonce("n", fp, 60) for fp in prints))
+        winners = [fp for fp, first in zip(prints, results) if first is None]
+        assert len(winners) == 1
+        assert all(first == winners[0] for first in results if first is not None)
+
+    backend.run(scenario)
+
+
+def test_a_nonce_fingerprint_must_be_short_bytes(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        for bad in (b"x" * 65, "text"):
+            with pytest.raises(StoreError):
+                await store.record_nonce("n", bad, 60)  # type: ignore[arg-type]
+
+    backend.run(scenario)
+
+
 # -- dedup with cached replies -------------------------------------------------------------------
 
 

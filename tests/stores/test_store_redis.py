@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from wxcallback.server.stores import StoreUnavailableError, open_store
+from wxcallback.server.stores import StoreError, StoreUnavailableError, open_store
 from wxcallback.server.stores import redis as redis_module
 from wxcallback.server.stores.redis import RedisStore
 
@@ -107,31 +107,119 @@ def test_an_unreachable_redis_is_reported_as_unavailable() -> None:
     asyncio.run(main())
 
 
-def test_claims_of_one_loop_turn_share_one_pipeline_and_each_still_answers_alone(
+def test_calls_made_while_a_batch_is_on_the_wire_leave_together_and_each_still_answers_alone(
     redis_url: str, redis_prefix: str
 ) -> None:
     async def main() -> None:
         async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
+            assert store._batches is not None
             sent: list[int] = []
-            pipeline = store._redis.pipeline
+            send = store._batches._send
 
-            def counting(**options: object) -> object:
-                pipe = pipeline(**options)
-                execute = pipe.execute
+            async def counted(batch: list[redis_module._Call]) -> None:
+                sent.append(len(batch))
+                await send(batch)
 
-                async def counted(**kwargs: object) -> object:
-                    sent.append(len(pipe.command_stack))
-                    return await execute(**kwargs)
-
-                pipe.execute = counted
-                return pipe
-
-            store._redis.pipeline = counting
+            store._batches._send = counted  # type: ignore[method-assign]
             await store.complete("oa:done", b"reply", "text/plain", 300)
             claims = await asyncio.gather(*(store.claim(key, 300) for key in ("oa:a", "oa:b", "oa:a", "oa:done")))
             assert [c.state.value for c in claims] == ["claimed", "claimed", "in_progress", "done"]
             assert claims[3].reply is not None and claims[3].reply.body == b"reply"
             assert sent == [1, 4]
+
+            # Calls made while a batch waits for Redis go in the next one, in the order made.
+            sent.clear()
+            first = asyncio.ensure_future(store.claim("oa:c", 300))
+            await asyncio.sleep(0)  # the batch with the first claim is on its way
+            later = await asyncio.gather(
+                store.complete("oa:c", b"c", "text/plain", 300), store.claim("oa:c", 300),
+                store.remember_nonce("n1", 60), store.remember_nonce("n1", 60),
+            )
+            assert (await first).state.value == "claimed"
+            assert later[1].state.value == "done" and later[2:] == [True, False]
+            assert sent == [1, 4]
+
+    asyncio.run(main())
+
+
+def test_a_connection_redis_closed_is_opened_again_and_a_failed_one_fails_only_its_calls(
+    redis_url: str, redis_prefix: str
+) -> None:
+    async def main() -> None:
+        async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
+            assert store._batches is not None
+            client_id = await store._batches.call(redis_module._command(b"CLIENT", b"ID"))
+            await store._redis.client_kill_filter(_id=client_id)
+            await asyncio.sleep(0.05)  # Redis closed it while idle (as after a restart)
+            assert (await store.claim("oa:k", 300)).claimed
+            assert (await store.claim("oa:k", 300)).in_progress
+
+            # A batch whose connection breaks fails with the store's error; the next one reconnects.
+            connection = store._batches._connection
+            assert connection is not None
+            read = connection.read_response
+
+            async def broken(*args: object, **kwargs: object) -> object:
+                raise redis_module.RedisError("connection lost")
+
+            connection.read_response = broken  # type: ignore[method-assign]
+            failed = await asyncio.gather(store.claim("oa:l", 300), store.remember_nonce("n2", 60),
+                                          return_exceptions=True)
+            assert [type(exc) for exc in failed] == [StoreUnavailableError] * 2
+            assert "connection lost" in str(failed[0])
+            connection.read_response = read  # type: ignore[method-assign]
+            assert (await store.claim("oa:l", 300)).in_progress  # it ran: Redis had the command
+            assert await store.remember_nonce("n3", 60) is True
+
+    asyncio.run(main())
+
+
+def test_a_batch_redis_does_not_answer_in_time_fails_and_the_next_one_goes_through(
+    redis_url: str, redis_prefix: str
+) -> None:
+    async def main() -> None:
+        async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
+            assert store._batches is not None
+            assert await store.remember_nonce("n1", 60) is True  # connected
+            assert store._batches._timeout == 5  # redis-py's socket_timeout, for a whole batch
+            store._batches._timeout = 0.05
+            connection = store._batches._connection
+            assert connection is not None
+            read = connection.read_response
+
+            async def stuck(*args: object, **kwargs: object) -> object:
+                await asyncio.sleep(10)
+                raise AssertionError("not cut short")
+
+            connection.read_response = stuck  # type: ignore[method-assign]
+            with pytest.raises(StoreUnavailableError, match="did not answer within 0.05 s"):
+                await store.claim("oa:t", 300)
+            connection.read_response = read  # type: ignore[method-assign]
+            assert await store.remember_nonce("n1", 60) is False
+            assert (await store.claim("oa:t", 300)).in_progress
+
+    asyncio.run(main())
+
+
+def test_closing_the_store_fails_the_calls_still_waiting_for_redis(redis_url: str, redis_prefix: str) -> None:
+    async def main() -> None:
+        store = RedisStore.from_url(redis_url, prefix=redis_prefix)
+        assert store._batches is not None
+        assert await store.remember_nonce("n1", 60) is True
+        connection = store._batches._connection
+        assert connection is not None
+
+        async def stuck(*args: object, **kwargs: object) -> object:
+            await asyncio.sleep(10)
+            raise AssertionError("not cut short")
+
+        connection.read_response = stuck  # type: ignore[method-assign]
+        waiting = asyncio.ensure_future(store.claim("oa:w", 300))
+        await asyncio.sleep(0.01)
+        await store.close()
+        with pytest.raises(StoreError, match="cut short"):
+            await waiting
+        assert store._batches._pump is None
 
     asyncio.run(main())
 
@@ -143,6 +231,7 @@ def test_a_script_redis_does_not_know_is_loaded_and_run(redis_url: str, redis_pr
             store._claim_script = store._redis.register_script(
                 "-- not loaded yet " + redis_prefix + "\n" + redis_module._CLAIM
             )
+            store._claim_head = redis_module._evalsha_head(store._claim_script, 1)
             first, again = await asyncio.gather(store.claim("oa:x", 300), store.claim("oa:x", 300))
             assert (first.state.value, again.state.value) == ("claimed", "in_progress")
 

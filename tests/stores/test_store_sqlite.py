@@ -151,3 +151,31 @@ def test_an_in_memory_database_is_private_to_its_store() -> None:
             assert (await one.depth(), await two.depth()) == (1, 0)
 
     asyncio.run(main())
+
+
+def test_a_file_made_before_later_columns_gets_them_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE nonces (key TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID;
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, idempotency_key TEXT NOT NULL,
+            payload BLOB, attempts INTEGER NOT NULL DEFAULT 0, enqueued_at REAL NOT NULL,
+            visible_at REAL NOT NULL, consumer TEXT, acked_at REAL, UNIQUE (channel, idempotency_key));
+    """)
+    old.execute("INSERT INTO nonces VALUES ('kept', 1e12)")
+    old.commit()
+    old.close()
+
+    async def main() -> None:
+        async with SQLiteStore(path) as store:
+            assert await store.remember_nonce("kept", 60) is False  # its rows are still there
+            assert await store.record_nonce("kept", b"fp", 60) == b""  # recorded with no fingerprint
+            assert await store.record_nonce("new", b"fp", 60) is None
+            assert await store.record_nonce("new", b"other", 60) == b"fp"
+            await store.enqueue("crm", b"payload", "k")
+            assert await store.depth() == 1
+
+    asyncio.run(main())
+    columns = {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(nonces)")}
+    assert "fingerprint" in columns

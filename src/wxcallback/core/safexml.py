@@ -155,6 +155,14 @@ FLAT_CHILD = (
 _FLAT_NAME = re.compile(r"[ \t\r\n]*<([A-Za-z_][A-Za-z0-9_]*)>")
 _FLAT_PLAIN = re.compile(rf"[^<&\]{_FORBIDDEN}]*")
 _FLAT_UNSAFE = re.compile(rf"[{_FORBIDDEN}]")
+# The usual child in one match: CDATA holding no "]" or plain text, then its end tag. A child
+# this does not match (a "]" in its CDATA, a mismatched end tag) is read in the steps below,
+# which decide it.
+_FLAT_USUAL = re.compile(
+    r"[ \t\r\n]*<([A-Za-z_][A-Za-z0-9_]*)>"
+    rf"(?:<!\[CDATA\[([^\]{_FORBIDDEN}]*)\]\]>|([^<&\]{_FORBIDDEN}]*))"
+    r"</\1>"
+)
 _FLAT_OPEN = re.compile(r"[ \t\r\n]*<xml>")
 _FLAT_CLOSE = re.compile(r"[ \t\r\n]*</xml>[ \t\r\n]*")
 
@@ -171,7 +179,19 @@ def parse_flat(data: str | bytes) -> dict[str, str] | None:
         return None
     fields: dict[str, str] = {}
     pos = opened.end()
-    while (child := _FLAT_NAME.match(data, pos)) is not None:
+    while True:
+        usual = _FLAT_USUAL.match(data, pos)
+        if usual is not None:
+            name, cdata, plain = usual.groups()
+            if name in fields:
+                return None  # repeated elements become a list: expat's reading
+            # plain text is trimmed as expat's reading trims it (whitespace around CDATA is layout)
+            fields[name] = cdata if cdata is not None else plain.strip(" \t\n")
+            pos = usual.end()
+            continue
+        child = _FLAT_NAME.match(data, pos)
+        if child is None:
+            break
         name = child.group(1)
         if name in fields:
             return None  # repeated elements become a list: expat's reading

@@ -9,6 +9,7 @@ share one behaviour: the adapter turns its framework's request into a CallbackRe
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote
@@ -61,6 +62,7 @@ class CallbackResponse:
 
 # what a path keeps unencoded in its canonical form (RFC 3986 pchar and "/")
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_PLAIN_PATH = re.compile(rb"[A-Za-z0-9/:@!$&'()*+,;=._~-]*")
 
 
 def canonical_path(raw_path: bytes) -> str | None:
@@ -71,6 +73,10 @@ def canonical_path(raw_path: bytes) -> str | None:
     ``/wecom/%61pp`` and ``//wecom`` all decode to a channel's path; a proxy rule written
     for the path as the platform sends it would not see them, so they are refused.
     """
+    if (_PLAIN_PATH.fullmatch(raw_path) is not None and b"//" not in raw_path and b"/." not in raw_path
+            and not raw_path.startswith(b".")):
+        # nothing encoded and no dot segment possible: its own canonical form (the usual path)
+        return raw_path.decode("ascii")
     try:
         text = raw_path.decode("ascii")
         decoded = unquote(text, errors="strict")

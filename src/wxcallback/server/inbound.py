@@ -277,9 +277,16 @@ class InboundProtocol:
             if endpoint.tenant_is_receive_id:
                 # The console's $CORPID$ names the corp the frame is sealed for (doc 97172).
                 ReceiveIdPolicy.exact(tenant).check(decrypted.receive_id)
-            # The signature binds timestamp, nonce and ciphertext: the window is all a
-            # replay check adds here (see replay.py).
-            endpoint.replay.check_timestamp(timestamp)
+            if tenant and not endpoint.tenant_is_receive_id:
+                # An open-platform tenant is named by the path alone: every account's messages
+                # are sealed for the platform and no signature covers the path. The nonce is
+                # spent for all the channel's tenants at once, so a request captured on one
+                # account's URL is refused on another's; its own retries pass.
+                await endpoint.replay.check(timestamp, nonce, msg_signature, b"%s\0%s" % (tenant.encode(), body))
+            else:
+                # The signature binds timestamp, nonce and ciphertext: the window is all a
+                # replay check adds here (see replay.py).
+                endpoint.replay.check_timestamp(timestamp)
             return _Opened(nonce, decrypted)
         signature, timestamp, nonce = _required(query, "signature", "timestamp", "nonce")
         endpoint.signer.verify_signature(signature, timestamp, nonce)

@@ -53,6 +53,8 @@ __all__ = [
 
 # The robot doc guarantees a nonce is not reused for 2 hours (WeCom doc 101033).
 DEFAULT_NONCE_TTL = 2 * 60 * 60
+# A nonce's fingerprint is a digest (the replay guard's is 32 bytes), not a payload.
+_MAX_FINGERPRINT = 64
 # Longer than the platforms' retry window: 3 attempts x 5 s (OA passive-reply doc, WeCom doc 90238).
 DEFAULT_DEDUP_TTL = 300
 # WeCom polls a robot stream for at most 6 minutes after the user's message (§4.4); plus margin.
@@ -195,9 +197,21 @@ class Store(ABC):
 
     async def remember_nonce(self, key: str, ttl: float = DEFAULT_NONCE_TTL) -> bool:
         """Record ``key``; False when it was already recorded within its ttl (a replay)."""
+        return await self.record_nonce(key, b"", ttl) is None
+
+    async def record_nonce(self, key: str, fingerprint: bytes, ttl: float = DEFAULT_NONCE_TTL) -> bytes | None:
+        """Record ``key`` with ``fingerprint`` unless it is recorded within its ttl, atomically.
+
+        None when it is recorded now; else the fingerprint it was first recorded with, left as
+        it was. A plaintext request's nonce is kept this way (server/replay.py): the same
+        request again (a platform retry) finds its own fingerprint, any other request finds
+        another, and a refused request leaves nothing behind that its next copy could find.
+        """
         _check_key(key)
+        if not isinstance(fingerprint, bytes) or len(fingerprint) > _MAX_FINGERPRINT:
+            raise StoreError(f"a nonce's fingerprint is at most {_MAX_FINGERPRINT} bytes")
         _check_seconds(ttl, "ttl")
-        return await self._guard(self._remember_nonce(key, ttl))
+        return await self._guard(self._record_nonce(key, fingerprint, ttl))
 
     # -- dedup with cached replies ------------------------------------------------------------
 
@@ -538,7 +552,8 @@ class Store(ABC):
     _backend_errors: tuple[type[BaseException], ...] = ()
 
     @abstractmethod
-    async def _remember_nonce(self, key: str, ttl: float) -> bool: ...
+    async def _record_nonce(self, key: str, fingerprint: bytes, ttl: float) -> bytes | None:
+        """``record_nonce``: None when recorded now, else the first recording's fingerprint."""
 
     @abstractmethod
     async def _claim(self, key: str, ttl: float) -> ClaimResult: ...

@@ -90,7 +90,7 @@ class MemoryStore(Store):
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._bytes = 0  # the size of everything held, as _ENTRY_BYTES + keys + values
-        self._nonces: dict[str, float] = {}
+        self._nonces: dict[str, tuple[float, bytes]] = {}  # expiry, fingerprint
         self._claims: dict[str, tuple[_Held, float]] = {}
         self._streams: dict[str, tuple[str, float]] = {}
         self._outbox: dict[int, _Delivery] = {}
@@ -138,8 +138,8 @@ class MemoryStore(Store):
     def _evict(self, room_entries: int, room_bytes: int) -> None:
         """Drop cache entries, nearest their expiry first, until within the room given."""
         candidates: list[tuple[float, int, dict[Any, Any], Any, int]] = []
-        for key, expires in self._nonces.items():
-            candidates.append((expires, 0, self._nonces, key, _ENTRY_BYTES + len(key)))
+        for key, (expires, fingerprint) in self._nonces.items():
+            candidates.append((expires, 0, self._nonces, key, _ENTRY_BYTES + len(key) + len(fingerprint)))
         for key, (reply, expires) in self._claims.items():
             if reply is not None:
                 candidates.append((expires, 1, self._claims, key, _claim_size(key, reply)))
@@ -170,9 +170,8 @@ class MemoryStore(Store):
 
     def _drop_expired(self, now: float) -> None:
         self._last_purge = now
-        for key in [key for key, expires in self._nonces.items() if expires <= now]:
-            del self._nonces[key]
-            self._bytes -= _ENTRY_BYTES + len(key)
+        for key in [key for key, (expires, _) in self._nonces.items() if expires <= now]:
+            self._bytes -= _ENTRY_BYTES + len(key) + len(self._nonces.pop(key)[1])
         for key in [key for key, (_, expires) in self._claims.items() if expires <= now]:
             self._bytes -= _claim_size(key, self._claims.pop(key)[0])
         for key in [key for key, (_, expires) in self._streams.items() if expires <= now]:
@@ -203,16 +202,19 @@ class MemoryStore(Store):
 
     # -- the primitives -----------------------------------------------------------------------
 
-    async def _remember_nonce(self, key: str, ttl: float) -> bool:
+    async def _record_nonce(self, key: str, fingerprint: bytes, ttl: float) -> bytes | None:
         now = self._now()
         seen = self._nonces.get(key)
-        if seen is not None and seen > now:
-            return False
+        if seen is not None and seen[0] > now:
+            return seen[1]
+        size = _ENTRY_BYTES + len(key) + len(fingerprint)
         if seen is None:
-            self._make_room(_ENTRY_BYTES + len(key))
-            self._bytes += _ENTRY_BYTES + len(key)
-        self._nonces[key] = now + ttl
-        return True
+            self._make_room(size)
+        else:  # expired, not yet purged: taken over
+            self._bytes -= _ENTRY_BYTES + len(key) + len(seen[1])
+        self._bytes += size
+        self._nonces[key] = (now + ttl, fingerprint)
+        return None
 
     async def _claim(self, key: str, ttl: float) -> ClaimResult:
         seen = await self._peek_claim(key)

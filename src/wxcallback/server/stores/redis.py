@@ -15,9 +15,14 @@ a channel always maps to the same shard, so its idempotency keys, its order and 
 letters stay together. The tags are chosen so the shards' slots are evenly spread over the
 slot space, hence over the masters. On a single Redis there is one shard with untagged names.
 
-Claims, replies and releases made in one turn of the event loop go to a single Redis as one
-pipeline (one write, one read for all of them): each script still runs alone and atomically on
-the server, only the round trips are shared. On a cluster each goes on its own.
+On a single Redis the calls a request makes (nonces, claims, replies, releases, a waiting
+retry's look, robot streams, outbox enqueues, acks and nacks, leases, request queues, named
+values) go over one connection of their own, in batches: the calls made while the previous
+batch is on the wire leave together, as one write, and their replies are read in order (see
+:class:`_Batches`). Each command still runs alone and atomically on the server, only the round
+trips and the client's work are shared. The delivery worker's claim_batch, the dead letters,
+depth, health and the start-up check use redis-py's client as they are; so does every call on
+a cluster, each on its own.
 
 Every key starts with ``prefix``, so several deployments (or test runs) can share one Redis
 and clean up with ``SCAN MATCH prefix*``.
@@ -32,15 +37,17 @@ import math
 import re
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.crc import key_slot
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .base import (
     CLAIMED,
@@ -88,6 +95,17 @@ _COMPLETE = """
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'state', 'd', 'body', ARGV[1], 'type', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+"""
+
+# A nonce and the fingerprint of its first use. ARGV: fingerprint, ttl (ms). Returns the
+# first use's fingerprint, or nil when this call is the first.
+_RECORD_NONCE = """
+local first = redis.call('GET', KEYS[1])
+if first then
+    return first
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
 """
 
 _RELEASE = """
@@ -414,6 +432,7 @@ class RedisStore(Store):
         self._claim_script = client.register_script(_CLAIM)
         self._complete_script = client.register_script(_COMPLETE)
         self._release_script = client.register_script(_RELEASE)
+        self._record_nonce_script = client.register_script(_RECORD_NONCE)
         self._swap_stream_script = client.register_script(_SWAP_STREAM)
         self._enqueue_script = client.register_script(_ENQUEUE)
         self._claim_batch_script = client.register_script(_CLAIM_BATCH)
@@ -429,8 +448,11 @@ class RedisStore(Store):
         self._retry_dead_script = client.register_script(_RETRY_DEAD)
         self._drop_dead_script = client.register_script(_DROP_DEAD)
         self._next_shard = 0
-        self._queued: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]] = []
-        self._sending: set[asyncio.Task[None]] = set()
+        self._batches = _Batches(client.connection_pool) if isinstance(client, aioredis.Redis) else None
+        self._claim_head = _evalsha_head(self._claim_script, 1)
+        self._complete_head = _evalsha_head(self._complete_script, 3)
+        self._release_head = _evalsha_head(self._release_script, 0)
+        self._record_nonce_head = _evalsha_head(self._record_nonce_script, 2)
         self._cluster_ready = not self.cluster
         self._cluster_lock: asyncio.Lock | None = None
 
@@ -464,9 +486,15 @@ class RedisStore(Store):
         kind = "RedisStore(cluster, " if self.cluster else "RedisStore("
         return f"{kind}prefix={self.prefix!r})"
 
-    async def _guard(self, operation: Awaitable[_T]) -> _T:
-        if not self._cluster_ready and not self._closed:
-            await super()._guard(self._discover_cluster())
+    def _guard(self, operation: Awaitable[_T]) -> Coroutine[Any, Any, _T]:
+        # Not a coroutine itself: once the cluster is known (always, on a single Redis) the
+        # base class's coroutine is the whole call, one frame less on every call.
+        if self._cluster_ready or self._closed:
+            return super()._guard(operation)
+        return self._guard_discovering(operation)
+
+    async def _guard_discovering(self, operation: Awaitable[_T]) -> _T:
+        await super()._guard(self._discover_cluster())
         return await super()._guard(operation)
 
     async def _discover_cluster(self) -> None:
@@ -481,81 +509,79 @@ class RedisStore(Store):
 
     # -- replay guard and dedup ---------------------------------------------------------------
 
-    async def _remember_nonce(self, key: str, ttl: float) -> bool:
-        stored = await self._redis.set(f"{self.prefix}nonce:{key}", b"1", nx=True, px=_ms(ttl))
-        return bool(stored)
+    async def _record_nonce(self, key: str, fingerprint: bytes, ttl: float) -> bytes | None:
+        name = f"{self.prefix}nonce:{key}"
+        if self._batches is None:
+            first = await self._record_nonce_script(keys=[name], args=[fingerprint, _ms(ttl)])
+        else:
+            command = self._record_nonce_head + _bulk(name.encode()) + _bulk(fingerprint) + _bulk(b"%d" % _ms(ttl))
+            first = await self._batches.call(command, self._record_nonce_script, (name,), (fingerprint, _ms(ttl)))
+        return None if first is None else bytes(first)
 
     async def _claim(self, key: str, ttl: float) -> ClaimResult:
-        seen = await self._coalesced(self._claim_script, [self._claim_key(key)], [_ms(ttl)])
+        name = self._claim_key(key)
+        if self._batches is None:
+            seen = await self._claim_script(keys=[name], args=[_ms(ttl)])
+        else:
+            command = self._claim_head + _bulk(name.encode()) + _bulk(b"%d" % _ms(ttl))
+            seen = await self._batches.call(command, self._claim_script, (name,), (_ms(ttl),))
         if seen == [b"claimed"]:
             return CLAIMED
         return _claim_result(seen)
 
     async def _complete(self, key: str, reply: CachedReply, ttl: float) -> None:
-        await self._coalesced(
-            self._complete_script, [self._claim_key(key)], [reply.body, reply.content_type, _ms(ttl)]
-        )
+        name = self._claim_key(key)
+        args: list[Any] = [reply.body, reply.content_type, _ms(ttl)]
+        if self._batches is None:
+            await self._complete_script(keys=[name], args=args)
+            return
+        command = (self._complete_head + _bulk(name.encode()) + _bulk(reply.body)
+                   + _bulk(reply.content_type.encode()) + _bulk(b"%d" % _ms(ttl)))
+        await self._batches.call(command, self._complete_script, (name,), args)
 
     async def _release(self, key: str) -> None:
-        await self._coalesced(self._release_script, [self._claim_key(key)], [])
-
-    async def _coalesced(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
-        """Run ``script``, in one pipeline with the other calls of this turn of the loop."""
-        if self.cluster:
-            return await script(keys=keys, args=args)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queued.append((script, keys, args, future))
-        if len(self._queued) == 1:
-            loop.call_soon(self._send_queued)
-        return await future
-
-    def _send_queued(self) -> None:
-        batch, self._queued = self._queued, []
-        task = asyncio.ensure_future(self._send(batch))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _send(self, batch: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]]) -> None:
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for script, keys, args, _ in batch:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            results = await pipe.execute(raise_on_error=False)
-        except BaseException as exc:  # the connection failed: every call in the batch did
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
+        name = self._claim_key(key)
+        if self._batches is None:
+            await self._release_script(keys=[name], args=[])
             return
-        for (script, keys, args, future), result in zip(batch, results):
-            if isinstance(result, NoScriptError):  # a restarted Redis: the script call loads it
-                try:
-                    result = await script(keys=keys, args=args)
-                except Exception as exc:
-                    result = exc
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        await self._batches.call(self._release_head + _bulk(name.encode()), self._release_script, (name,))
 
     async def _peek_claim(self, key: str) -> ClaimResult | None:
-        seen = await self._redis.hmget(self._claim_key(key), ["state", "body", "type"])
+        name = self._claim_key(key)
+        if self._batches is None:
+            seen = await self._redis.hmget(name, ["state", "body", "type"])
+        else:
+            seen = await self._batches.call(_command(b"HMGET", name.encode(), b"state", b"body", b"type"))
         return None if seen[0] is None else _claim_result(seen)
 
     def _claim_key(self, key: str) -> str:
         return f"{self.prefix}claim:{key}"
 
+    def _evalsha(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Awaitable[Any]:
+        """Run ``script``: in a batch on a single Redis, through redis-py on a cluster."""
+        if self._batches is None:
+            return script(keys=keys, args=args)
+        command = _command(b"EVALSHA", script.sha.encode(), b"%d" % len(keys), *map(_encode, keys),
+                           *map(_encode, args))
+        return self._batches.call(command, script, keys, args)
+
+    def _get(self, name: str) -> Awaitable[Any]:
+        if self._batches is None:
+            return self._redis.get(name)  # type: ignore[no-any-return]
+        return self._batches.call(_command(b"GET", name.encode()))
+
+    def _set(self, name: str, value: bytes, ttl: float) -> Awaitable[Any]:
+        if self._batches is None:
+            return self._redis.set(name, value, px=_ms(ttl))  # type: ignore[no-any-return]
+        return self._batches.call(_command(b"SET", name.encode(), value, b"PX", b"%d" % _ms(ttl)))
+
     # -- robot streams ------------------------------------------------------------------------
 
     async def _put_stream(self, stream_id: str, encoded: str, ttl: float) -> None:
-        await self._redis.set(self._stream_key(stream_id), encoded.encode(), px=_ms(ttl))
+        await self._set(self._stream_key(stream_id), encoded.encode(), ttl)
 
     async def _get_stream(self, stream_id: str) -> str | None:
-        raw = await self._redis.get(self._stream_key(stream_id))
+        raw = await self._get(self._stream_key(stream_id))
         return None if raw is None else _text(raw)
 
     async def _modify_stream(
@@ -563,13 +589,11 @@ class RedisStore(Store):
     ) -> StreamState | None:
         name = self._stream_key(stream_id)
         while True:  # optimistic: redo the change if another worker wrote in between
-            raw = await self._redis.get(name)
+            raw = await self._get(name)
             if raw is None:
                 return None
             changed = _encode_stream(change(_decode_stream(_text(raw))))
-            swapped = await self._swap_stream_script(
-                keys=[name], args=[raw, changed.encode(), _ms(ttl)]
-            )
+            swapped = await self._evalsha(self._swap_stream_script, [name], [raw, changed.encode(), _ms(ttl)])
             if swapped:
                 return _decode_stream(changed)
 
@@ -602,9 +626,10 @@ class RedisStore(Store):
 
     async def _enqueue(self, channel: str, payload: bytes, idempotency_key: str) -> str:
         shard = self._shard_of(channel)
-        id = await self._enqueue_script(
-            keys=[shard.base, self._outbox_key(shard, channel, idempotency_key)],
-            args=[channel, payload, idempotency_key, repr(self.clock())],
+        id = await self._evalsha(
+            self._enqueue_script,
+            [shard.base, self._outbox_key(shard, channel, idempotency_key)],
+            [channel, payload, idempotency_key, repr(self.clock())],
         )
         return self._item_id(shard, id)
 
@@ -635,9 +660,10 @@ class RedisStore(Store):
         if located is None:
             return
         shard, entry = located
-        await self._ack_script(
-            keys=[shard.base, shard.hidden, shard.attempts],
-            args=[self.group, entry, shard.keys, _ms(self.outbox_key_ttl)],
+        await self._evalsha(
+            self._ack_script,
+            [shard.base, shard.hidden, shard.attempts],
+            [self.group, entry, shard.keys, _ms(self.outbox_key_ttl)],
         )
 
     async def _nack(self, id: str, retry_at: float) -> None:
@@ -645,7 +671,7 @@ class RedisStore(Store):
         if located is None:
             return
         shard, entry = located
-        await self._nack_script(keys=[shard.base, shard.hidden], args=[entry, _ms(retry_at)])
+        await self._evalsha(self._nack_script, [shard.base, shard.hidden], [entry, _ms(retry_at)])
 
     async def _depth(self) -> int:
         lengths = await self._each_shard(lambda shard: self._redis.xlen(shard.base))
@@ -712,35 +738,35 @@ class RedisStore(Store):
         return f"{self.prefix}lease:{name}"
 
     async def _acquire_lease(self, name: str, holder: str, ttl: float, replacing: str | None) -> bool:
-        taken = await self._acquire_lease_script(keys=[self._lease_key(name)], args=[holder, _ms(ttl), replacing or ""])
+        taken = await self._evalsha(self._acquire_lease_script, [self._lease_key(name)], [holder, _ms(ttl), replacing or ""])
         return bool(taken)
 
     async def _renew_lease(self, name: str, holder: str, ttl: float) -> bool:
-        return bool(await self._renew_lease_script(keys=[self._lease_key(name)], args=[holder, _ms(ttl)]))
+        return bool(await self._evalsha(self._renew_lease_script, [self._lease_key(name)], [holder, _ms(ttl)]))
 
     async def _release_lease(self, name: str, holder: str) -> None:
-        await self._release_lease_script(keys=[self._lease_key(name)], args=[holder])
+        await self._evalsha(self._release_lease_script, [self._lease_key(name)], [holder])
 
     async def _lease_owner(self, name: str) -> str | None:
-        owner = await self._redis.get(self._lease_key(name))
+        owner = await self._get(self._lease_key(name))
         return None if owner is None else _text(owner)
 
     # -- named values -------------------------------------------------------------------------
 
     async def _put_value(self, name: str, value: bytes, ttl: float) -> None:
-        await self._redis.set(f"{self.prefix}value:{name}", value, px=_ms(ttl))
+        await self._set(f"{self.prefix}value:{name}", value, ttl)
 
     async def _get_value(self, name: str) -> bytes | None:
-        value = await self._redis.get(f"{self.prefix}value:{name}")
+        value = await self._get(f"{self.prefix}value:{name}")
         return None if value is None else bytes(value)
 
     # -- request queues -----------------------------------------------------------------------
 
     async def _push_request(self, queue: str, payload: bytes, ttl: float) -> None:
-        await self._push_request_script(keys=[f"{self.prefix}queue:{queue}"], args=[payload, _ms(ttl)])
+        await self._evalsha(self._push_request_script, [f"{self.prefix}queue:{queue}"], [payload, _ms(ttl)])
 
     async def _pop_requests(self, queue: str, count: int) -> list[bytes]:
-        taken = await self._pop_requests_script(keys=[f"{self.prefix}queue:{queue}"], args=[count])
+        taken = await self._evalsha(self._pop_requests_script, [f"{self.prefix}queue:{queue}"], [count])
         return [bytes(entry) for entry in taken]
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -799,7 +825,167 @@ class RedisStore(Store):
         return StoreHealth(True)
 
     async def _close(self) -> None:
+        if self._batches is not None:
+            await self._batches.close()
         await self._redis.aclose()
+
+
+# One call waiting in _Batches: its packed command, the script it runs (None for a plain
+# command) with its keys and arguments (to run it the long way if Redis lost the script), and the
+# future its caller awaits.
+_Call = tuple[bytes, Union[AsyncScript, None], Sequence[str], Sequence[Any], asyncio.Future[Any]]
+
+
+# A batch's time limit when the URL and the redis-py version set no socket_timeout.
+_BATCH_TIMEOUT = 5.0
+
+
+class _Batches:
+    """The calls requests make, on one connection of their own per process, in batches.
+
+    Through redis-py's pipeline a call cost this process ~55 µs of CPU alone and ~18 µs with 8
+    in flight (the pipeline object, a pool checkout with its lock and observability hooks,
+    command packing, retry wrappers, a timeout per reply); here ~20 and ~6 (bench/bench_redis.py,
+    docs/bench_server.md). The caller packs its command (RESP is a few lines, see
+    _command; the scripts' heads are packed once) and this sends what was queued: while one
+    batch is on the wire, the calls made in the meantime queue up and leave together as the
+    next batch, in one write, their replies read in order by redis-py's own connection and
+    parser (hiredis when installed). The busier the process, the larger the batches.
+
+    One batch at a time on one connection also keeps the calls in the order they were made: a
+    reply written and then a retry's claim reach Redis in that order.
+    """
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._connection: AbstractConnection | None = None
+        self._queued: list[_Call] = []
+        self._pump: asyncio.Task[None] | None = None
+        self._timeout: float | None = None
+
+    def call(
+        self, command: bytes, script: AsyncScript | None = None, keys: Sequence[str] = (), args: Sequence[Any] = ()
+    ) -> asyncio.Future[Any]:
+        """Queue ``command``; the future gets its reply, or the error Redis or the connection gave."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queued.append((command, script, keys, args, future))
+        if self._pump is None:  # starts at the loop's next turn: the calls of this one go along
+            self._pump = loop.create_task(self._run())
+        return future
+
+    async def _run(self) -> None:
+        batch: list[_Call] = []
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                await self._send(batch)
+        except BaseException as exc:  # cancelled (the loop or the store closes): nobody waits forever
+            for *_, future in batch + self._queued:
+                if not future.done():
+                    future.set_exception(StoreError(f"the Redis call was cut short: {exc!r}"))
+            self._queued = []
+            raise
+        finally:
+            self._pump = None
+
+    async def _send(self, batch: list[_Call]) -> None:
+        if self._connection is None:
+            self._connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+            # One timeout for the whole batch (redis-py's socket_timeout, 5 s unless set; redis-py
+            # before 6 sets none, and a Redis that stops answering must not hold requests for
+            # good) rather than one for the write and one for each reply read.
+            self._timeout = self._connection.socket_timeout or _BATCH_TIMEOUT
+            self._connection.socket_timeout = None
+        connection = self._connection
+        results: list[Any] = []
+        try:
+            if connection.is_connected and await _has_data(connection):
+                # Closed by Redis while idle (a restart, its client timeout), as redis-py's pool
+                # checks before lending a connection: reconnect rather than fail the batch.
+                await connection.disconnect(nowait=True)
+            await asyncio.wait_for(_exchange(connection, batch, results), self._timeout)
+        except BaseException as exc:
+            # The connection failed, Redis took too long, or this task was cancelled mid-read:
+            # the connection is closed (the next batch opens another) and every call not yet
+            # answered fails; none is sent again, as it may have run.
+            await connection.disconnect(nowait=True)
+            if isinstance(exc, asyncio.TimeoutError):
+                exc = RedisTimeoutError(f"Redis did not answer within {self._timeout} s")
+            if not isinstance(exc, Exception):
+                raise  # _run fails the batch
+            for *_, future in batch[len(results):]:
+                if not future.done():
+                    future.set_exception(exc)
+        for (_, script, keys, args, future), result in zip(batch, results):
+            if isinstance(result, NoScriptError) and script is not None:
+                # A restarted Redis: the script call loads the script and runs it.
+                try:
+                    result = await script(keys=keys, args=args)
+                except Exception as exc:
+                    result = exc
+            if future.done():  # its caller was cancelled
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.wait([self._pump])  # its calls fail with StoreError
+        if self._connection is not None:
+            await self._connection.disconnect()
+
+
+async def _exchange(connection: AbstractConnection, batch: list[_Call], results: list[Any]) -> None:
+    """Send the batch's commands in one write and read their replies into ``results``."""
+    # Connects (with the pool's settings: AUTH, SELECT, TLS) when not connected.
+    await connection.send_packed_command(b"".join([call[0] for call in batch]), check_health=False)
+    for _ in batch:
+        try:
+            results.append(await connection.read_response())
+        except ResponseError as exc:  # this command's error: the others stand
+            results.append(exc)
+
+
+async def _has_data(connection: AbstractConnection) -> bool:
+    """Whether an idle connection has data or its end waiting: it cannot carry a batch."""
+    # can_read_destructive (redis-py 5) became can_read in redis-py 8; the old name warns there.
+    check = getattr(connection, "can_read", None) or connection.can_read_destructive
+    try:
+        return bool(await check())
+    except (RedisError, OSError):  # already broken
+        return True
+
+
+def _bulk(value: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+def _encode(value: bytes | str | int | float) -> bytes:
+    """An argument as redis-py sends it: bytes as they are, text in UTF-8, numbers in digits."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return b"%d" % value
+    if isinstance(value, float):
+        return repr(value).encode()
+    raise StoreError(f"cannot send {type(value).__name__} to Redis")
+
+
+def _command(*parts: bytes) -> bytes:
+    """A command as Redis reads it: an array of bulk strings."""
+    return b"*%d\r\n" % len(parts) + b"".join([_bulk(part) for part in parts])
+
+
+def _evalsha_head(script: AsyncScript, args: int) -> bytes:
+    """``EVALSHA <sha> 1`` packed, for a script of one key and ``args`` arguments."""
+    return b"*%d\r\n" % (4 + args) + _bulk(b"EVALSHA") + _bulk(script.sha.encode()) + _bulk(b"1")
 
 
 def durability_risks(settings: dict[str, str]) -> list[str]:

@@ -97,7 +97,8 @@ _WAL_RESTART_FRAMES = 4000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nonces (
     key         TEXT PRIMARY KEY,
-    expires_at  REAL NOT NULL
+    expires_at  REAL NOT NULL,
+    fingerprint BLOB               -- what first used the nonce (record_nonce)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS claims (
@@ -346,7 +347,7 @@ class SQLiteStore(Store):
             if wal and self.path != ":memory:":
                 db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job
             db.executescript(_SCHEMA)
-            _add_dead_letter_columns(db)
+            _add_columns(db)
             db.executescript(_INDEXES)
         except BaseException:
             db.close()
@@ -440,16 +441,20 @@ class SQLiteStore(Store):
 
     # -- replay guard and dedup ---------------------------------------------------------------
 
-    async def _remember_nonce(self, key: str, ttl: float) -> bool:
-        def work(db: sqlite3.Connection, now: float) -> bool:
-            # One statement, so atomic: insert, or take over a row whose ttl has run out.
+    async def _record_nonce(self, key: str, fingerprint: bytes, ttl: float) -> bytes | None:
+        def work(db: sqlite3.Connection, now: float) -> bytes | None:
+            # One statement: insert, or take over a row whose ttl has run out; no row changed
+            # means a live one is there, read in the same transaction (the batch's).
             inserted = db.execute(
-                "INSERT INTO nonces (key, expires_at) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at "
-                "WHERE nonces.expires_at <= ?",
-                (key, now + ttl, now),
+                "INSERT INTO nonces (key, expires_at, fingerprint) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, "
+                "fingerprint = excluded.fingerprint WHERE nonces.expires_at <= ?",
+                (key, now + ttl, fingerprint, now),
             )
-            return inserted.rowcount == 1
+            if inserted.rowcount == 1:
+                return None
+            row = db.execute("SELECT fingerprint FROM nonces WHERE key = ?", (key,)).fetchone()
+            return b"" if row is None or row[0] is None else bytes(row[0])
 
         return await self._run_grouped(work, atomic=True)
 
@@ -997,17 +1002,27 @@ def _directory_lock(path: str) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _add_dead_letter_columns(db: sqlite3.Connection) -> None:
-    """Give an outbox made before dead letters its two columns (once, whoever comes first)."""
-    def has_columns() -> bool:
-        return "dead_at" in {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+# Columns added since the first files were made: per table, (column, type) pairs added together.
+_ADDED_COLUMNS = (
+    ("outbox", (("dead_at", "REAL"), ("dead_reason", "TEXT"))),  # dead letters
+    ("nonces", (("fingerprint", "BLOB"),)),  # record_nonce
+)
 
-    if has_columns():
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Give a file made before them the columns added since (once, whoever comes first)."""
+    def missing() -> list[tuple[str, str, str]]:
+        absent = []
+        for table, columns in _ADDED_COLUMNS:
+            present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            absent += [(table, name, kind) for name, kind in columns if name not in present]
+        return absent
+
+    if not missing():
         return
     with _transaction(db):
-        if not has_columns():
-            db.execute("ALTER TABLE outbox ADD COLUMN dead_at REAL")
-            db.execute("ALTER TABLE outbox ADD COLUMN dead_reason TEXT")
+        for table, name, kind in missing():
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 def _carry_over(old: sqlite3.Connection, new: sqlite3.Connection, now: float) -> dict[str, int]:
@@ -1019,10 +1034,11 @@ def _carry_over(old: sqlite3.Connection, new: sqlite3.Connection, now: float) ->
     streams = old.execute(
         "SELECT stream_id, state, expires_at FROM streams WHERE expires_at > ?", (now,)
     ).fetchall()
-    nonces = old.execute("SELECT key, expires_at FROM nonces WHERE expires_at > ?", (now,)).fetchall()
+    nonces = old.execute("SELECT key, expires_at, fingerprint FROM nonces WHERE expires_at > ?", (now,)).fetchall()
     with _transaction(new, durable=True):
+        # a nonce both files hold keeps the new file's first use
         new.executemany(
-            "INSERT INTO nonces (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "INSERT INTO nonces (key, expires_at, fingerprint) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE "
             "SET expires_at = max(nonces.expires_at, excluded.expires_at)",
             nonces,
         )
