@@ -193,6 +193,7 @@ def test_the_wal_is_checkpointed_off_the_commit_path_and_stays_small(
 
     monkeypatch.setattr(module, "_CHECKPOINT_EVERY", 0.01)
     monkeypatch.setattr(module, "_WAL_RESTART_FRAMES", 50)
+    monkeypatch.setattr(module, "_CHECKPOINT_CHANGES", 5)
     path = tmp_path / "state.db"
     writes = 400
 
