@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_server import clean_redis  # noqa: E402
 from bench_stages import Requests, config  # noqa: E402
 from uvicorn.config import Config  # noqa: E402
 from uvicorn.server import ServerState  # noqa: E402
@@ -159,12 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 await app.server.stop()
                 print(f"| {name} | {bare:.1f} | {whole:.1f} | {alone:.1f} |")
             if "redis" in args.stores:
-                import redis
-
-                client = redis.Redis.from_url(args.redis)
-                for key in client.scan_iter(match=f"{prefix}*", count=1000):
-                    client.delete(key)
-                client.close()
+                clean_redis(args.redis, prefix)
 
     try:
         import uvloop
