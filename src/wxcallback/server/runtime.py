@@ -131,6 +131,7 @@ class CallbackServer:
         if self.store is not None and self._given_store is None:
             await self.store.close()
         self.pipeline = None
+        self.metrics.flush()  # this worker's last second of counts, before it exits
 
     async def longconn_client(self, channel: str, timeout: float = 15.0) -> LongConnClient:
         """Proactive sends and uploads through ``channel``'s long connection, wherever it is held."""
