@@ -99,3 +99,20 @@ def test_outside_a_loop_counts_at_once() -> None:
                                              {"channel": "robot", "le": "0.25"}) == 0.0
     assert metrics.registry.get_sample_value("wxcallback_request_seconds_bucket",
                                              {"channel": "robot", "le": "0.5"}) == 1.0
+
+
+def test_a_loop_closed_before_its_flush_does_not_stop_the_next_one() -> None:
+    metrics = Metrics()
+
+    async def observe_once() -> None:
+        metrics.observe(Outcome("ok", channel="app"), 0.002)
+
+    asyncio.run(observe_once())  # its flush timer dies with the loop
+
+    async def observe_and_wait() -> float | None:
+        metrics.observe(Outcome("ok", channel="app"), 0.002)
+        await asyncio.sleep(1.2)
+        return metrics.registry.get_sample_value("wxcallback_requests_total",
+                                                 {"channel": "app", "outcome": "ok", "code": "0"})
+
+    assert asyncio.run(observe_and_wait()) == 2.0

@@ -9,8 +9,8 @@ that every worker's counts are summed at /metrics.
 
 A request's counts are tallied in plain dicts and handed to prometheus_client at most once a
 second (and before every render, and at stop): in multiprocess mode each ``inc`` and
-``observe`` writes to a memory-mapped file under a lock, 2.7-2.9 µs a request against ~0.5 µs
-for the tally. So with several workers /metrics may lag another worker by up to a second.
+``observe`` writes to a memory-mapped file under a lock, which made the request's metrics 5-9
+times dearer than the tally (docs/bench_server.md, "Metrics with several workers"). So with several workers /metrics may lag another worker by up to a second.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class Metrics:
         # per channel the latencies' sum then one count per bucket (see _LATENCY_BOUNDS).
         self._counts: dict[tuple[str, str, int], int] = {}
         self._latencies: dict[str, list[float]] = {}
-        self._flush_due = False
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop whose timer will flush
         # Long-connection attempts after the first (drops, refusals, dead pings), summed over workers;
         # wxcallback_longconn_up is read at scrape time (see render).
         self.longconn_reconnects = Counter("wxcallback_longconn_reconnects",
@@ -132,7 +132,7 @@ class Metrics:
             latencies = self._latencies[outcome.channel] = [0.0] * (1 + len(_LATENCY_BOUNDS))
         latencies[0] += seconds
         latencies[1 + bisect_left(_LATENCY_BOUNDS, seconds)] += 1  # the first bucket with seconds <= bound
-        if not self._flush_due:
+        if self._flush_on is None or self._flush_on.is_closed():  # (a closed loop's timer never fires)
             self._flush_soon()
 
     def _flush_soon(self) -> None:
@@ -141,12 +141,12 @@ class Metrics:
         except RuntimeError:  # no loop to wait on (a caller outside the server): at once
             self.flush()
             return
-        self._flush_due = True
+        self._flush_on = loop
         loop.call_later(_FLUSH_EVERY, self.flush)
 
     def flush(self) -> None:
         """Hand the tallies to prometheus_client (in multiprocess mode: to this worker's files)."""
-        self._flush_due = False
+        self._flush_on = None
         counts, self._counts = self._counts, {}
         latencies, self._latencies = self._latencies, {}
         for (channel, outcome, code), count in counts.items():
