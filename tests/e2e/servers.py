@@ -44,6 +44,15 @@ def write_config(path: Path, store: str, channels: dict[str, dict[str, Any]], **
     return path
 
 
+def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait until ``condition()`` holds; fail the test, naming ``what``, after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 class ServerProcess:
     def __init__(self, config: Path, port: int, workers: int = 1, env: dict[str, str] | None = None,
                  preexec_fn: Callable[[], None] | None = None, ready_path: str | None = "/healthz",

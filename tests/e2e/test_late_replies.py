@@ -18,14 +18,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.servers import ROOT, Backend, serve, write_config
+from tests.e2e.servers import ROOT, Backend, serve, until, write_config
 from tests.platform_requests import APPID, KEY, TOKEN, Platform, oa_text, wecom_text
 from wxcallback.simulator.platform_api import FakePlatformAPI
 
@@ -66,14 +66,6 @@ def _post(client: httpx.Client, side: Platform, plaintext: str) -> tuple[httpx.R
     return response, time.perf_counter() - started
 
 
-def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_a_late_reply_arrives_through_each_platforms_send_api(tmp_path: Path, calls_file: Path,
                                                                fake: FakePlatformAPI) -> None:
     config = write_config(tmp_path / "wx.toml", f"sqlite:///{tmp_path}/state.db", _channels(fake))
@@ -87,7 +79,7 @@ def test_a_late_reply_arrives_through_each_platforms_send_api(tmp_path: Path, ca
         assert (wecom.status_code, wecom.content) == (200, b"")
         assert (robot.status_code, robot.content) == (200, b"")
         assert max(took_oa, took_wecom, took_robot) < DEADLINE + 1.0
-        _until(lambda: len(fake.received) == 3, 10, "three late replies")
+        until(lambda: len(fake.received) == 3, 10, "three late replies")
         sent = {r.api: r.body for r in fake.received}
         assert sent == {
             "custom/send": {"touser": "oALICE", "msgtype": "text", "text": {"content": "after thinking: weather?"}},
@@ -123,7 +115,7 @@ def test_two_processes_on_one_redis_needing_a_token_at_once_fetch_it_once(
         for thread in threads:
             thread.join()
         assert answers == [200, 200]
-        _until(lambda: len(fake.received) == 2, 10, "both late replies")
+        until(lambda: len(fake.received) == 2, 10, "both late replies")
     assert {r.body["touser"] for r in fake.received} == {"oONE", "oTWO"}
     assert fake.token_requests == 1
 
@@ -137,14 +129,14 @@ def test_the_api_down_loses_nothing_and_a_permanent_refusal_is_a_dead_letter(
         fake.down_for(4.0)
         response, _ = _post(client, side, oa_text("during the outage", user="oPATIENT"))
         assert response.content == b"success"
-        _until(lambda: '"late_reply_failed"' in server.output(), 10, "the failed first try")
+        until(lambda: '"late_reply_failed"' in server.output(), 10, "the failed first try")
         assert fake.received == []
-        _until(lambda: len(fake.received) == 1, 30, "the reply once the API is back")
+        until(lambda: len(fake.received) == 1, 30, "the reply once the API is back")
         assert fake.received[0].body["text"] == {"content": "after thinking: during the outage"}
 
         fake.out_of_window.add("oGONE")  # 45015: the 48-hour window closed; never retried
         _post(client, side, oa_text("too late", user="oGONE"))
-        _until(lambda: '"late_reply_dead"' in server.output(), 10, "the dead letter")
+        until(lambda: '"late_reply_dead"' in server.output(), 10, "the dead letter")
     listed = subprocess.run([sys.executable, "-m", "wxcallback", "outbox", "list", "--config", str(config)],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
@@ -168,7 +160,7 @@ def test_a_slow_backends_reply_is_sent_by_another_process_than_the_one_that_took
                                  _robot_text("who sends?", fake.response_url()))
             assert (oa.content, robot.content) == (b"success", b"")
             taker.kill()  # before its delivery worker's first retry: only the stored parcel is left
-            _until(lambda: len(fake.received) == 2, 30, "both late replies, from the other process")
+            until(lambda: len(fake.received) == 2, 30, "both late replies, from the other process")
         assert {r.api: r.body for r in fake.received} == {
             "custom/send": {"touser": "oFAR", "msgtype": "text", "text": {"content": "the backend, late"}},
             "response_url": {"msgtype": "markdown", "markdown": {"content": "the backend, late"}},
@@ -190,15 +182,15 @@ def test_the_api_down_for_a_minute_refused_then_503_loses_nothing(tmp_path: Path
                    _post(client, Platform("wecom-robot", "/robot", receive_id=""),
                          _robot_text("a minute", api.response_url()))[0]]
         assert [a.status_code for a in answers] == [200, 200, 200]
-        _until(lambda: server.output().count("unreachable (ConnectError)") >= 3, 10, "the refused first tries")
+        until(lambda: server.output().count("unreachable (ConnectError)") >= 3, 10, "the refused first tries")
         time.sleep(max(0.0, outage_ends - 30.0 - time.monotonic()))
         # Half the minute refused (nothing listening), the other half answered 503.
         api.down_for(outage_ends - time.monotonic())
         with api.in_thread():
-            _until(lambda: "answered 503" in server.output(), 30, "a 503 during the outage")
-            _until(lambda: len(api.received) == 3, 60 + 30, "the three replies once the API is back")
+            until(lambda: "answered 503" in server.output(), 30, "a 503 during the outage")
+            until(lambda: len(api.received) == 3, 60 + 30, "the three replies once the API is back")
             assert time.monotonic() >= outage_ends - 0.5 and api.token_requests == 2
-            _until(lambda: server.output().count('"outcome": "late_reply_sent"') == 3, 10, "three sent lines")
+            until(lambda: server.output().count('"outcome": "late_reply_sent"') == 3, 10, "three sent lines")
     assert sorted(r.api for r in api.received) == ["custom/send", "message/send", "response_url"]
     assert all(r.body.get("text", r.body.get("markdown")) == {"content": "after thinking: a minute"}
                for r in api.received)
@@ -218,13 +210,13 @@ def test_an_invalid_credential_through_serve_forces_exactly_one_refresh(
     with serve(config) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         side = Platform("official-account", "/oa")
         _post(client, side, oa_text("first", user="oCRED"))
-        _until(lambda: len(fake.received) == 1, 10, "the first reply")
+        until(lambda: len(fake.received) == 1, 10, "the first reply")
         assert fake.token_requests == 1
         fake.invalidate_tokens()  # the AppSecret's token fetched elsewhere: the stored one is refused (40001)
         _post(client, side, oa_text("second", user="oCRED"))
-        _until(lambda: len(fake.received) == 2, 10, "the second reply, with a fresh token")
+        until(lambda: len(fake.received) == 2, 10, "the second reply, with a fresh token")
         _post(client, side, oa_text("third", user="oCRED"))
-        _until(lambda: len(fake.received) == 3, 10, "the third reply, with the same fresh token")
+        until(lambda: len(fake.received) == 3, 10, "the third reply, with the same fresh token")
     assert fake.token_requests == 2
     assert [api for api, _ in fake.refused] == ["custom/send"]  # the one send the stale token made
     assert [r.body["text"]["content"] for r in fake.received] == [

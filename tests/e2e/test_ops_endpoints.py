@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import free_port
-from tests.e2e.servers import serve, write_config
+from tests.e2e.servers import serve, until, write_config
 from tests.platform_requests import APPID, KEY, TOKEN, Platform
 
 CHANNELS = {"w": {"path": "/w", "platform": "wecom-app", "token": TOKEN, "encoding_aes_key": KEY,
@@ -26,15 +25,6 @@ def _ready_on(url: str) -> None:
             time.sleep(0.1)
 
 
-def _eventually(check: Callable[[], bool], within: float = 3.0) -> bool:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def test_ops_endpoints_on_their_own_address_and_not_on_the_callback_port(tmp_path: Path) -> None:
     ops_port = free_port()
     config = write_config(tmp_path / "wx.toml", "memory://", CHANNELS, ops_listen=f"127.0.0.1:{ops_port}")
@@ -45,7 +35,8 @@ def test_ops_endpoints_on_their_own_address_and_not_on_the_callback_port(tmp_pat
             health = httpx.get(ops + "/healthz", timeout=5)
             assert health.status_code == 200 and health.json()["channels"] == ["w"]
             # A worker hands its counts over within a second (observe.py), the other's included.
-            assert _eventually(lambda: "wxcallback_requests" in httpx.get(ops + "/metrics", timeout=5).text)
+            until(lambda: "wxcallback_requests" in httpx.get(ops + "/metrics", timeout=5).text, 3.0,
+                  "wxcallback_requests on /metrics")
         assert httpx.get(server.url + "/healthz", timeout=5).status_code == 404
         assert httpx.get(server.url + "/metrics", timeout=5).status_code == 404
         side = Platform("wecom-app", "/w")

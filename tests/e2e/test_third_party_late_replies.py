@@ -19,8 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.servers import ROOT, serve, write_config
-from tests.e2e.test_late_replies import _until
+from tests.e2e.servers import ROOT, serve, until, write_config
 from tests.platform_requests import KEY, TOKEN, Platform, oa_text
 from tests.server.test_tenants import (
     COMPONENT,
@@ -97,7 +96,7 @@ def test_a_component_tenant_and_a_suite_corp_get_late_replies_with_their_own_tok
         _ticket(client, fake)
         code = _authorized(client, fake, TENANT_A)
         _message(client, TENANT_A, "weather?", "oALICE")
-        _until(lambda: len(fake.received) == 1, 20, "the component tenant's late reply")
+        until(lambda: len(fake.received) == 1, 20, "the component tenant's late reply")
         sent = fake.received[0]
         assert (sent.api, sent.account) == ("custom/send", TENANT_A)
         assert sent.body == {"touser": "oALICE", "msgtype": "text", "text": {"content": "after thinking: weather?"}}
@@ -109,7 +108,7 @@ def test_a_component_tenant_and_a_suite_corp_get_late_replies_with_their_own_tok
         side = Platform("wecom-suite", f"/suite/{CORP_A}", receive_id=CORP_A)
         url, body = side.callback(wecom_text_for("report?", corp=CORP_A))
         assert client.post(url, content=body).status_code == 200
-        _until(lambda: len(fake.received) == 2, 20, "the suite corp's late reply")
+        until(lambda: len(fake.received) == 2, 20, "the suite corp's late reply")
         sent = fake.received[1]
         assert (sent.api, sent.account) == ("message/send", CORP_A)
         assert sent.body == {"touser": "zhangsan", "agentid": 1000017, "msgtype": "text",
@@ -124,7 +123,7 @@ def test_a_component_tenant_and_a_suite_corp_get_late_replies_with_their_own_tok
         _message(client, TENANT_A, "still there?", "oALICE")
         url, body = side.callback(wecom_text_for("gone?", corp=CORP_A))
         assert client.post(url, content=body).status_code == 200
-        _until(lambda: server.output().count('"late_reply_dead"') == 2, 20, "two dead letters")
+        until(lambda: server.output().count('"late_reply_dead"') == 2, 20, "two dead letters")
     assert len(fake.received) == 2
     assert (fake.calls["query_auth"], fake.calls["permanent_code"]) == (1, 1)
     listed = subprocess.run([sys.executable, "-m", "wxcallback", "outbox", "list", "--config", str(config)],
@@ -144,10 +143,10 @@ def test_without_a_ticket_the_send_waits_in_the_outbox_and_goes_out_once_it_arri
     with serve(config) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         _authorized(client, fake, TENANT_A)  # answered success; its code waits for a component token
         _message(client, TENANT_A, "patience", "oBOB")
-        _until(lambda: "no component_verify_ticket has arrived yet" in server.output(), 20, "the failed first try")
+        until(lambda: "no component_verify_ticket has arrived yet" in server.output(), 20, "the failed first try")
         assert fake.received == [] and fake.calls["component_token"] == 0
         _ticket(client, fake)
-        _until(lambda: len(fake.received) == 1, 90, "the reply once the ticket came")
+        until(lambda: len(fake.received) == 1, 90, "the reply once the ticket came")
         assert fake.received[0].account == TENANT_A
         assert fake.received[0].body["text"] == {"content": "after thinking: patience"}
     assert fake.calls["query_auth"] == 1
@@ -160,7 +159,7 @@ def test_two_processes_on_one_redis_refresh_a_tenants_token_once(
         with httpx.Client(base_url=first.url, timeout=10) as client:
             _ticket(client, fake)
             _authorized(client, fake, TENANT_A)
-            _until(lambda: fake.calls["query_auth"] == 1, 20, "the exchange")
+            until(lambda: fake.calls["query_auth"] == 1, 20, "the exchange")
         # Every token replaced elsewhere, and a slow token endpoint: both processes need new ones at once.
         fake.invalidate_tokens()
         fake.token_delay = 0.5
@@ -175,7 +174,7 @@ def test_two_processes_on_one_redis_refresh_a_tenants_token_once(
             thread.start()
         for thread in threads:
             thread.join()
-        _until(lambda: len(fake.received) == 2, 30, "both late replies")
+        until(lambda: len(fake.received) == 2, 30, "both late replies")
     assert {r.body["touser"] for r in fake.received} == {"oONE", "oTWO"}
     assert {r.account for r in fake.received} == {TENANT_A}
     # One refresh for the cluster: the authorizer token asked twice (refused once with the old

@@ -9,8 +9,9 @@ that every worker's counts are summed at /metrics.
 
 A request's counts are tallied in plain dicts and handed to prometheus_client at most once a
 second (and before every render, and at stop): in multiprocess mode each ``inc`` and
-``observe`` writes to a memory-mapped file under a lock, which made the request's metrics 5-9
-times dearer than the tally (docs/bench_server.md, "Metrics with several workers"). So with several workers /metrics may lag another worker by up to a second.
+``observe`` writes to a memory-mapped file under a lock, which made a request's metrics 5-9
+times dearer than the tally (docs/bench_server.md, "Metrics with several workers"). So with
+several workers /metrics may lag another worker by up to a second.
 """
 
 from __future__ import annotations
