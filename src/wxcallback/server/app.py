@@ -8,6 +8,7 @@ gets no lifespan events, so the server starts itself on its first request.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
@@ -19,7 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from .config import ServerConfig, parse_listen
 from .eager import start_eagerly
-from .http import canonical_path
+from .http import CallbackResponse, canonical_path
 from .ops import OpsListener
 from .runtime import RESERVED_PATHS, CallbackServer
 from .stores import Store
@@ -50,6 +51,23 @@ class CallbackApp:
         self.state = starlette.state
         # False when /healthz and /metrics live on ops_listen (or nowhere): here they are unknown paths
         self.serves_ops = serves_ops
+
+    def direct_path(self, raw_path: bytes) -> str | None:
+        """The callback path ``raw_path`` names, if the HTTP protocol may answer it itself.
+
+        None for what takes the ASGI path: /healthz and /metrics, and a path to refuse.
+        """
+        path = canonical_path(raw_path)
+        if path is None or (path in RESERVED_PATHS and self.serves_ops):
+            return None
+        return path
+
+    def respond_now(self, method: str, path: str, query_string: bytes, body: bytes) -> asyncio.Future[CallbackResponse]:
+        """The answer to a callback whose whole body is here, run up to its first wait."""
+        return start_eagerly(self._respond(method, path, query_string, body))
+
+    async def _respond(self, method: str, path: str, query_string: bytes, body: bytes) -> CallbackResponse:
+        return (await self.server.respond(method, path, query_string, body, len(body))).response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -29,6 +29,14 @@ One write per response: uvicorn writes the status line and headers on
 send() calls and two segments, which the client reads one at a time. The response cycle
 writes through ``_HeadWithBody``, which holds the head until the body joins it (the app
 sends both in one turn of the loop) or the loop's next turn.
+
+Callbacks answered by the protocol: a GET or POST to a callback path whose whole body came
+in the read that ended its head (what a platform sends) skips the ASGI cycle, its task, its
+event, its message dicts and header checks: ``CallbackApp.respond_now`` runs the request up
+to its first wait, in the read's own callback, and the response leaves in one write as soon
+as it is there. Anything else (a body still on its way, which ``body_timeout`` bounds, HEAD,
+100-continue, /healthz and /metrics, a path to refuse, a request pipelined behind one in
+flight) takes the ASGI path. Both give the same status, headers and body.
 """
 
 from __future__ import annotations
@@ -42,7 +50,8 @@ import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from .worker_counts import WorkerCounts
 
@@ -236,6 +245,33 @@ def _ensure_sweeper(loop: asyncio.AbstractEventLoop, connections: set[Any], time
     loop.call_later(min(_SWEEP_INTERVAL, timeout), sweep)
 
 
+class _DirectCycle:
+    """A callback answered by the protocol itself: what uvicorn's connection code reads of a cycle.
+
+    uvicorn asks a cycle whether its response is complete (to queue a pipelined request,
+    to close at shutdown), turns keep-alive off at shutdown, marks it disconnected and sets
+    its ``message_event`` when the client goes.
+    """
+
+    __slots__ = ("method", "path", "query", "keep_alive", "body", "response_complete", "disconnected")
+
+    def __init__(self, method: str, path: str, query: bytes, keep_alive: bool) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.keep_alive = keep_alive
+        self.body = b""
+        self.response_complete = False
+        self.disconnected = False
+
+    @property
+    def message_event(self) -> _DirectCycle:
+        return self
+
+    def set(self) -> None:  # the message event: nobody waits on it here
+        pass
+
+
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
 
 
@@ -257,6 +293,10 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         # flight (its body being read, its handler running, its response being written)
         self._waiting_since: float | None = time.monotonic()
         self._refusal: int | None = None
+        # The app's direct answer (CallbackApp.respond_now), where uvicorn's access log, which
+        # only the ASGI cycle writes, is off.
+        self._direct: Any = getattr(self.app, "respond_now", None) if not self.access_log else None
+        self._body_here = 0  # body bytes that came in the read that ended the head
 
     # --- connection -----------------------------------------------------------------
 
@@ -305,6 +345,7 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
                 self._refuse(431, f"the request head is over {self._limits.max_header_bytes} bytes")
                 return
             self._tail = data[-3:] if len(data) >= 3 else (tail + data)[-3:]
+            self._body_here = len(data) - counted
         super().data_received(data)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -326,13 +367,31 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._waiting_since = None  # a request is in flight until its response is complete
+        if self._direct is not None and self._answers_directly():
+            return
         previous = self.cycle
         super().on_headers_complete()
         if self.cycle is not previous:  # a new request: its response leaves in one write
             self.cycle.transport = _HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
+    def on_body(self, body: bytes) -> None:
+        cycle: Any = self.cycle
+        if type(cycle) is _DirectCycle:
+            cycle.body += body
+        else:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        cycle: Any = self.cycle
+        if type(cycle) is _DirectCycle:
+            self._body_here = 0  # a pipelined head in the same read has not been measured
+            answer: asyncio.Future[Any] = self._direct(cycle.method, cycle.path, cycle.query, cycle.body)
+            if answer.done():
+                self._send_direct(cycle, answer)
+            else:
+                answer.add_done_callback(lambda done: self._send_direct(cycle, done))
+        else:
+            super().on_message_complete()
         # the next bytes on this connection are the next request's head
         self._in_head = True
         self._head_bytes = self._head_fields = 0
@@ -343,6 +402,65 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if not pipelined:
             self._waiting_since = time.monotonic()  # the next head's time starts now
+
+    # --- callbacks answered without the ASGI cycle -------------------------------------------
+
+    def _answers_directly(self) -> bool:
+        """Take this request past the ASGI cycle (its task, messages and header checks):
+        a GET or POST to a callback path whose whole body came with its head, nothing
+        else in flight on this connection, no upgrade and no 100-continue."""
+        cycle = self.cycle
+        if (cycle is not None and not cycle.response_complete) or self.expect_100_continue:
+            return False
+        method = self.parser.get_method()
+        if method != b"POST" and method != b"GET":
+            return False
+        length = 0
+        for name, value in self.headers:
+            if name == b"content-length":
+                if not value.isdigit():
+                    return False
+                length = int(value)
+            elif name == b"transfer-encoding" or name == b"upgrade":
+                return False
+        if length > self._body_here:
+            return False  # the rest is on its way: the ASGI path reads it within body_timeout
+        url = httptools.parse_url(self.url)
+        path = self.app.direct_path(url.path)
+        if path is None:
+            return False
+        http_version = self.parser.get_http_version()
+        self.cycle = _DirectCycle(method.decode(), path, url.query or b"",  # type: ignore[assignment]
+                                  http_version != "1.0" and self.parser.should_keep_alive())
+        return True
+
+    def _send_direct(self, cycle: _DirectCycle, answer: asyncio.Future[Any]) -> None:
+        if answer.cancelled():  # the worker is stopping
+            cycle.response_complete = True
+            self.transport.close()
+            return
+        exc = answer.exception()
+        if exc is not None:
+            _LOG.error("unexpected error answering %s %s", cycle.method, cycle.path[:200], exc_info=exc)
+            status, content_type, body = 500, b"text/plain; charset=utf-8", b"internal error"
+            cycle.keep_alive = False
+        else:
+            response = answer.result()
+            status, content_type, body = response.status, response.content_type.encode("latin-1"), response.body
+        cycle.response_complete = True
+        if cycle.disconnected or self.transport.is_closing():
+            return
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += (name, b": ", value, b"\r\n")
+        # an echoed echostr or an error text is never to be read as HTML
+        head.append(b"content-type: %s\r\ncontent-length: %d\r\nx-content-type-options: nosniff\r\n%s\r\n"
+                    % (content_type, len(body), b"" if cycle.keep_alive else b"connection: close\r\n"))
+        head.append(body)
+        self.transport.write(b"".join(head))
+        if not cycle.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
 
     # --- the head timeout and refusals ----------------------------------------------------
 
