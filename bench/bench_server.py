@@ -354,7 +354,19 @@ def servers(args: argparse.Namespace, scratch: Path, skipped: list[tuple[Server,
     return [everything[key] for key in order if key in everything and key in wanted]
 
 
-def measure(server: Server, args: argparse.Namespace, scratch: Path, messages: Messages) -> Result:
+def memory_backed() -> str | None:
+    """Where wrk's request files go: a RAM-backed folder when there is one.
+
+    They are hundreds of MB per server (a fresh message per request). Written to the disk the
+    SQLite store is on, their writeback made the store's fsyncs (its WAL checkpoints and the WAL's
+    restarts) wait 100 ms and more: the SQLite row's p99 was 39-46 ms right after the Node row,
+    whose files are the largest, and 6-7 ms without it (docs/bench_server.md, "SQLite store").
+    """
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def measure(server: Server, args: argparse.Namespace, scratch: Path, inputs: Path, messages: Messages) -> Result:
     port = free_port()
     server.argv = [part.replace("{port}", str(port)) for part in server.argv]
     server.env = {name: value.replace("{port}", str(port)) for name, value in server.env.items()}
@@ -364,12 +376,12 @@ def measure(server: Server, args: argparse.Namespace, scratch: Path, messages: M
     try:
         with running(server, port, log) as process:
             check_answers(port, messages)
-            warmup = scratch / "warmup.txt"
+            warmup = inputs / "warmup.txt"
             messages.write(warmup, args.warmup_requests, retry=server.retry)
             warm = wrk(port, warmup, args.warmup, args.connections, args.threads)
             # Enough fresh messages for the run at three times the warm-up rate: a wrap would resend.
             count = max(20000, int(warm["rps"] * args.duration * 3))
-            requests = scratch / "requests.txt"
+            requests = inputs / "requests.txt"
             messages.write(requests, count, retry=server.retry)
             cpu_before = tree_cpu_s(process.pid)
             result.stats = wrk(port, requests, args.duration, args.connections, args.threads)
@@ -491,12 +503,13 @@ def main(argv: list[str] | None = None) -> int:
           f"every request a fresh message unless marked retry", flush=True)
     skipped: list[tuple[Server, str]] = []
     results = []
-    with tempfile.TemporaryDirectory(prefix="wxcallback-bench-") as folder:
+    with tempfile.TemporaryDirectory(prefix="wxcallback-bench-") as folder, \
+            tempfile.TemporaryDirectory(prefix="wxcallback-bench-inputs-", dir=memory_backed()) as inputs:
         scratch = Path(folder)
         messages = Messages()
         try:
             for server in servers(args, scratch, skipped):
-                results.append(measure(server, args, scratch, messages))
+                results.append(measure(server, args, scratch, Path(inputs), messages))
         finally:
             if "redis" in args.stores and not redis_reachable(args.redis):
                 clean_redis(args.redis, args.redis_prefix)
