@@ -196,3 +196,27 @@ def test_a_stopping_worker_finishes_the_answer_in_flight_and_closes(tmp_path: Pa
         running.process.wait(timeout=15)  # gone (uvicorn exits by the signal it got)
         with pytest.raises(httpx.HTTPError):
             httpx.get(running.url + "/healthz", timeout=1)
+
+
+def test_a_request_pipelined_behind_a_slow_answer_waits_its_turn(server: ServerProcess) -> None:
+    slow, fast = Platform("wecom-app", "/slow"), Platform("wecom-app", "/wecom")
+    url, data = slow.callback(wecom_text("first"))
+    first, first_nonce = b"".join(_request(url, data)), slow.last_nonce
+    url, data = fast.callback(wecom_text("second"))
+    second, second_nonce = b"".join(_request(url, data)), fast.last_nonce
+    sock, reader = _connect(server)
+    with sock:
+        sock.sendall(first + second)  # the second's answer is ready long before the first's
+        status, _, reply = reader.response()
+        assert status == 200 and "slow: first" in slow.open_reply(reply, first_nonce)
+        status, _, reply = reader.response()
+        assert status == 200 and "second" in fast.open_reply(reply, second_nonce)
+
+
+@pytest.mark.parametrize("target", ["http://127.0.0.1/wecom?x=1", "http://127.0.0.1", "*"])
+def test_odd_request_targets_are_refused_not_crashed_on(server: ServerProcess, target: str) -> None:
+    sock, reader = _connect(server)
+    with sock:
+        sock.sendall(b"".join(_request(target, b"<xml/>")))
+        assert 400 <= reader.response()[0] < 500
+    assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
