@@ -58,3 +58,29 @@ def test_the_outbox_survives_a_restart(tmp_path: Path) -> None:
     finally:
         second.stop()
         backend.stop()
+
+
+def test_a_grace_of_zero_does_not_wait_for_a_slow_handler(tmp_path: Path) -> None:
+    # the handler thinks for 30 s, the deadline answers at 4.5 s: with shutdown_grace = 0 the
+    # worker must not wait for either
+    channels = {"slow": {"path": "/slow", "platform": "wecom-app", "token": TOKEN, "encoding_aes_key": KEY,
+                         "receive_id": APPID, "handler": "tests.e2e.e2e_handlers:late_llm", "deadline": 4.5}}
+    config = write_config(tmp_path / "wx.toml", "memory://", channels, shutdown_grace=0)
+    server = ServerProcess(config, free_port(), env={"WXCALLBACK_E2E_THINK": "30",
+                                                     "WXCALLBACK_E2E_CALLS": str(tmp_path / "calls.log")})
+    side = Platform("wecom-app", "/slow")
+    url, data = side.callback(wecom_text("too slow"))
+    request = threading.Thread(target=lambda: _post_ignoring_errors(server.url + url, data), daemon=True)
+    request.start()
+    time.sleep(0.4)
+    stopping = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=15) in (0, -signal.SIGTERM)
+    assert time.monotonic() - stopping < 3.0, server.output()
+
+
+def _post_ignoring_errors(url: str, data: bytes) -> None:
+    try:
+        httpx.post(url, content=data, timeout=10)
+    except httpx.HTTPError:
+        pass  # the worker closed the connection: the platform would retry

@@ -213,7 +213,9 @@ def _run(config: ServerConfig, env_config: dict[str, str]) -> None:
                     # nothing here reads the client's address: no X-Forwarded-For rewriting per request
                     proxy_headers=False,
                     http="wxcallback.server.connections:GuardedHTTPProtocol",
-                    timeout_graceful_shutdown=int(config.shutdown_grace) or None,
+                    # the grace as given (annotated int, used as a timeout): int() made 0 and 0.5
+                    # None, which waits for in-flight requests for ever
+                    timeout_graceful_shutdown=config.shutdown_grace,  # type: ignore[arg-type]
                     log_config=uvicorn_log_config(config.log_level))
     finally:
         if runtime_dir is not None:  # the workers are gone: nobody reads or writes their counts now

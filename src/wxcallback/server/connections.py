@@ -389,6 +389,11 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             if answer.done():
                 self._send_direct(cycle, answer)
             else:
+                # among uvicorn's tasks, as an ASGI cycle's would be: a graceful shutdown waits
+                # for it, and cancels it past timeout_graceful_shutdown
+                if isinstance(answer, asyncio.Task):
+                    self.tasks.add(answer)
+                    answer.add_done_callback(self.tasks.discard)
                 answer.add_done_callback(lambda done: self._send_direct(cycle, done))
         else:
             super().on_message_complete()
