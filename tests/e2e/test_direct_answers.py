@@ -220,3 +220,24 @@ def test_odd_request_targets_are_refused_not_crashed_on(server: ServerProcess, t
         sock.sendall(b"".join(_request(target, b"<xml/>")))
         assert 400 <= reader.response()[0] < 500
     assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_a_body_that_never_comes_is_timed_out_whatever_came_before_it(tmp_path: Path) -> None:
+    # A's body arrives in two reads (the ASGI path); B's head comes in A's last read and
+    # announces a short body that never follows: B must get 408 at body_timeout, as any
+    # request whose body is late, and not be held open for good
+    config = write_config(tmp_path / "wx.toml", "memory://", CHANNELS, body_timeout=1.0)
+    side = Platform("wecom-app", "/wecom")
+    with serve(config) as running:
+        url, data = side.callback(wecom_text("first"))
+        head, body = _request(url, data)
+        second_head, _ = _request(url.replace("nonce=", "nonce=x"), b"0123456789")
+        sock, reader = _connect(running)
+        with sock:
+            sock.sendall(head + body[:len(body) // 2])
+            time.sleep(0.2)
+            sock.sendall(body[len(body) // 2:] + second_head)
+            assert reader.response()[0] == 200
+            started = time.monotonic()
+            status, _, _ = reader.response()
+            assert status == 408 and time.monotonic() - started < 5

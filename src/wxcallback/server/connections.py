@@ -384,7 +384,6 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         cycle: Any = self.cycle
         if type(cycle) is _DirectCycle:
-            self._body_here = 0  # a pipelined head in the same read has not been measured
             answer: asyncio.Future[Any] = self._direct(cycle.method, cycle.path, cycle.query, cycle.body)
             if answer.done():
                 self._send_direct(cycle, answer)
@@ -397,8 +396,10 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
                 answer.add_done_callback(lambda done: self._send_direct(cycle, done))
         else:
             super().on_message_complete()
-        # the next bytes on this connection are the next request's head
+        # the next bytes on this connection are the next request's head; what came with this
+        # one's says nothing of the next body (a head later in the same read is not measured)
         self._in_head = True
+        self._body_here = 0
         self._head_bytes = self._head_fields = 0
         self._tail = b""
 
