@@ -5,7 +5,9 @@
 Whole HTTP/1.1 requests (fresh, signed, encrypted WeCom app text messages, ~300 B) are fed to
 the protocol ``wxcallback serve`` runs (``GuardedHTTPProtocol`` over uvicorn's httptools
 protocol, uvloop) through an in-memory transport: no socket, no kernel, no load generator
-sharing the CPU. 16 connections, one request in flight on each, as wrk runs them. Rows:
+sharing the CPU. 16 connections, one request in flight on each: as wrk does, a connection sends
+its next request as soon as its answer is written, and the process sleeps while a shared store's
+round trip is on the wire (no polling). Rows:
 
 - **bare ASGI app**: the same requests answered "ok" by a three-line ASGI app: what the HTTP
   layer (parser, guard, uvicorn's request cycle) costs;
@@ -45,18 +47,34 @@ CONNECTIONS = 16
 
 
 class MemoryTransport(asyncio.Transport):
-    """Counts the responses written to it; keeps nothing else."""
+    """Counts the responses written to it and, like wrk, sends the connection's next request
+    as soon as one is answered (from the loop, as a socket read would arrive)."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, requests: list[bytes], finished: asyncio.Future[None]) -> None:
         super().__init__()
+        self.loop = loop
+        self.requests = requests  # this connection's, last first
+        self.finished = finished  # set when every connection has had all its answers
+        self.protocol: asyncio.Protocol | None = None
         self.answered = 0
         self.refused = 0
         self.closing = False
 
+    def send_next(self) -> None:
+        assert self.protocol is not None
+        if self.requests:
+            self.loop.call_soon(self.protocol.data_received, self.requests.pop())
+        elif not self.finished.done():
+            self.finished.set_result(None)
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         data = bytes(data)
-        self.answered += data.count(b"HTTP/1.1 200 ")
-        self.refused += data.count(b"HTTP/1.1 4") + data.count(b"HTTP/1.1 5")
+        answered = data.count(b"HTTP/1.1 200 ")
+        refused = data.count(b"HTTP/1.1 4") + data.count(b"HTTP/1.1 5")
+        self.answered += answered
+        self.refused += refused
+        if answered + refused:
+            self.send_next()
 
     def close(self) -> None:
         self.closing = True
@@ -97,19 +115,22 @@ async def through_protocol(app: Any, requests: Requests, count: int, rounds: int
     for round_ in range(rounds + 1):  # the first round warms up
         raw = _raw_requests(requests, count)
         connections = []
-        for _ in range(CONNECTIONS):
-            transport = MemoryTransport()
+        waits = []
+        for first in range(CONNECTIONS):
+            finished = loop.create_future()
+            transport = MemoryTransport(loop, raw[first::CONNECTIONS][::-1], finished)
             protocol = GuardedHTTPProtocol(config=settings, server_state=state, app_state={})
             protocol.connection_made(transport)
+            transport.protocol = protocol
             connections.append((protocol, transport))
+            waits.append(finished)
         started = time.process_time()
-        for first in range(0, count, CONNECTIONS):
-            wave = raw[first:first + CONNECTIONS]
-            for (protocol, _), data in zip(connections, wave):
-                loop.call_soon(protocol.data_received, data)  # from the loop, as a socket read is
-            expected = first // CONNECTIONS + 1
-            while state.tasks or any(t.answered + t.refused < expected for _, t in connections[:len(wave)]):
-                await asyncio.sleep(0)
+        for _, transport in connections:
+            transport.send_next()
+        # no polling: the process sleeps while a shared store's round trip is on the wire
+        await asyncio.wait(waits)
+        while state.tasks:  # what is still running after the last answer
+            await asyncio.wait(set(state.tasks))
         elapsed = time.process_time() - started
         answered = sum(t.answered for _, t in connections)
         if answered != count:
