@@ -29,7 +29,7 @@ import json
 import logging
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _json_string
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..core import WXCallbackError
 from ..messages import (
@@ -70,8 +70,7 @@ class Channel:
     dedup_ttl: float
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):  # per message: a NamedTuple is built in half a frozen dataclass's time
     """A rendered answer: "reply" (plaintext to seal), "raw" (sent as is), "none" or "error".
 
     "none" and "error" are both sent as the message's "no reply". This is what the dedup
@@ -92,8 +91,7 @@ class Answer:
         return cls(str(entry["kind"]), str(entry["text"]))
 
 
-@dataclass(frozen=True)
-class Dispatched:
+class Dispatched(NamedTuple):
     """The answer to one message and the outcome word for the log.
 
     ``answer`` is None when another attempt holds the message and nothing here proves

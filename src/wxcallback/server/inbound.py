@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..core import (
@@ -135,8 +135,7 @@ class _Reject(Exception):
         self.status, self.outcome, self.detail, self.code = status, outcome, detail, code
 
 
-@dataclass(frozen=True)
-class _Opened:
+class _Opened(NamedTuple):
     """A verified request: what sealing its answer needs."""
 
     nonce: str
@@ -168,7 +167,7 @@ class InboundProtocol:
             return _refusal(404, b"unknown callback path", "-", "unknown_path", self._routes.miss(request.path))
         handled = await self._answer(route, request)
         if route.tenant and not handled.record.tenant:
-            handled = Handled(handled.response, replace(handled.record, tenant=route.tenant))
+            handled = Handled(handled.response, handled.record._replace(tenant=route.tenant))
         return handled
 
     async def _answer(self, route: Route[Endpoint], request: CallbackRequest) -> Handled:

@@ -32,7 +32,7 @@ from .config import ChannelConfig, ConfigError, ServerConfig
 from .dispatch import Channel, Dispatcher
 from .forward import DeliveryWorker, Forwarder
 from .handlers import load_handler
-from .http import TEXT, BodyTooLarge, CallbackRequest, CallbackResponse, read_body
+from .http import TEXT, BodyTooLarge, CallbackRequest, CallbackResponse, checked_body, read_body
 from .inbound import Endpoint, Handled, InboundProtocol
 from .longconn_channel import LongConnChannel, LongConnClient, longconn_problem
 from .observe import Metrics, Outcome, log_request
@@ -163,11 +163,15 @@ class CallbackServer:
         """Everything a web adapter needs: read the body within the size and time limits,
         run the pipeline, write the access-log line and the metrics."""
         started = time.perf_counter()
-        pipeline = await self.start()
+        pipeline = self.pipeline if self.pipeline is not None else await self.start()
         try:
             data = b""
             if method == "POST":
-                data = await read_body(body, content_length, self.config.max_body_bytes, self.config.body_timeout)
+                limit = self.config.max_body_bytes
+                if type(body) is bytes:  # the usual case: no coroutine to read what is already here
+                    data = checked_body(body, content_length, limit)
+                else:
+                    data = await read_body(body, content_length, limit, self.config.body_timeout)
             handled = await pipeline.handle(CallbackRequest(method, path, query_string, data))
         except BodyTooLarge:
             handled = self._refused(path, 413, b"body too large", "too_large",
