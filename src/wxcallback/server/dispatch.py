@@ -29,6 +29,7 @@ import json
 import logging
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _json_string
+from types import CoroutineType
 from typing import Any, NamedTuple, Protocol
 
 from ..core import WXCallbackError
@@ -275,7 +276,7 @@ class Dispatcher:
                 self._cached(cached, channel, key)
                 return
         else:  # at the loop's next turn, with the other requests' calls (SQLite's batch, Redis's pipeline)
-            cached = asyncio.ensure_future(copy)
+            cached = asyncio.get_running_loop().create_task(copy)  # ensure_future's checks: ~0.8 µs more
         self._late.add(cached)
         cached.add_done_callback(lambda done: self._cached(done, channel, key))
 
@@ -315,7 +316,10 @@ def _start_handler(handler: Dispatch, message: Message) -> asyncio.Future[Reply 
     if (isinstance(router, Router) and getattr(handler, "__func__", None) is Router.dispatch
             and router.runs_in_place(message)):
         return start_eagerly(handler(message))
-    return asyncio.ensure_future(handler(message))
+    run = handler(message)
+    if isinstance(run, CoroutineType):  # the usual: a task, without ensure_future's checks (~0.8 µs)
+        return asyncio.get_running_loop().create_task(run)
+    return asyncio.ensure_future(run)
 
 
 async def _finished_within(task: asyncio.Future[Any], seconds: float) -> bool:

@@ -45,7 +45,7 @@ def start_eagerly(coro: Awaitable[T]) -> asyncio.Future[T]:
         failed: asyncio.Future[T] = loop.create_future()
         failed.set_exception(exc)
         return failed
-    return asyncio.ensure_future(_resume(coro, waiting_on))
+    return loop.create_task(_resume(coro, waiting_on))  # not ensure_future: its checks cost ~0.8 µs a task
 
 
 class _Yield:

@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import re
+import sys
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -904,7 +905,7 @@ class _Batches:
                 # Closed by Redis while idle (a restart, its client timeout), as redis-py's pool
                 # checks before lending a connection: reconnect rather than fail the batch.
                 await connection.disconnect(nowait=True)
-            await asyncio.wait_for(_exchange(connection, batch, results), self._timeout)
+            await _within(_exchange(connection, batch, results), self._timeout)
         except BaseException as exc:
             # The connection failed, Redis took too long, or this task was cancelled mid-read:
             # the connection is closed (the next batch opens another) and every call not yet
@@ -948,6 +949,17 @@ async def _exchange(connection: AbstractConnection, batch: list[_Call], results:
             results.append(await connection.read_response())
         except ResponseError as exc:  # this command's error: the others stand
             results.append(exc)
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(operation: Awaitable[None], seconds: float) -> None:
+        """``asyncio.wait_for`` without its task per call (one per batch): the timeout cancels this task."""
+        async with asyncio.timeout(seconds):
+            await operation
+
+else:  # pragma: no cover - 3.10 has no asyncio.timeout
+    _within = asyncio.wait_for
 
 
 async def _has_data(connection: AbstractConnection) -> bool:
