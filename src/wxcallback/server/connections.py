@@ -390,10 +390,14 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             else:
                 # among uvicorn's tasks, as an ASGI cycle's would be: a graceful shutdown waits
                 # for it, and cancels it past timeout_graceful_shutdown
-                if isinstance(answer, asyncio.Task):
-                    self.tasks.add(answer)
-                    answer.add_done_callback(self.tasks.discard)
-                answer.add_done_callback(lambda done: self._send_direct(cycle, done))
+                tasks = self.tasks
+                tasks.add(answer)  # type: ignore[arg-type]
+
+                def answered(done: asyncio.Future[Any]) -> None:  # one callback: one call_soon
+                    tasks.discard(done)
+                    self._send_direct(cycle, done)
+
+                answer.add_done_callback(answered)
         else:
             super().on_message_complete()
         # the next bytes on this connection are the next request's head; what came with this
