@@ -29,7 +29,8 @@ resends one message (a platform retry): the guard lets it through, dedup answers
 the cache. Each server is checked first (one reply decrypted and compared), then warmed
 up, then measured. Latencies are wrk's (p50, p99 over all requests of the run); the server's
 CPU time per request is the user + system time of its processes over the measured run, divided
-by the requests (steadier than req/s on a shared machine).
+by the requests (steadier than req/s on a shared machine); a second table splits it into user
+and system time and counts the read and write system calls per request.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from wxcallback.core import MessageCrypto
 from wxcallback.core.safexml import parse_xml
@@ -217,11 +218,33 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU time (user + system) of ``pid`` and its live descendants: a cost per request that
-    other load on the machine disturbs far less than requests per second."""
+class Usage(NamedTuple):
+    """What ``pid`` and its live descendants have used so far: CPU seconds in user space and in
+    the kernel, and read and write system calls (``/proc/<pid>/io``; None where unreadable)."""
+
+    user_s: float
+    system_s: float
+    reads: int | None
+    writes: int | None
+
+    def per_request(self, before: Usage, requests: int) -> dict[str, float | None]:
+        count = max(1, requests)
+
+        def calls(now: int | None, then: int | None) -> float | None:
+            return None if now is None or then is None else (now - then) / count
+
+        return {"cpu_us": (self.user_s + self.system_s - before.user_s - before.system_s) * 1e6 / count,
+                "user_us": (self.user_s - before.user_s) * 1e6 / count,
+                "system_us": (self.system_s - before.system_s) * 1e6 / count,
+                "reads": calls(self.reads, before.reads), "writes": calls(self.writes, before.writes)}
+
+
+def tree_usage(pid: int) -> Usage:
+    """``Usage`` of ``pid`` and its live descendants. CPU time per request is a cost that other
+    load on the machine disturbs far less than requests per second; its split, and the system
+    calls, say where it goes (the kernel's share, a store's file or socket traffic)."""
     children: dict[int, list[int]] = {}
-    cpu: dict[int, float] = {}
+    times: dict[int, tuple[float, float]] = {}
     tick = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -230,13 +253,24 @@ def tree_cpu_s(pid: int) -> float:
             except OSError:
                 continue
             children.setdefault(int(fields[1]), []).append(int(entry.name))
-            cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo = 0.0, [pid]
+            times[int(entry.name)] = (int(fields[11]) / tick, int(fields[12]) / tick)
+    user = system = 0.0
+    reads: int | None = 0
+    writes: int | None = 0
+    todo = [pid]
     while todo:
         current = todo.pop()
         todo.extend(children.get(current, []))
-        total += cpu.get(current, 0.0)
-    return total
+        if current not in times:
+            continue
+        user, system = user + times[current][0], system + times[current][1]
+        try:
+            io = dict(line.split(":", 1) for line in Path(f"/proc/{current}/io").read_text().splitlines())
+            if reads is not None and writes is not None:
+                reads, writes = reads + int(io["syscr"]), writes + int(io["syscw"])
+        except (OSError, KeyError, ValueError):
+            reads = writes = None
+    return Usage(user, system, reads, writes)
 
 
 def wrk(port: int, requests: Path, duration: float, connections: int, threads: int) -> dict[str, Any]:
@@ -383,9 +417,9 @@ def measure(server: Server, args: argparse.Namespace, scratch: Path, inputs: Pat
             count = max(20000, int(warm["rps"] * args.duration * 3))
             requests = inputs / "requests.txt"
             messages.write(requests, count, retry=server.retry)
-            cpu_before = tree_cpu_s(process.pid)
+            before = tree_usage(process.pid)
             result.stats = wrk(port, requests, args.duration, args.connections, args.threads)
-            result.stats["cpu_us"] = (tree_cpu_s(process.pid) - cpu_before) * 1e6 / max(1, result.stats["requests"])
+            result.stats.update(tree_usage(process.pid).per_request(before, result.stats["requests"]))
             result.stats["prepared"] = count
             check_answers(port, messages)  # still answering correctly after the load
     except (RuntimeError, AssertionError, OSError, subprocess.SubprocessError) as exc:
@@ -454,6 +488,21 @@ def table(results: list[Result], skipped: list[tuple[Server, str]]) -> str:
     return "\n".join(lines)
 
 
+def split(results: list[Result]) -> str:
+    """Where each server's CPU per request goes, and its system calls per request."""
+    lines = ["| server | store | user µs/req | system µs/req | reads/req | writes/req |", "|---|---|---|---|---|---|"]
+
+    def calls(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    for result in results:
+        stats = result.stats
+        if stats is not None:
+            lines.append(f"| {result.server.name} | {result.server.store} | {stats['user_us']:.0f} | "
+                         f"{stats['system_us']:.0f} | {calls(stats['reads'])} | {calls(stats['writes'])} |")
+    return "\n".join(lines)
+
+
 def verdict(results: list[Result]) -> list[str]:
     by_name = {(r.server.name, r.server.store): r.stats for r in results if r.stats}
     node = by_name.get(("node+@wecom/crypto", "Map"))
@@ -515,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
                 clean_redis(args.redis, args.redis_prefix)
     print()
     print(table(results, skipped))
+    print()
+    print(split(results))
     print()
     for server in {r.server.name: r.server for r in results}.values():
         print(f"{server.name}: {server.does}")
