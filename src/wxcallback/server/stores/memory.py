@@ -54,6 +54,7 @@ _LOG = logging.getLogger("wxcallback.store")
 # progress). The garbage collector stops tracking such tuples, so a store holding 200,000
 # replies adds no work to each full collection; as CachedReply objects they were 400,000
 # tracked objects, and a full collection paused the worker for ~75 ms (a p99 spike under load).
+# CachedReply is a NamedTuple now, but the collector only untracks exact tuples: it stays this.
 _Held = tuple[bytes, str] | None
 
 
