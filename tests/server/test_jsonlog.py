@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
+import time
+from collections.abc import Iterator
 
 import pytest
 
-from wxcallback.server.jsonlog import JsonLineFormatter, redact_url
+from wxcallback.server.jsonlog import JsonLineFormatter, JsonLineHandler, configure_logging, redact_url
+from wxcallback.server.observe import ACCESS_LOG, Outcome, log_request
 
 
 def _record(name: str, message: str, exc: bool = False) -> logging.LogRecord:
@@ -53,3 +57,72 @@ def test_an_access_token_in_any_line_is_masked() -> None:
     message = 'HTTP Request: POST https://api.weixin.qq.com/cgi-bin/message/custom/send?access_token=T0K3N&x=1 "200"'
     line = json.loads(JsonLineFormatter().format(_record("httpx", message)))
     assert "T0K3N" not in line["message"] and "access_token=***&x=1" in line["message"]
+
+
+@pytest.fixture
+def stderr_lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """configure_logging as serve runs it, writing to a buffer; the root logger restored after."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    buffer = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buffer)
+    configure_logging("info")
+    try:
+        yield buffer
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+
+
+_OUTCOMES = [Outcome(channel="wecom", msg_type="text"),
+             Outcome("rejected", -40001, "msg_signature does not match \u2028 the body", "oa"),
+             Outcome(channel="robot", tenant="acme", plaintext="<xml>\n</xml>")]
+
+
+@pytest.mark.parametrize("outcome", _OUTCOMES)
+def test_an_access_line_written_without_a_record_is_the_line_a_record_makes(
+        stderr_lines: io.StringIO, outcome: Outcome) -> None:
+    status = 403 if outcome.code else 200
+    log_request("POST", "/wecom/app", status, outcome, time.perf_counter())
+    direct = stderr_lines.getvalue()
+    # a second handler on the way: now the line has to go through a LogRecord
+    seen: list[logging.LogRecord] = []
+    capture = logging.Handler()
+    capture.emit = seen.append  # type: ignore[method-assign]
+    ACCESS_LOG.addHandler(capture)
+    try:
+        log_request("POST", "/wecom/app", status, outcome, time.perf_counter())
+    finally:
+        ACCESS_LOG.removeHandler(capture)
+    assert len(seen) == 1
+    through_record = stderr_lines.getvalue()[len(direct):]
+    assert direct.count("\n") == through_record.count("\n") == 1
+    first, second = json.loads(direct), json.loads(through_record)
+    assert first.pop("latency_ms") >= 0 and second.pop("latency_ms") >= 0
+    assert first == second
+    assert first["level"] == ("warning" if outcome.code else "info") and first["logger"] == "wxcallback.access"
+    assert "\u2028" not in direct
+
+
+def test_a_filter_or_level_on_the_way_is_obeyed(stderr_lines: io.StringIO) -> None:
+    refuse = logging.Filter("nothing.of.ours")  # passes no record of wxcallback.access
+    ACCESS_LOG.addFilter(refuse)
+    try:
+        log_request("POST", "/wecom/app", 200, _OUTCOMES[0], time.perf_counter())
+    finally:
+        ACCESS_LOG.removeFilter(refuse)
+    assert stderr_lines.getvalue() == ""
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, JsonLineHandler)
+    handler.setLevel(logging.WARNING)
+    log_request("POST", "/wecom/app", 200, _OUTCOMES[0], time.perf_counter())
+    assert stderr_lines.getvalue() == ""
+    log_request("POST", "/wecom/app", 403, _OUTCOMES[1], time.perf_counter())
+    assert json.loads(stderr_lines.getvalue())["code"] == -40001
+
+
+def test_a_stream_that_refuses_the_line_is_reported_as_for_a_record(
+        stderr_lines: io.StringIO, capsys: pytest.CaptureFixture[str]) -> None:
+    stderr_lines.close()  # writing raises ValueError now
+    log_request("POST", "/wecom/app", 200, _OUTCOMES[0], time.perf_counter())  # no exception escapes
+    assert "--- Logging error ---" in capsys.readouterr().err

@@ -16,7 +16,8 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["JsonLineFormatter", "configure_logging", "redact_url", "uvicorn_log_config"]
+__all__ = ["JsonLineFormatter", "JsonLineHandler", "configure_logging", "json_line", "line_handler", "redact_url",
+           "uvicorn_log_config"]
 
 
 # An access_token in a URL (httpx's request lines at debug level carry the message APIs' URLs).
@@ -27,27 +28,81 @@ _ACCESS_TOKEN = re.compile(r"(access_token=)[^&\s\"']+")
 _heads: dict[tuple[str, str], str] = {}
 
 
+def json_line(level: str, logger: str, message: str) -> str:
+    """The line a record of ``logger`` at ``level`` ("INFO") with ``message`` is written as."""
+    return _line(level, logger, message).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def _line(level: str, logger: str, message: str) -> str:
+    if "access_token=" in message:
+        message = _ACCESS_TOKEN.sub(r"\1***", message)
+    head = _heads.get((level, logger))
+    if head is None:
+        head = _heads[(level, logger)] = f'{{"level": "{level.lower()}", "logger": {json.dumps(logger)}'
+    # Only this package's lines are known to be JSON objects when they look like one; a
+    # handler's "{…}" text is wrapped like any other message.
+    if message.startswith("{") and message.endswith("}") and logger.startswith("wxcallback"):
+        line = head + (", " + message[1:] if len(message) > 2 else "}")
+    else:
+        line = head + f", \"message\": {json.dumps(message, ensure_ascii=False)}}}"
+    if "\n" in line or "\r" in line:  # a message that broke its own JSON: keep the line whole
+        line = head + f", \"message\": {json.dumps(message, ensure_ascii=False)}}}"
+    return line
+
+
 class JsonLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if "access_token=" in message:
-            message = _ACCESS_TOKEN.sub(r"\1***", message)
-        head = _heads.get((record.levelname, record.name))
-        if head is None:
-            head = _heads[(record.levelname, record.name)] = (f'{{"level": "{record.levelname.lower()}", '
-                                                            f'"logger": {json.dumps(record.name)}')
-        # Only this package's lines are known to be JSON objects when they look like one; a
-        # handler's "{…}" text is wrapped like any other message.
-        if message.startswith("{") and message.endswith("}") and record.name.startswith("wxcallback"):
-            line = head + (", " + message[1:] if len(message) > 2 else "}")
-        else:
-            line = head + f", \"message\": {json.dumps(message, ensure_ascii=False)}}}"
-        if "\n" in line or "\r" in line:  # a message that broke its own JSON: keep the line whole
-            line = head + f", \"message\": {json.dumps(message, ensure_ascii=False)}}}"
+        line = _line(record.levelname, record.name, record.getMessage())
         if record.exc_info:
             trace = json.dumps(self.formatException(record.exc_info), ensure_ascii=False)
             line = line[:-1] + f', "traceback": {trace}}}'
         return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+class JsonLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The stream handler ``configure_logging`` installs (stderr, JsonLineFormatter).
+
+    ``write_line`` takes a line of this package already formatted, without a LogRecord: the
+    access log writes one per request, and a record (its ~20 attributes, the logger's and
+    handler's calls) cost more than the rest of the line (docs/bench_server.md, "Access log").
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self.setFormatter(JsonLineFormatter())
+
+    def write_line(self, line: str) -> bool:
+        """Write ``line`` as ``emit`` writes a record's; False if the stream refused it."""
+        with self.lock:  # type: ignore[union-attr]  # (StreamHandler creates it)
+            try:
+                self.stream.write(line + self.terminator)
+                self.flush()
+            except Exception:  # the caller logs it the usual way, whose handleError reports it
+                return False
+        return True
+
+
+def line_handler(logger: logging.Logger, level: int) -> JsonLineHandler | None:
+    """The one JsonLineHandler that alone would write ``logger``'s record at ``level``, if so.
+
+    None when anything else would see the record (another handler, a filter on the way, a
+    test's capturing handler): then it has to be a LogRecord, through logging.
+    """
+    found: JsonLineHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if found is not None or type(handler) is not JsonLineHandler or handler.filters:
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    if found is None or level < found.level:
+        return None
+    return found
 
 
 def configure_logging(level: str) -> None:
@@ -60,8 +115,7 @@ def configure_logging(level: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLineFormatter())
+    handler = JsonLineHandler(sys.stderr)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -30,6 +30,8 @@ from prometheus_client import multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .jsonlog import json_line, line_handler
+
 __all__ = ["ACCESS_LOG", "Metrics", "Outcome", "log_callback", "log_request"]
 
 ACCESS_LOG = logging.getLogger("wxcallback.access")
@@ -76,7 +78,14 @@ def _write_access_line(level: int, record: dict[str, Any], outcome: Outcome, sta
         record["detail"] = outcome.detail
     if outcome.plaintext is not None:
         record["plaintext"] = outcome.plaintext
-    ACCESS_LOG.log(level, json.dumps(record, ensure_ascii=False, default=str))
+    message = _ENCODE(record)
+    handler = line_handler(ACCESS_LOG, level)
+    if handler is None or not handler.write_line(json_line(logging.getLevelName(level), ACCESS_LOG.name, message)):
+        ACCESS_LOG.log(level, message)
+
+
+# json.dumps with arguments of its own builds an encoder per call; this one is built once
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def log_callback(cmd: str, req_id: str, outcome: Outcome, started: float) -> None:
