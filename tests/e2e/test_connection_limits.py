@@ -105,6 +105,22 @@ def test_an_idle_connection_is_closed_after_the_header_timeout(server: ServerPro
     assert time.monotonic() - started < 5  # header_timeout is 1 s; without it this blocks forever
 
 
+@pytest.mark.parametrize("path", ["callback", "/healthz"])
+def test_a_kept_alive_connection_is_closed_when_its_next_head_is_late(server: ServerProcess, path: str) -> None:
+    # after a response the next head has header_timeout (1 s here) too: the callback (answered
+    # by the protocol) and /healthz (the ASGI cycle) end the same way
+    side = Platform("official-account", "/oa")
+    target = side.verify_url_request() if path == "callback" else path
+    sock = _connect(server)
+    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+    answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"connection: close" not in answer.lower()
+    started = time.monotonic()
+    assert _read_all(sock) == b""  # then closed, nothing more said
+    waited = time.monotonic() - started
+    assert 0.5 < waited < 3.5, waited  # 1 s, swept once a second; not at once, not never
+
+
 def test_a_trickled_head_gets_408(server: ServerProcess) -> None:
     sock = _connect(server)
     sock.sendall(b"GET /oa HTTP/1.1\r\n")
