@@ -26,7 +26,9 @@ Load: wrk with bench/server/requests.lua. Every request is a fresh message (uniq
 MsgId and nonce, current timestamp), signed and encrypted just before the run and read
 from a file, so the replay guard and the dedup store do real work. The "retry" row
 resends one message (a platform retry): the guard lets it through, dedup answers from
-the cache. Each server is checked first (one reply decrypted and compared), then warmed
+the cache. The "access log on" row runs at the default log level (info), one JSON access
+line per request to the server's log file; the other wxcallback rows set ``log_level =
+"warning"``. Each server is checked first (one reply decrypted and compared), then warmed
 up, then measured. Latencies are wrk's (p50, p99 over all requests of the run); the server's
 CPU time per request is the user + system time of its processes over the measured run, divided
 by the requests (steadier than req/s on a shared machine); a second table splits it into user
@@ -333,22 +335,27 @@ def clean_redis(url: str, prefix: str) -> int:
 def servers(args: argparse.Namespace, scratch: Path, skipped: list[tuple[Server, str]]) -> list[Server]:
     workers = str(args.workers)
     python = sys.executable
+    channel = (f'[channels.wecom]\npath = "{PATH}"\nplatform = "wecom-app"\ntoken = "{TOKEN}"\n'
+               f'encoding_aes_key = "{KEY}"\nreceive_id = "{CORP_ID}"\n')
     config = scratch / "wxcallback.toml"
-    config.write_text(f'[server]\nlog_level = "warning"\n\n[channels.wecom]\npath = "{PATH}"\n'
-                      f'platform = "wecom-app"\ntoken = "{TOKEN}"\nencoding_aes_key = "{KEY}"\n'
-                      f'receive_id = "{CORP_ID}"\n', encoding="utf-8")
+    config.write_text(f'[server]\nlog_level = "warning"\n\n{channel}', encoding="utf-8")
+    # log_level left at its default (info): one access line per request, to the server's log file
+    logged = scratch / "wxcallback-info.toml"
+    logged.write_text(channel, encoding="utf-8")
     # uvicorn's own --workers listener loses TCP_NODELAY; ``wxcallback serve`` sets it itself
     # (server/connections.py), the Starlette peer runs through the wrapper.
     nodelay = [python, str(SERVERS / "nodelay.py")]
     ours_does = ("verify, replay guard (timestamp window), decrypt, parse, dedup claim/complete, "
                  "echo handler under a deadline, encrypt; access log off (log_level warning)")
 
-    def ours(store_name: str, url: str, *, retry: bool = False) -> Server:
-        name = "wxcallback (retry)" if retry else "wxcallback"
+    def ours(store_name: str, url: str, *, retry: bool = False, access_log: bool = False) -> Server:
+        name = "wxcallback (retry)" if retry else "wxcallback (access log on)" if access_log else "wxcallback"
+        does = ours_does.replace("access log off (log_level warning)", "access log on (log_level info, the "
+                                 "default): one JSON line per request") if access_log else ours_does
         # As a user runs it: the installed command, nothing wrapped.
         launcher = str(Path(python).parent / "wxcallback")
-        return Server(name, store_name, ours_does, [launcher, "serve", "--config", str(config), "--store", url,
-                                                    "--workers", workers, "--port", "{port}"], retry=retry)
+        return Server(name, store_name, does, [launcher, "serve", "--config", str(logged if access_log else config),
+                                               "--store", url, "--workers", workers, "--port", "{port}"], retry=retry)
 
     peer_does = "verify, decrypt, parse, dedup dict by MsgId per process, encrypt; no replay guard"
     everything = {
@@ -373,6 +380,7 @@ def servers(args: argparse.Namespace, scratch: Path, skipped: list[tuple[Server,
         if store_name == "sqlite":
             everything["ours-sqlite"] = ours("sqlite", f"sqlite:///{scratch / 'bench.db'}")
             everything["ours-sqlite-retry"] = ours("sqlite", f"sqlite:///{scratch / 'retry.db'}", retry=True)
+            everything["ours-sqlite-logged"] = ours("sqlite", f"sqlite:///{scratch / 'logged.db'}", access_log=True)
         elif store_name == "memory":
             everything["ours-memory"] = ours("memory (per worker)", "memory://")
         elif store_name == "redis":
@@ -382,7 +390,8 @@ def servers(args: argparse.Namespace, scratch: Path, skipped: list[tuple[Server,
                 skipped.append((ours("redis", url), reason))
             else:
                 everything["ours-redis"] = ours("redis", url)
-    order = ["flask", "starlette", "node", "ours-sqlite", "ours-redis", "ours-memory", "ours-sqlite-retry"]
+    order = ["flask", "starlette", "node", "ours-sqlite", "ours-redis", "ours-memory", "ours-sqlite-retry",
+             "ours-sqlite-logged"]
     wanted = set(args.servers) | ({key for key in order if key.startswith("ours-")}
                                   if "wxcallback" in args.servers else set())
     return [everything[key] for key in order if key in everything and key in wanted]
