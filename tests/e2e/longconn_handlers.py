@@ -8,7 +8,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from wxcallback.messages import Router, TextReply, UpdateTemplateCardReply
+from wxcallback.messages import MarkdownReply, Router, TextReply, UpdateTemplateCardReply
 
 router = Router()
 
@@ -25,6 +25,14 @@ async def slow(message: Any) -> str:
     _record(message)
     await asyncio.sleep(float(os.environ.get("WXCALLBACK_E2E_SLOW", "1.5")))  # past the channel's deadline
     return "late answer"
+
+
+@router.text(keyword=("markdown", "markdown slow"))
+async def markdown_back(message: Any) -> MarkdownReply:
+    _record(message)
+    if message.content.endswith("slow"):
+        await asyncio.sleep(float(os.environ.get("WXCALLBACK_E2E_SLOW", "1.5")))  # past the channel's deadline
+    return MarkdownReply(f"**you said** {message.content}")
 
 
 @router.text

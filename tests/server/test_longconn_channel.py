@@ -128,6 +128,38 @@ def test_a_handler_past_the_deadline_still_answers_on_the_req_id(tmp_path: Any,
     run(scenario)
 
 
+def test_a_markdown_reply_goes_to_the_chat_as_a_message_of_its_own(caplog: pytest.LogCaptureFixture,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # No answer frame carries markdown: in time (a single chat) and late (a group) it is sent with
+    # aibot_send_msg to the chat the message came from, and the callback's req_id gets nothing.
+    caplog.set_level(logging.INFO, logger="wxcallback")
+    monkeypatch.setenv("WXCALLBACK_E2E_SLOW", "1.5")
+
+    async def scenario(fake: FakePlatform, server: CallbackServer) -> None:
+        single = await fake.push_message("text", text="markdown", userid="lisi")
+        group = await fake.push_message("text", text="markdown slow", chat="group")
+
+        def sent() -> list[Any]:
+            return [r.frame.body for r in fake.received
+                    if r.frame is not None and r.frame.cmd == Cmd.SEND_MSG and r.frame.body]
+
+        await fake.wait_until(lambda: len(sent()) == 2, WAIT)
+        assert sent() == [
+            {"chatid": "lisi", "msgtype": "markdown", "markdown": {"content": "**you said** markdown"}},
+            {"chatid": "wrkSFfCgAAxxxxxx", "msgtype": "markdown",
+             "markdown": {"content": "**you said** markdown slow"}}]
+        assert single.replies == [] and group.replies == []
+
+    run(scenario)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name.startswith("wxcallback")
+             and r.getMessage().startswith("{")]
+    assert [line["outcome"] for line in lines if line.get("msg_type") == "markdown"] == [
+        "markdown_sent", "late_reply_sent"]
+    assert not [line for line in lines if line.get("outcome") == "handler_error"]
+    access = [(line["outcome"], line.get("msg_type")) for line in lines if line.get("transport") == "websocket"]
+    assert sorted(access) == [("late", "text"), ("ok", "text")]
+
+
 def test_a_forwarding_channel_writes_to_the_outbox_and_sends_the_backends_reply() -> None:
     backend = Backend(reply={"type": "stream", "id": "s-1", "content": "from the backend", "finish": True})
     backend.start()

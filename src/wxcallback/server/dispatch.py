@@ -110,6 +110,8 @@ class PushTransport(Protocol):
     plaintext digest (None: ``message.dedup_key``). ``stream``: push a handler's stream to
     its end and return the final state (what a redelivery is answered with). ``late``: a
     handler that missed the deadline finished; send its reply if the transport still can.
+    ``send``: a reply no answer of the transport can carry (markdown), to go out as a message
+    of its own.
     """
 
     @property
@@ -118,6 +120,8 @@ class PushTransport(Protocol):
     async def stream(self, streaming: StreamingReply) -> Reply: ...
 
     def late(self, reply: Reply | StreamingReply | None) -> None: ...
+
+    def send(self, reply: MarkdownReply) -> None: ...
 
 
 class Dispatcher:
@@ -168,10 +172,14 @@ class Dispatcher:
             return Dispatched(self._render(channel, message, message.no_reply), "duplicate_in_progress")
         try:
             reply, outcome = await self._run(channel, message, dedup_key, key, parcel, push)
-            if isinstance(reply, MarkdownReply) and self._sends(channel, push):
-                # No passive reply can be markdown: it goes through the message API now, and the
-                # callback is answered "no reply" (a channel that cannot send refuses it in _render).
-                self._send_late(channel, message, reply, dedup_key)
+            if isinstance(reply, MarkdownReply) and (push is not None or self._sends(channel, push)):
+                # No passive reply can be markdown: it goes out now as a message of its own (the
+                # message API, or the push transport's own), and the callback is answered "no
+                # reply" (a channel that cannot send refuses it in _render).
+                if push is not None:
+                    push.send(reply)
+                else:
+                    self._send_late(channel, message, reply, dedup_key)
                 reply = None
             if isinstance(reply, StreamingReply):
                 if push is not None:
@@ -228,6 +236,10 @@ class Dispatcher:
                                    "detail": f"{type(exc).__name__}: {str(exc)[:300]}"}))
             return
         reply = task.result()
+        if push is not None and isinstance(reply, MarkdownReply):  # a message of its own, as in time
+            self._cache_later(channel, key, Answer("none"))
+            push.late(reply)
+            return
         policy = self._sender.policy(channel.name) if self._sender is not None and push is None else "keep"
         if policy != "keep":
             # A retry must not get, passively, the reply the message API delivers too.

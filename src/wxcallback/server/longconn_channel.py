@@ -13,7 +13,9 @@ Each callback is handed to the same ``Dispatcher`` as a callback URL's messages,
 - a handler's stream is pushed frame by frame (``respond_stream``: no refresh callbacks),
   and its final state is what a redelivery is answered with;
 - a late handler's reply to a message is still sent on the callback's req_id (a welcome or
-  card update after the 5 s window would be refused, so those are only logged).
+  card update after the 5 s window would be refused, so those are only logged);
+- a ``MarkdownReply``, which no answer frame carries, goes to the callback's chat as a
+  message of its own (``aibot_send_msg``), in time or late, and the callback gets no answer.
 
 The rendered answer (the reply JSON of the callback-URL mode) is the body of the reply
 frame, under the command the callback takes (``reply_command``). One access-log line per
@@ -76,7 +78,7 @@ from ..longconn.frames import (
     send_msg_frame,
     template_card_body,
 )
-from ..messages import Message, Reply, StreamingReply
+from ..messages import MarkdownReply, Message, Reply, StreamingReply
 from .config import ChannelConfig, ServerConfig
 from .dispatch import Answer, Channel, Dispatcher
 from .observe import Metrics, Outcome, log_callback
@@ -353,6 +355,9 @@ class _Push:
     def late(self, reply: Reply | StreamingReply | None) -> None:
         self._channel.send_late(self._callback, reply)
 
+    def send(self, reply: MarkdownReply) -> None:
+        self._channel.send_markdown(self._callback, reply, late=False)
+
 
 class LongConnChannel:
     """One websocket channel in one worker: its connection, and its callbacks through the dispatch."""
@@ -597,6 +602,9 @@ class LongConnChannel:
         """A handler finished after the deadline: send its reply to a message on the callback's req_id."""
         if reply is None:
             return
+        if isinstance(reply, MarkdownReply):
+            self.send_markdown(callback, reply, late=True)
+            return
         if callback.is_event:
             _LOG.warning(json.dumps({"channel": self.name, "outcome": "late_reply_dropped", "req_id": callback.req_id,
                                      "msg_type": f"event/{callback.eventtype}",
@@ -606,6 +614,26 @@ class LongConnChannel:
         task = asyncio.ensure_future(self._send_late(callback, reply))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def send_markdown(self, callback: Callback, reply: MarkdownReply, *, late: bool) -> None:
+        """A handler's MarkdownReply: no answer frame carries markdown, so it goes to the chat the
+        callback came from (its chatid in a group, the sender's userid in a single chat) as a
+        message of its own (aibot_send_msg), as a callback-URL robot's goes to its response_url."""
+        task = asyncio.ensure_future(self._send_markdown(callback, reply, "late_reply" if late else "markdown"))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_markdown(self, callback: Callback, reply: MarkdownReply, word: str) -> None:
+        outcome, detail = f"{word}_sent", ""
+        try:
+            message = callback.message()
+            chat = getattr(message, "chat_id", None) or message.source
+            await self.connection.send_markdown(chat, reply.content)
+        except WXCallbackError as exc:  # the connection's refusals and a content over the limit alike
+            outcome, detail = f"{word}_failed", f"{type(exc).__name__}: {exc}"
+        _LOG.log(logging.INFO if not detail else logging.WARNING,
+                 json.dumps({"channel": self.name, "outcome": outcome, "req_id": callback.req_id,
+                             "msg_type": "markdown", "detail": detail}, ensure_ascii=False))
 
     async def _send_late(self, callback: Callback, reply: Reply | StreamingReply) -> None:
         outcome, detail = "late_reply_sent", ""
