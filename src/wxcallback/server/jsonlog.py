@@ -64,7 +64,8 @@ class JsonLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     ``write_line`` takes a line of this package already formatted, without a LogRecord: the
     access log writes one per request, and a record (its ~20 attributes, the logger's and
-    handler's calls) cost more than the rest of the line (docs/bench_server.md, "Access log").
+    handler's calls) cost more than the rest of the line (docs/bench_server.md, "The access
+    log at the default level").
     """
 
     def __init__(self, stream: Any = None) -> None:
