@@ -80,6 +80,10 @@ def strict_b64decode(value: str | bytes) -> bytes:
         raw = _a2b_strict(value)
     except (binascii.Error, ValueError) as exc:
         raise Base64DecodeError(f"Encrypt is not strict standard base64: {exc}") from None
+    # Python 3.11's strict mode lets "=" follow a whole quad ("AAAA===" is 3 bytes); the
+    # canonical form of len(raw) bytes has exactly this length.
+    if len(value) != (len(raw) + 2) // 3 * 4:
+        raise Base64DecodeError("Encrypt is not canonical base64: padding beyond its last quad")
     # a2b_base64 ignores the unused low bits of the last character; a canonical
     # encoding has them at zero, so "QUJ=" and "QUI=" cannot both name one ciphertext.
     if value[-1:] in _PAD:
