@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 
 import pytest
@@ -108,6 +109,29 @@ def test_strict_base64(value: str | bytes) -> None:
     with pytest.raises(Base64DecodeError) as info:
         strict_b64decode(value)
     assert info.value.code == -40010
+
+
+def test_strict_base64_takes_only_canonical_text_over_every_short_string() -> None:
+    # Every string of up to 8 characters over a data letter with zero low bits (A), one with
+    # bits set (Q), "/" and "=": either it is the canonical encoding of what it decodes to, or
+    # it is refused with -40010; nothing else escapes (3.11's strict mode alone lets "AAAA==="
+    # through).
+    accepted = 0
+    for length in range(1, 9):
+        for letters in itertools.product("AQ/=", repeat=length):
+            text = "".join(letters)
+            for value in (text, text.encode()):
+                try:
+                    raw = strict_b64decode(value)
+                except Base64DecodeError as exc:
+                    assert exc.code == -40010
+                    continue
+                assert base64.b64encode(raw).decode() == text
+                accepted += 1
+    # the canonical ones, of 4 and 8 characters: any data letters; or one "=" after a letter
+    # with its low 2 bits zero (A, Q); or two "=" after one with its low 4 bits zero (A, Q)
+    canonical = sum(3 ** n + 2 * 3 ** (n - 2) + 2 * 3 ** (n - 3) for n in (4, 8))
+    assert accepted == 2 * canonical  # as str and as bytes
 
 
 def test_strict_base64_accepts_canonical_forms() -> None:
