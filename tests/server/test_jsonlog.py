@@ -8,6 +8,8 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -74,6 +76,19 @@ def stderr_lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
         root.setLevel(level)
 
 
+@contextmanager
+def _as_served() -> Iterator[None]:
+    """The root logger with only the handler configure_logging installed, as in a serve worker
+    (pytest adds its capturing handlers to the root for each test, which rule the direct line out)."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = [handler for handler in saved if isinstance(handler, JsonLineHandler)]
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved
+
+
 _OUTCOMES = [Outcome(channel="wecom", msg_type="text"),
              Outcome("rejected", -40001, "msg_signature does not match \u2028 the body", "oa"),
              Outcome(channel="robot", tenant="acme", plaintext="<xml>\n</xml>")]
@@ -83,7 +98,20 @@ _OUTCOMES = [Outcome(channel="wecom", msg_type="text"),
 def test_an_access_line_written_without_a_record_is_the_line_a_record_makes(
         stderr_lines: io.StringIO, outcome: Outcome) -> None:
     status = 403 if outcome.code else 200
-    log_request("POST", "/wecom/app", status, outcome, time.perf_counter())
+    made: list[logging.LogRecord] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        made.append(factory(*args, **kwargs))
+        return made[-1]
+
+    logging.setLogRecordFactory(counting)
+    try:
+        with _as_served():
+            log_request("POST", "/wecom/app", status, outcome, time.perf_counter())
+    finally:
+        logging.setLogRecordFactory(factory)
+    assert made == []  # the JSON stderr handler alone would write it: no LogRecord was made
     direct = stderr_lines.getvalue()
     # a second handler on the way: now the line has to go through a LogRecord
     seen: list[logging.LogRecord] = []
@@ -108,21 +136,24 @@ def test_a_filter_or_level_on_the_way_is_obeyed(stderr_lines: io.StringIO) -> No
     refuse = logging.Filter("nothing.of.ours")  # passes no record of wxcallback.access
     ACCESS_LOG.addFilter(refuse)
     try:
-        log_request("POST", "/wecom/app", 200, _OUTCOMES[0], time.perf_counter())
+        with _as_served():
+            log_request("POST", "/wecom/app", 200, _OUTCOMES[0], time.perf_counter())
     finally:
         ACCESS_LOG.removeFilter(refuse)
     assert stderr_lines.getvalue() == ""
     handler = logging.getLogger().handlers[0]
     assert isinstance(handler, JsonLineHandler)
     handler.setLevel(logging.WARNING)
-    log_request("POST", "/wecom/app", 200, _OUTCOMES[0], time.perf_counter())
-    assert stderr_lines.getvalue() == ""
-    log_request("POST", "/wecom/app", 403, _OUTCOMES[1], time.perf_counter())
+    with _as_served():
+        log_request("POST", "/wecom/app", 200, _OUTCOMES[0], time.perf_counter())
+        assert stderr_lines.getvalue() == ""
+        log_request("POST", "/wecom/app", 403, _OUTCOMES[1], time.perf_counter())
     assert json.loads(stderr_lines.getvalue())["code"] == -40001
 
 
 def test_a_stream_that_refuses_the_line_is_reported_as_for_a_record(
         stderr_lines: io.StringIO, capsys: pytest.CaptureFixture[str]) -> None:
     stderr_lines.close()  # writing raises ValueError now
-    log_request("POST", "/wecom/app", 200, _OUTCOMES[0], time.perf_counter())  # no exception escapes
+    with _as_served():
+        log_request("POST", "/wecom/app", 200, _OUTCOMES[0], time.perf_counter())  # no exception escapes
     assert "--- Logging error ---" in capsys.readouterr().err

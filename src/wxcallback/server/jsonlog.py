@@ -30,7 +30,12 @@ _heads: dict[tuple[str, str], str] = {}
 
 def json_line(level: str, logger: str, message: str) -> str:
     """The line a record of ``logger`` at ``level`` ("INFO") with ``message`` is written as."""
-    return _line(level, logger, message).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return _unbroken(_line(level, logger, message))
+
+
+def _unbroken(line: str) -> str:
+    """U+2028 / U+2029 escaped: JSON allows them raw, but log shippers split lines on them."""
+    return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def _line(level: str, logger: str, message: str) -> str:
@@ -56,7 +61,7 @@ class JsonLineFormatter(logging.Formatter):
         if record.exc_info:
             trace = json.dumps(self.formatException(record.exc_info), ensure_ascii=False)
             line = line[:-1] + f', "traceback": {trace}}}'
-        return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+        return _unbroken(line)
 
 
 class JsonLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
