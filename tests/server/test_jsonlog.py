@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from wxcallback.server.jsonlog import JsonLineFormatter, JsonLineHandler, configure_logging, redact_url
-from wxcallback.server.observe import ACCESS_LOG, Outcome, log_request
+from wxcallback.server.observe import ACCESS_LOG, Outcome, log_callback, log_request
 
 
 def _record(name: str, message: str, exc: bool = False) -> logging.LogRecord:
@@ -157,3 +157,38 @@ def test_a_stream_that_refuses_the_line_is_reported_as_for_a_record(
     with _as_served():
         log_request("POST", "/wecom/app", 200, _OUTCOMES[0], time.perf_counter())  # no exception escapes
     assert "--- Logging error ---" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("outcome", [
+    *_OUTCOMES,
+    Outcome("handler_error", 0, 'a "quoted" \\ detail\twith\x01control, 中文 and \ud800', "wecom", "event/click"),
+    Outcome("duplicate", -40005, "", "oa", "text", None, "租户"),
+])
+@pytest.mark.parametrize("via", ["url", "websocket"])
+def test_an_access_line_is_what_json_dumps_writes_of_its_record(
+        stderr_lines: io.StringIO, outcome: Outcome, via: str) -> None:
+    status = 403 if outcome.code else 200
+    with _as_served():
+        if via == "url":
+            log_request("POST", "/wecom/app?x=\"1\"", status, outcome, time.perf_counter())
+        else:
+            log_callback("aibot_msg_callback", "req-\u00e9", outcome, time.perf_counter())
+    line = stderr_lines.getvalue()
+    assert line.endswith("\n") and line.count("\n") == 1
+    latency = json.loads(line)["latency_ms"]
+    head: dict[str, Any] = ({"channel": outcome.channel, "method": "POST", "path": "/wecom/app?x=\"1\"",
+                             "status": status} if via == "url" else
+                            {"channel": outcome.channel, "transport": "websocket", "cmd": "aibot_msg_callback",
+                             "req_id": "req-\u00e9"})
+    record = {**head, "outcome": outcome.outcome, "code": outcome.code, "latency_ms": latency}
+    for name in ("tenant", "msg_type", "detail"):
+        if getattr(outcome, name):
+            record[name] = getattr(outcome, name)
+    if outcome.plaintext is not None:
+        record["plaintext"] = outcome.plaintext
+    level = json.loads(line)["level"]
+    assert level == ("error" if outcome.outcome == "handler_error" else
+                     "warning" if (status >= 400 if via == "url" else outcome.outcome == "rejected") else "info")
+    opening = f'{{"level": "{level}", "logger": "wxcallback.access", '
+    expected = opening + json.dumps(record, ensure_ascii=False)[1:]
+    assert line[:-1] == expected.replace("\u2028", "\\u2028")

@@ -17,13 +17,13 @@ several workers /metrics may lag another worker by up to a second.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from json.encoder import encode_basestring as _string  # a str as json.dumps(ensure_ascii=False) writes it
+from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
@@ -61,31 +61,31 @@ def log_request(method: str, path: str, status: int, outcome: Outcome, started: 
         level = logging.ERROR
     if not ACCESS_LOG.isEnabledFor(level):
         return
-    _write_access_line(level, {"channel": outcome.channel, "method": method, "path": path, "status": status},
-                       outcome, started)
+    _write_access_line(level, '{"channel": %s, "method": %s, "path": %s, "status": %d'
+                       % (_string(outcome.channel), _string(method), _string(path), status), outcome, started)
 
 
-def _write_access_line(level: int, record: dict[str, Any], outcome: Outcome, started: float) -> None:
-    """``record`` (what identifies the request) with the outcome's fields, as one JSON line."""
-    record["outcome"] = outcome.outcome
-    record["code"] = outcome.code
-    record["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+def _write_access_line(level: int, head: str, outcome: Outcome, started: float) -> None:
+    """One JSON line: ``head`` (the opening members, what identifies the request), then the outcome's.
+
+    Written as json.dumps(record, ensure_ascii=False) writes the same dict, member for member
+    (a test compares the two): with a JSONEncoder's encode, most of the line's cost was the
+    encoder's setup for each call (2.6 against 0.8 µs).
+    """
+    latency = round((time.perf_counter() - started) * 1000, 2)
+    line = f'{head}, "outcome": {_string(outcome.outcome)}, "code": {int(outcome.code)}, "latency_ms": {latency!r}'
     if outcome.tenant:
-        record["tenant"] = outcome.tenant
+        line += ', "tenant": ' + _string(outcome.tenant)
     if outcome.msg_type:
-        record["msg_type"] = outcome.msg_type
+        line += ', "msg_type": ' + _string(outcome.msg_type)
     if outcome.detail:
-        record["detail"] = outcome.detail
+        line += ', "detail": ' + _string(outcome.detail)
     if outcome.plaintext is not None:
-        record["plaintext"] = outcome.plaintext
-    message = _ENCODE(record)
+        line += ', "plaintext": ' + _string(outcome.plaintext)
+    message = line + "}"
     handler = line_handler(ACCESS_LOG, level)
     if handler is None or not handler.write_line(json_line(logging.getLevelName(level), ACCESS_LOG.name, message)):
         ACCESS_LOG.log(level, message)
-
-
-# json.dumps with arguments of its own builds an encoder per call; this one is built once
-_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def log_callback(cmd: str, req_id: str, outcome: Outcome, started: float) -> None:
@@ -97,8 +97,8 @@ def log_callback(cmd: str, req_id: str, outcome: Outcome, started: float) -> Non
         level = logging.WARNING
     if not ACCESS_LOG.isEnabledFor(level):
         return
-    _write_access_line(level, {"channel": outcome.channel, "transport": "websocket", "cmd": cmd, "req_id": req_id},
-                       outcome, started)
+    _write_access_line(level, '{"channel": %s, "transport": "websocket", "cmd": %s, "req_id": %s'
+                       % (_string(outcome.channel), _string(cmd), _string(req_id)), outcome, started)
 
 
 class Metrics:
