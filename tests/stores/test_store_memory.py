@@ -117,3 +117,33 @@ def test_the_byte_bound_counts_payloads_and_replies() -> None:
 def test_bounds_must_be_positive_ints(bounds: dict[str, object]) -> None:
     with pytest.raises(StoreError, match="positive int"):
         MemoryStore(**bounds)  # type: ignore[arg-type]
+
+
+def test_a_full_store_drops_the_oldest_cache_entries_of_every_kind_first() -> None:
+    clock = FakeClock()
+
+    async def scenario(store: MemoryStore) -> None:
+        assert (await store.claim("running", 300)).claimed  # in progress from the start: never dropped
+        made: list[str] = []
+        for n in range(60):
+            clock.now += 1
+            if n % 3 == 0:
+                assert await store.remember_nonce(f"nonce-{n}", 300)
+            elif n % 3 == 1:
+                await store.claim(f"reply-{n}", 300)
+                await store.complete(f"reply-{n}", b"r", "text/plain", 300)
+            else:
+                [item] = [await store.enqueue("crm", b"p", f"key-{n}")]
+                [claimed] = await store.claim_batch("w", 1, 30)
+                assert claimed.id == item
+                await store.ack(item)  # delivered: its key is a cache now
+            made.append(str(n))
+            assert store._entries() <= 40
+        kept = {name.rsplit("-", 1)[1] for name in store._nonces} | {
+            key.rsplit("-", 1)[1] for key, (reply, _) in store._claims.items() if reply is not None} | {
+            pair[1].rsplit("-", 1)[1] for pair in store._outbox_keys}
+        # what is left is the newest of each kind, whichever table it was in
+        assert kept == set(made[-len(kept):]) and len(kept) >= 30
+        assert (await store.claim("running", 300)).in_progress
+
+    run(MemoryStore(clock=clock, max_entries=40, outbox_key_ttl=300), scenario)  # one ttl for every kind

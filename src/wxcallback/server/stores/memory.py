@@ -5,18 +5,20 @@ Nothing survives the process, and other processes see nothing: use SQLite or Red
 
 The store is bounded by entries and by bytes (keys and values, plus a flat per-entry cost).
 When a new entry would pass a bound, expired entries go first, then the entries that are only
-a cache (nonces, cached replies, delivered outbox keys), nearest their expiry first, down to
-90% of the bounds; outbox items, dead letters, in-progress claims and robot streams are never
-evicted: when they alone fill the store, new work is refused with :class:`StoreFullError`.
+a cache (nonces, cached replies, delivered outbox keys), oldest first (for entries of one ttl:
+nearest their expiry first), down to 90% of the bounds; outbox items, dead letters, in-progress
+claims and robot streams are never evicted: when they alone fill the store, new work is refused
+with :class:`StoreFullError`.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +58,8 @@ _LOG = logging.getLogger("wxcallback.store")
 # tracked objects, and a full collection paused the worker for ~75 ms (a p99 spike under load).
 # CachedReply is a NamedTuple now, but the collector only untracks exact tuples: it stays this.
 _Held = tuple[bytes, str] | None
+# An entry that may be evicted: (expiry, its table's rank, key, table, bytes)
+_Candidate = tuple[float, int, Any, dict[Any, Any], int]
 
 
 @dataclass
@@ -137,27 +141,35 @@ class MemoryStore(Store):
             )
 
     def _evict(self, room_entries: int, room_bytes: int) -> None:
-        """Drop cache entries, nearest their expiry first, until within the room given."""
-        candidates: list[tuple[float, int, dict[Any, Any], Any, int]] = []
-        for key, (expires, fingerprint) in self._nonces.items():
-            candidates.append((expires, 0, self._nonces, key, _ENTRY_BYTES + len(key) + len(fingerprint)))
-        for key, (reply, expires) in self._claims.items():
-            if reply is not None:
-                candidates.append((expires, 1, self._claims, key, _claim_size(key, reply)))
-        for pair, (_, expires) in self._outbox_keys.items():
-            if expires != math.inf:
-                candidates.append((expires, 2, self._outbox_keys, pair, _key_size(pair)))
+        """Drop cache entries, oldest first, until within the room given.
+
+        A table holds its entries in the order they were made, which for one ttl is the order
+        they expire in: the three caches are merged on that order's expiry times and only the
+        entries dropped are visited (and the in-progress claims among them). A sort of every
+        entry stalled the loop for 160 ms each time a full store made room (150,000 cached
+        replies, every ~15,000 new messages under steady load: a p99 of its own).
+        """
+        nonces: Iterator[_Candidate] = ((expires, 0, key, self._nonces, _ENTRY_BYTES + len(key) + len(fingerprint))
+                                        for key, (expires, fingerprint) in self._nonces.items())
+        replies: Iterator[_Candidate] = ((expires, 1, key, self._claims, _claim_size(key, reply))
+                                         for key, (reply, expires) in self._claims.items() if reply is not None)
+        delivered: Iterator[_Candidate] = ((expires, 2, pair, self._outbox_keys, _key_size(pair))
+                                           for pair, (_, expires) in self._outbox_keys.items()
+                                           if expires != math.inf)
         excess_entries = self._entries() - room_entries
         excess_bytes = self._bytes - room_bytes
-        evicted = 0
-        for _, _, table, key, size in sorted(candidates, key=_by_expiry):
+        victims: list[tuple[dict[Any, Any], Any, int]] = []
+        # (expires, table's rank, key, ...): two entries never compare past the key
+        for _, _, key, table, size in heapq.merge(nonces, replies, delivered):
             if excess_entries <= 0 and excess_bytes <= 0:
                 break
-            del table[key]
-            self._bytes -= size
+            victims.append((table, key, size))
             excess_entries -= 1
             excess_bytes -= size
-            evicted += 1
+        for table, key, size in victims:  # not while the tables are being walked
+            del table[key]
+            self._bytes -= size
+        evicted = len(victims)
         if evicted:
             _LOG.warning(json.dumps({
                 "event": "store_evicted",
@@ -431,6 +443,3 @@ def _stream_size(stream_id: str, encoded: str) -> int:
 def _key_size(pair: tuple[str, str]) -> int:
     return _ENTRY_BYTES + len(pair[0]) + len(pair[1])
 
-
-def _by_expiry(candidate: tuple[float, int, dict[Any, Any], Any, int]) -> tuple[float, int]:
-    return candidate[0], candidate[1]
