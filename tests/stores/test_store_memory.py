@@ -147,3 +147,25 @@ def test_a_full_store_drops_the_oldest_cache_entries_of_every_kind_first() -> No
         assert (await store.claim("running", 300)).in_progress
 
     run(MemoryStore(clock=clock, max_entries=40, outbox_key_ttl=300), scenario)  # one ttl for every kind
+
+
+def test_a_reply_cached_late_counts_from_when_it_was_cached() -> None:
+    clock = FakeClock()
+
+    async def scenario(store: MemoryStore) -> None:
+        assert (await store.claim("slow", 300)).claimed  # claimed first, its handler slow
+        for n in range(8):
+            clock.now += 1
+            await store.claim(f"fast-{n}", 300)
+            await store.complete(f"fast-{n}", b"r", "text/plain", 300)
+        clock.now += 1
+        await store.complete("slow", b"late reply", "text/plain", 300)  # now the newest entry
+        for n in range(8, 12):
+            clock.now += 1
+            await store.claim(f"fast-{n}", 300)
+            await store.complete(f"fast-{n}", b"r", "text/plain", 300)
+        slow = await store.claim("slow", 300)
+        assert slow.done and slow.reply is not None and slow.reply.body == b"late reply"
+        assert (await store.claim("fast-0", 300)).claimed  # the oldest went, not the late one
+
+    run(MemoryStore(clock=clock, max_entries=10), scenario)
