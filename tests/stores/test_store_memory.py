@@ -133,7 +133,7 @@ def test_a_full_store_drops_the_oldest_cache_entries_of_every_kind_first() -> No
                 await store.claim(f"reply-{n}", 300)
                 await store.complete(f"reply-{n}", b"r", "text/plain", 300)
             else:
-                [item] = [await store.enqueue("crm", b"p", f"key-{n}")]
+                item = await store.enqueue("crm", b"p", f"key-{n}")
                 [claimed] = await store.claim_batch("w", 1, 30)
                 assert claimed.id == item
                 await store.ack(item)  # delivered: its key is a cache now

@@ -144,10 +144,11 @@ class MemoryStore(Store):
         """Drop cache entries, oldest first, until within the room given.
 
         A table holds its entries in the order they were last written (a write moves an entry
-        last), which for one ttl is the order they expire in: the three caches are merged on that order's expiry times and only the
-        entries dropped are visited (and the in-progress claims among them). A sort of every
-        entry stalled the loop for 160 ms each time a full store made room (150,000 cached
-        replies, every ~15,000 new messages under steady load: a p99 of its own).
+        last), which for one ttl is the order they expire in: the three caches are merged on
+        those orders' expiry times, and only the entries dropped are visited (and the
+        in-progress claims among them). A sort of every entry stalled the loop for 160 ms each
+        time a full store made room (150,000 cached replies, every ~15,000 new messages under
+        steady load: a p99 of its own).
         """
         nonces: Iterator[_Candidate] = ((expires, 0, key, self._nonces, _ENTRY_BYTES + len(key) + len(fingerprint))
                                         for key, (expires, fingerprint) in self._nonces.items())
