@@ -1,6 +1,6 @@
 """Callback server throughput: ``wxcallback serve`` against Flask, Starlette and Node peers, in one run.
 
-    .venv/bin/python bench/bench_server.py [--workers 2] [--connections 16] [--duration 10]
+    .venv/bin/python bench/bench_server.py [--workers 2] [--connections 16] [--duration 10] [--close]
 
 Every server does the same job for a WeCom app channel: check msg_signature, decrypt
 a ~300 B text message, parse it, drop duplicates by message, answer "echo: <content>"
@@ -275,10 +275,11 @@ def tree_usage(pid: int) -> Usage:
     return Usage(user, system, reads, writes)
 
 
-def wrk(port: int, requests: Path, duration: float, connections: int, threads: int) -> dict[str, Any]:
+def wrk(port: int, requests: Path, duration: float, connections: int, threads: int,
+        close: bool = False) -> dict[str, Any]:
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "5s",
             "-s", str(LUA), f"http://127.0.0.1:{port}"]
-    env = {**os.environ, "WRK_REQUESTS": str(requests), "WRK_THREADS": str(threads)}
+    env = {**os.environ, "WRK_REQUESTS": str(requests), "WRK_THREADS": str(threads), "WRK_CLOSE": "1" if close else ""}
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=duration + 60)
     for line in done.stdout.splitlines():
         if line.startswith("WRK_JSON "):
@@ -421,13 +422,13 @@ def measure(server: Server, args: argparse.Namespace, scratch: Path, inputs: Pat
             check_answers(port, messages)
             warmup = inputs / "warmup.txt"
             messages.write(warmup, args.warmup_requests, retry=server.retry)
-            warm = wrk(port, warmup, args.warmup, args.connections, args.threads)
+            warm = wrk(port, warmup, args.warmup, args.connections, args.threads, args.close)
             # Enough fresh messages for the run at three times the warm-up rate: a wrap would resend.
             count = max(20000, int(warm["rps"] * args.duration * 3))
             requests = inputs / "requests.txt"
             messages.write(requests, count, retry=server.retry)
             before = tree_usage(process.pid)
-            result.stats = wrk(port, requests, args.duration, args.connections, args.threads)
+            result.stats = wrk(port, requests, args.duration, args.connections, args.threads, args.close)
             result.stats.update(tree_usage(process.pid).per_request(before, result.stats["requests"]))
             result.stats["prepared"] = count
             check_answers(port, messages)  # still answering correctly after the load
@@ -536,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="worker processes per server")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--close", action="store_true",
+                        help="a new connection for every request (Connection: close), as a client that keeps none")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (the load generator's own CPU)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per server")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server")
@@ -556,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     print(machine())
-    print(f"{args.workers} workers per server, {args.connections} connections, {args.threads} wrk thread(s), "
+    print(f"{args.workers} workers per server, {args.connections} connections"
+          f"{' (a new one per request)' if args.close else ''}, {args.threads} wrk thread(s), "
           f"{args.warmup:g} s warm-up + {args.duration:g} s per server, ~{MESSAGE_BYTES} B text message, "
           f"every request a fresh message unless marked retry", flush=True)
     skipped: list[tuple[Server, str]] = []

@@ -15,12 +15,14 @@ end
 function init(args)
   local total = tonumber(os.getenv("WRK_THREADS") or "1")
   requests = {}
+  local close = os.getenv("WRK_CLOSE") == "1"
   local line_number = 0
   for line in io.lines(os.getenv("WRK_REQUESTS")) do
     if line_number % total == id then
       local tab = line:find("\t", 1, true)
-      requests[#requests + 1] = wrk.format("POST", line:sub(1, tab - 1),
-        { ["Content-Type"] = "application/xml" }, line:sub(tab + 1))
+      local headers = { ["Content-Type"] = "application/xml" }
+      if close then headers["Connection"] = "close" end  -- --close: a new connection per request
+      requests[#requests + 1] = wrk.format("POST", line:sub(1, tab - 1), headers, line:sub(tab + 1))
     end
     line_number = line_number + 1
   end
