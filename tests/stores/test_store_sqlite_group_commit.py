@@ -251,3 +251,102 @@ def test_an_in_memory_store_hands_nothing_to_its_thread_after_opening(monkeypatc
             assert handed == []
 
     asyncio.run(main())
+
+
+def _counting_commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every batch committed on the loop thread, in order."""
+    from wxcallback.server.stores import sqlite as module
+
+    sizes: list[int] = []
+    original = module._commit_batch
+
+    def counting(db: sqlite3.Connection, batch: Any, **kwargs: Any) -> Any:
+        sizes.append(len(batch))
+        return original(db, batch, **kwargs)
+
+    monkeypatch.setattr(module, "_commit_batch", counting)
+    return sizes
+
+
+def test_operations_of_the_turns_that_follow_join_a_batch_while_it_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "state.db")
+        await store.start()
+        await store.claim("warm-up", 60)
+        sizes = _counting_commits(monkeypatch)
+        loop = asyncio.get_running_loop()
+        claims: list[asyncio.Future[Any]] = []
+
+        def arrive(left: int) -> None:  # one request's claim per turn, as sockets are read
+            claims.append(asyncio.ensure_future(store.claim(f"turn-{left}", 60)))
+            if left > 1:
+                loop.call_soon(arrive, left - 1)
+
+        arrive(5)
+        while len(claims) < 5:
+            await asyncio.sleep(0)
+        assert all(result.claimed for result in await asyncio.gather(*claims))
+        assert sizes == [5]  # one commit, where each turn made its own before
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_lone_operation_is_committed_at_the_next_quiet_turn_without_a_timer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "state.db")
+        await store.start()
+        await store.claim("warm-up", 60)
+        sizes = _counting_commits(monkeypatch)
+        loop = asyncio.get_running_loop()
+        monkeypatch.setattr(loop, "call_later", None)  # no timer may be involved
+        monkeypatch.setattr(loop, "call_at", None)
+        claim = asyncio.ensure_future(store.claim("alone", 60))
+        turns = 0
+        while not claim.done():
+            await asyncio.sleep(0)
+            turns += 1
+        assert claim.result().claimed and sizes == [1]
+        assert turns <= 4  # its task's step, the turn it was made in, one quiet turn, the result
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_batch_that_keeps_growing_is_committed_once_the_hold_is_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "state.db")
+        await store.start()
+        await store.claim("warm-up", 60)
+        sizes = _counting_commits(monkeypatch)
+        loop = asyncio.get_running_loop()
+        first = asyncio.ensure_future(store.claim("first", 60))
+        made: list[asyncio.Future[Any]] = []
+        answered_at: int | None = None  # how many had been made when the first was answered
+
+        def arrive() -> None:  # an operation every turn, until 20 turns after the first's answer
+            nonlocal answered_at
+            if answered_at is None and first.done():
+                answered_at = len(made)
+            if len(made) == 100_000 or answered_at is not None and len(made) == answered_at + 20:
+                return
+            made.append(asyncio.ensure_future(store.claim(f"more-{len(made)}", 60)))
+            loop.call_soon(arrive)
+
+        arrive()
+        assert (await first).claimed
+        while answered_at is None or len(made) < answered_at + 20:
+            await asyncio.sleep(0)
+        assert all(result.claimed for result in await asyncio.gather(*made))
+        # The first did not wait for the stream of operations to end; they took several commits.
+        assert 0 < answered_at < 50_000 and len(sizes) > 1
+        assert sum(sizes) == len(made) + 1
+        await store.close()
+
+    asyncio.run(main())
