@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from wxcallback.server.stores import StoreError, StoreUnavailableError, open_store
+from wxcallback.server.stores.base import IN_PROGRESS, CachedReply
 from wxcallback.server.stores import redis as redis_module
 from wxcallback.server.stores.redis import RedisStore
 
@@ -125,7 +126,8 @@ def test_calls_made_while_a_batch_is_on_the_wire_leave_together_and_each_still_a
             claims = await asyncio.gather(*(store.claim(key, 300) for key in ("oa:a", "oa:b", "oa:a", "oa:done")))
             assert [c.state.value for c in claims] == ["claimed", "claimed", "in_progress", "done"]
             assert claims[3].reply is not None and claims[3].reply.body == b"reply"
-            assert sent == [1, 4]
+            # A new message's claim is one SET NX; the two that found a claim read it after.
+            assert sent == [1, 4, 2]
 
             # Calls made while a batch waits for Redis go in the next one, in the order made.
             sent.clear()
@@ -137,7 +139,7 @@ def test_calls_made_while_a_batch_is_on_the_wire_leave_together_and_each_still_a
             )
             assert (await first).state.value == "claimed"
             assert later[1].state.value == "done" and later[2:] == [True, False]
-            assert sent == [1, 4]
+            assert sent == [1, 4, 1]
 
     asyncio.run(main())
 
@@ -228,11 +230,91 @@ def test_a_script_redis_does_not_know_is_loaded_and_run(redis_url: str, redis_pr
     async def main() -> None:
         async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
             # As after a Redis restart: the script cache is empty (here, for this script only).
-            store._claim_script = store._redis.register_script(
-                "-- not loaded yet " + redis_prefix + "\n" + redis_module._CLAIM
+            store._release_script = store._redis.register_script(
+                "-- not loaded yet " + redis_prefix + "\n" + redis_module._RELEASE
             )
-            store._claim_head = redis_module._evalsha_head(store._claim_script, 1)
-            first, again = await asyncio.gather(store.claim("oa:x", 300), store.claim("oa:x", 300))
-            assert (first.state.value, again.state.value) == ("claimed", "in_progress")
+            store._release_head = redis_module._evalsha_head(store._release_script, 0)
+            assert (await store.claim("oa:x", 300)).claimed and (await store.claim("oa:y", 300)).claimed
+            await asyncio.gather(store.release("oa:x"), store.release("oa:y"))
+            assert (await store.claim("oa:x", 300)).claimed and (await store.claim("oa:y", 300)).claimed
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "plain client"])
+def test_a_claim_is_one_string_and_a_cached_reply_reads_back_exactly(
+    redis_url: str, redis_prefix: str, batched: bool
+) -> None:
+    async def main() -> None:
+        async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
+            if not batched:
+                store._batches = None  # as on a cluster: redis-py's own calls
+            name = f"{redis_prefix}claim:oa:s"
+            assert (await store.claim("oa:s", 300)).claimed
+            assert await store._redis.get(name) == b"p"
+            assert 0 < await store._redis.pttl(name) <= 300_000
+            # A content type with the separator and digits in it, a body that starts with some.
+            await store.complete("oa:s", b"12:\x00body", "text/plain; q=1:2", 60)
+            assert await store._redis.get(name) == b"d17:text/plain; q=1:212:\x00body"
+            assert 0 < await store._redis.pttl(name) <= 60_000
+            done = await store.claim("oa:s", 300)
+            assert done.done and done.reply == CachedReply(b"12:\x00body", "text/plain; q=1:2")
+            assert await store._peek_claim("oa:s") == done
+
+            await store._redis.set(f"{redis_prefix}claim:oa:bad", b"dx:")
+            with pytest.raises(StoreError, match="not one this store wrote"):
+                await store.claim("oa:bad", 300)
+
+    asyncio.run(main())
+
+
+def test_a_claim_an_older_version_left_as_a_hash_is_read_and_not_released(redis_url: str, redis_prefix: str) -> None:
+    async def main() -> None:
+        async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
+            # What versions before claims were strings wrote (a rolling upgrade meets them).
+            done = f"{redis_prefix}claim:oa:old-done"
+            await store._redis.hset(done, mapping={"state": "d", "body": b"<xml/>", "type": "application/xml"})
+            running = f"{redis_prefix}claim:oa:old-running"
+            await store._redis.hset(running, mapping={"state": "p"})
+            found = await store.claim("oa:old-done", 300)
+            assert found.done and found.reply == CachedReply(b"<xml/>", "application/xml")
+            assert (await store.claim("oa:old-running", 300)).in_progress
+            assert (await store._peek_claim("oa:old-running")) == IN_PROGRESS
+            await store.release("oa:old-running")  # not this worker's claim
+            assert await store._redis.hget(running, "state") == b"p"
+            # A reply cached now replaces the hash with the string form.
+            await store.complete("oa:old-running", b"r", "text/plain", 60)
+            assert (await store.claim("oa:old-running", 300)).reply == CachedReply(b"r", "text/plain")
+
+    asyncio.run(main())
+
+
+def test_a_claim_that_lapses_before_it_is_read_is_taken(redis_url: str, redis_prefix: str) -> None:
+    async def main() -> None:
+        async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
+            assert (await store.claim("oa:lapse", 300)).claimed
+            read = store._read_claim
+            looks: list[str] = []
+
+            async def lapsed_first(name: str) -> object:
+                looks.append(name)
+                if len(looks) == 1:
+                    await store._redis.delete(name)  # released or expired between SET NX and GET
+                return await read(name)
+
+            store._read_claim = lapsed_first  # type: ignore[assignment]
+            assert (await store.claim("oa:lapse", 300)).claimed  # the second SET NX took it
+            assert len(looks) == 1
+            assert (await store.claim("oa:lapse", 300)).in_progress
+
+            async def always_gone(name: str) -> None:
+                looks.append(name)
+                await store._redis.set(name, b"p", px=300_000)  # taken again by another worker
+                return None
+
+            looks.clear()
+            store._read_claim = always_gone  # type: ignore[assignment]
+            assert (await store.claim("oa:lapse", 300)).in_progress
+            assert len(looks) == redis_module._CLAIM_LOOKS
 
     asyncio.run(main())

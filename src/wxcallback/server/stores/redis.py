@@ -1,7 +1,10 @@
 """Redis store: state shared by every worker on every host behind the load balancer.
 
-Single-key operations use Redis's own atomic commands (``SET NX PX`` for nonces) or a Lua
-script on that one key (claims, replies, stream compare-and-set). The outbox is a Redis stream
+Single-key operations use Redis's own atomic commands where one does the whole step (``SET NX
+PX`` takes a claim, ``SET PX`` caches its reply) or a Lua script on that one key (nonces,
+releases, stream compare-and-set). A claim is one string: ``p`` while its handler runs, then
+``d<length of the content type>:<content type><body>``. Under load a script call cost Redis
+~11.6 µs of CPU against ~1.5 µs for a ``SET``, and one Redis serves every host. The outbox is a Redis stream
 read through one consumer group: an entry handed to a consumer stays in the group's pending
 list until it is acked, and a sorted set records when each handed-out entry may be claimed
 again (the end of its visibility timeout, or the retry time of a nack). Keeping that time per
@@ -80,23 +83,12 @@ _LOG = logging.getLogger("wxcallback.store")
 Client = Union[aioredis.Redis, RedisCluster]
 _T = TypeVar("_T")
 
-# An unseen key becomes "in progress" (state p) with a ttl; otherwise its fields are returned.
-_CLAIM = """
-local seen = redis.call('HMGET', KEYS[1], 'state', 'body', 'type')
-if not seen[1] then
-    redis.call('HSET', KEYS[1], 'state', 'p')
-    redis.call('PEXPIRE', KEYS[1], ARGV[1])
-    return {'claimed'}
-end
-return seen
-"""
-
-# ARGV: body, content type, ttl (ms).
-_COMPLETE = """
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'state', 'd', 'body', ARGV[1], 'type', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-"""
+# A claim's value while its handler runs; a cached reply's starts with _DONE.
+_IN_PROGRESS = b"p"
+_DONE = b"d"
+# How often a claim looks again when the claim it found was gone before it could read it
+# (released or lapsed in between): each look is a SET NX, then a GET.
+_CLAIM_LOOKS = 3
 
 # A nonce and the fingerprint of its first use. ARGV: fingerprint, ttl (ms). Returns the
 # first use's fingerprint, or nil when this call is the first.
@@ -109,8 +101,9 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 """
 
+# pcall: a claim left as a hash by a version before claims were strings is not this worker's.
 _RELEASE = """
-if redis.call('HGET', KEYS[1], 'state') == 'p' then
+if redis.pcall('GET', KEYS[1]) == 'p' then
     return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -430,8 +423,6 @@ class RedisStore(Store):
             ]
         else:
             self._shards = [_Shard(0, f"{prefix}outbox")]
-        self._claim_script = client.register_script(_CLAIM)
-        self._complete_script = client.register_script(_COMPLETE)
         self._release_script = client.register_script(_RELEASE)
         self._record_nonce_script = client.register_script(_RECORD_NONCE)
         self._swap_stream_script = client.register_script(_SWAP_STREAM)
@@ -450,8 +441,6 @@ class RedisStore(Store):
         self._drop_dead_script = client.register_script(_DROP_DEAD)
         self._next_shard = 0
         self._batches = _Batches(client.connection_pool) if isinstance(client, aioredis.Redis) else None
-        self._claim_head = _evalsha_head(self._claim_script, 1)
-        self._complete_head = _evalsha_head(self._complete_script, 3)
         self._release_head = _evalsha_head(self._release_script, 0)
         self._record_nonce_head = _evalsha_head(self._record_nonce_script, 2)
         self._cluster_ready = not self.cluster
@@ -521,24 +510,30 @@ class RedisStore(Store):
 
     async def _claim(self, key: str, ttl: float) -> ClaimResult:
         name = self._claim_key(key)
-        if self._batches is None:
-            seen = await self._claim_script(keys=[name], args=[_ms(ttl)])
-        else:
-            command = self._claim_head + _bulk(name.encode()) + _bulk(b"%d" % _ms(ttl))
-            seen = await self._batches.call(command, self._claim_script, (name,), (_ms(ttl),))
-        if seen == [b"claimed"]:
-            return CLAIMED
-        return _claim_result(seen)
+        ms = _ms(ttl)
+        for _ in range(_CLAIM_LOOKS):
+            # SET NX rather than SET NX GET (Redis 7.0+): a new message, nearly every claim,
+            # is then one command on every Redis; only a duplicate reads what it found.
+            if self._batches is None:
+                taken = await self._redis.set(name, _IN_PROGRESS, nx=True, px=ms)
+            else:
+                taken = await self._batches.call(
+                    _SET_NX_HEAD + _bulk(name.encode()) + _IN_PROGRESS_NX_PX + _bulk(b"%d" % ms))
+            if taken:
+                return CLAIMED
+            seen = await self._read_claim(name)
+            if seen is not None:
+                return seen
+        return IN_PROGRESS  # taken and dropped again each time: another worker is on it
 
     async def _complete(self, key: str, reply: CachedReply, ttl: float) -> None:
         name = self._claim_key(key)
-        args: list[Any] = [reply.body, reply.content_type, _ms(ttl)]
+        content_type = reply.content_type.encode()
+        value = b"%b%d:%b%b" % (_DONE, len(content_type), content_type, reply.body)
         if self._batches is None:
-            await self._complete_script(keys=[name], args=args)
+            await self._redis.set(name, value, px=_ms(ttl))
             return
-        command = (self._complete_head + _bulk(name.encode()) + _bulk(reply.body)
-                   + _bulk(reply.content_type.encode()) + _bulk(b"%d" % _ms(ttl)))
-        await self._batches.call(command, self._complete_script, (name,), args)
+        await self._batches.call(_SET_HEAD + _bulk(name.encode()) + _bulk(value) + _PX + _bulk(b"%d" % _ms(ttl)))
 
     async def _release(self, key: str) -> None:
         name = self._claim_key(key)
@@ -548,12 +543,28 @@ class RedisStore(Store):
         await self._batches.call(self._release_head + _bulk(name.encode()), self._release_script, (name,))
 
     async def _peek_claim(self, key: str) -> ClaimResult | None:
-        name = self._claim_key(key)
-        if self._batches is None:
-            seen = await self._redis.hmget(name, ["state", "body", "type"])
-        else:
-            seen = await self._batches.call(_command(b"HMGET", name.encode(), b"state", b"body", b"type"))
-        return None if seen[0] is None else _claim_result(seen)
+        return await self._read_claim(self._claim_key(key))
+
+    async def _read_claim(self, name: str) -> ClaimResult | None:
+        try:
+            if self._batches is None:
+                value = await self._redis.get(name)
+            else:
+                value = await self._batches.call(_command(b"GET", name.encode()))
+        except ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                raise
+            # A hash: the claim of a version before claims were strings (a rolling upgrade).
+            if self._batches is None:
+                fields = await self._redis.hmget(name, ["state", "body", "type"])
+            else:
+                fields = await self._batches.call(_command(b"HMGET", name.encode(), b"state", b"body", b"type"))
+            if fields[0] is None:
+                return None
+            if fields[0] != _DONE:
+                return IN_PROGRESS
+            return ClaimResult(ClaimState.DONE, CachedReply(bytes(fields[1]), bytes(fields[2]).decode()))
+        return None if value is None else _claim_result(bytes(value))
 
     def _claim_key(self, key: str) -> str:
         return f"{self.prefix}claim:{key}"
@@ -995,6 +1006,13 @@ def _command(*parts: bytes) -> bytes:
     return b"*%d\r\n" % len(parts) + b"".join([_bulk(part) for part in parts])
 
 
+# SET <name> p NX PX <ms> and SET <name> <value> PX <ms>, packed but for the name, value and ms.
+_SET_NX_HEAD = b"*6\r\n" + _bulk(b"SET")
+_IN_PROGRESS_NX_PX = _bulk(_IN_PROGRESS) + _bulk(b"NX") + _bulk(b"PX")
+_SET_HEAD = b"*5\r\n" + _bulk(b"SET")
+_PX = _bulk(b"PX")
+
+
 def _evalsha_head(script: AsyncScript, args: int) -> bytes:
     """``EVALSHA <sha> 1`` packed, for a script of one key and ``args`` arguments."""
     return b"*%d\r\n" % (4 + args) + _bulk(b"EVALSHA") + _bulk(script.sha.encode()) + _bulk(b"1")
@@ -1082,10 +1100,15 @@ def _age(item: OutboxItem | DeadLetter) -> tuple[int, ...]:
     return tuple(int(part) for part in entry.split("-"))
 
 
-def _claim_result(seen: list[Any]) -> ClaimResult:
-    if seen[0] != b"d":
+def _claim_result(value: bytes) -> ClaimResult:
+    """A claim's state from its value (see the module docstring)."""
+    if not value.startswith(_DONE):
         return IN_PROGRESS
-    return ClaimResult(ClaimState.DONE, CachedReply(bytes(seen[1]), bytes(seen[2]).decode()))
+    colon = value.find(b":", 1)
+    if colon < 0 or not value[1:colon].isdigit():
+        raise StoreError(f"a claim's value in Redis is not one this store wrote: {value[:40]!r}")
+    end = colon + 1 + int(value[1:colon])
+    return ClaimResult(ClaimState.DONE, CachedReply(value[end:], value[colon + 1:end].decode()))
 
 
 def _outbox_item(id: str, fields: list[bytes], attempts: int) -> OutboxItem:
