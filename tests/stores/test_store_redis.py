@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -132,7 +133,8 @@ def test_calls_made_while_a_batch_is_on_the_wire_leave_together_and_each_still_a
             # Calls made while a batch waits for Redis go in the next one, in the order made.
             sent.clear()
             first = asyncio.ensure_future(store.claim("oa:c", 300))
-            await asyncio.sleep(0)  # the batch with the first claim is on its way
+            while not sent:  # the batch with the first claim is on its way
+                await asyncio.sleep(0)
             later = await asyncio.gather(
                 store.complete("oa:c", b"c", "text/plain", 300), store.claim("oa:c", 300),
                 store.remember_nonce("n1", 60), store.remember_nonce("n1", 60),
@@ -140,6 +142,51 @@ def test_calls_made_while_a_batch_is_on_the_wire_leave_together_and_each_still_a
             assert (await first).state.value == "claimed"
             assert later[1].state.value == "done" and later[2:] == [True, False]
             assert sent == [1, 4, 1]
+
+    asyncio.run(main())
+
+
+def test_calls_of_the_turns_that_follow_join_a_batch_while_each_adds_some(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
+            assert store._batches is not None
+            await store.claim("oa:warm-up", 300)  # connected
+            sent: list[int] = []
+            send = store._batches._send
+
+            async def counted(batch: list[redis_module._Call]) -> None:
+                sent.append(len(batch))
+                await send(batch)
+
+            store._batches._send = counted  # type: ignore[method-assign]
+            loop = asyncio.get_running_loop()
+            claims: list[asyncio.Future[Any]] = []
+
+            def arrive(left: int) -> None:  # one request's claim per turn, as sockets are read
+                claims.append(asyncio.ensure_future(store.claim(f"oa:turn-{left}", 300)))
+                if left > 1:
+                    loop.call_soon(arrive, left - 1)
+
+            arrive(5)
+            while len(claims) < 5:
+                await asyncio.sleep(0)
+            assert all(result.claimed for result in await asyncio.gather(*claims))
+            assert sent == [5]  # one batch, where each turn sent its own before
+
+            # A lone call leaves after one quiet turn: the only timer is the batch's time limit.
+            sent.clear()
+            timers: list[float] = []
+            call_at = loop.call_at
+
+            def recorded(when: float, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+                timers.append(when - loop.time())
+                return call_at(when, *args, **kwargs)
+
+            monkeypatch.setattr(loop, "call_at", recorded)
+            assert (await store.claim("oa:alone", 300)).claimed
+            assert sent == [1] and timers and min(timers) > 1.0
 
     asyncio.run(main())
 

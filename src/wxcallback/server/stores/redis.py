@@ -21,8 +21,8 @@ slot space, hence over the masters. On a single Redis there is one shard with un
 On a single Redis the calls a request makes (nonces, claims, replies, releases, a waiting
 retry's look, robot streams, outbox enqueues, acks and nacks, leases, request queues, named
 values) go over one connection of their own, in batches: the calls made while the previous
-batch is on the wire leave together, as one write, and their replies are read in order (see
-:class:`_Batches`). Each command still runs alone and atomically on the server, only the round
+batch is on the wire, or in the turns of the loop that keep adding some, leave together, as one
+write, and their replies are read in order (see :class:`_Batches`). Each command still runs alone and atomically on the server, only the round
 trips and the client's work are shared. The delivery worker's claim_batch, the dead letters,
 depth, health and the start-up check use redis-py's client as they are; so does every call on
 a cluster, each on its own.
@@ -850,6 +850,8 @@ _Call = tuple[bytes, Union[AsyncScript, None], Sequence[str], Sequence[Any], asy
 
 # A batch's time limit when the URL and the redis-py version set no socket_timeout.
 _BATCH_TIMEOUT = 5.0
+# How long (seconds) a batch may keep waiting for the calls of requests still being read.
+_HOLD = 0.001
 
 
 class _Batches:
@@ -862,7 +864,9 @@ class _Batches:
     _command; the scripts' heads are packed once) and this sends what was queued: while one
     batch is on the wire, the calls made in the meantime queue up and leave together as the
     next batch, in one write, their replies read in order by redis-py's own connection and
-    parser (hiredis when installed). The busier the process, the larger the batches.
+    parser (hiredis when installed). A batch also waits while each turn of the loop adds to
+    it, up to _HOLD: a batch cost the worker more CPU than the calls in it. The busier the
+    process, the larger the batches.
 
     One batch at a time on one connection also keeps the calls in the order they were made: a
     reply written and then a retry's claim reach Redis in that order.
@@ -890,6 +894,14 @@ class _Batches:
         batch: list[_Call] = []
         try:
             while self._queued:
+                # While each turn of the loop adds calls (it is reading more requests), wait
+                # for the next, at most _HOLD: fewer, fuller batches under load; a lone call
+                # waits one turn.
+                hold = time.monotonic() + _HOLD
+                seen = 0
+                while len(self._queued) > seen and time.monotonic() < hold:
+                    seen = len(self._queued)
+                    await asyncio.sleep(0)
                 batch, self._queued = self._queued, []
                 await self._send(batch)
         except BaseException as exc:  # cancelled (the loop or the store closes): nobody waits forever
