@@ -308,9 +308,10 @@ def test_a_claim_is_one_string_and_a_cached_reply_reads_back_exactly(
             assert done.done and done.reply == CachedReply(b"12:\x00body", "text/plain; q=1:2")
             assert await store._peek_claim("oa:s") == done
 
-            await store._redis.set(f"{redis_prefix}claim:oa:bad", b"dx:")
-            with pytest.raises(StoreError, match="not one this store wrote"):
-                await store.claim("oa:bad", 300)
+            for bad in (b"dx:", b"d:", b"d9:text", b"d2:\xff\xfe"):  # not digits, none, too long, not UTF-8
+                await store._redis.set(f"{redis_prefix}claim:oa:bad", bad)
+                with pytest.raises(StoreError, match="not one this store wrote"):
+                    await store.claim("oa:bad", 300)
 
     asyncio.run(main())
 

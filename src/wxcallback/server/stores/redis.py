@@ -4,12 +4,13 @@ Single-key operations use Redis's own atomic commands where one does the whole s
 PX`` takes a claim, ``SET PX`` caches its reply) or a Lua script on that one key (nonces,
 releases, stream compare-and-set). A claim is one string: ``p`` while its handler runs, then
 ``d<length of the content type>:<content type><body>``. Under load a script call cost Redis
-~11.6 µs of CPU against ~1.5 µs for a ``SET``, and one Redis serves every host. The outbox is a Redis stream
-read through one consumer group: an entry handed to a consumer stays in the group's pending
-list until it is acked, and a sorted set records when each handed-out entry may be claimed
-again (the end of its visibility timeout, or the retry time of a nack). Keeping that time per
-entry, rather than XAUTOCLAIM's idle time, lets the consumer that takes an entry choose its
-timeout and keeps nacked entries out of reach until their retry time.
+~11.6 µs of CPU against ~1.5 µs for a ``SET``, and one Redis serves every host.
+
+The outbox is a Redis stream read through one consumer group: an entry handed to a consumer
+stays in the group's pending list until it is acked, and a sorted set records when each
+handed-out entry may be claimed again (the end of its visibility timeout, or the retry time of a
+nack). Keeping that time per entry, rather than XAUTOCLAIM's idle time, lets the consumer that
+takes an entry choose its timeout and keeps nacked entries out of reach until their retry time.
 
 Redis Cluster: a script may only touch keys of one hash slot, and every outbox script touches
 the stream, its sorted set, its attempts hash and idempotency keys. The outbox is therefore
@@ -22,10 +23,10 @@ On a single Redis the calls a request makes (nonces, claims, replies, releases, 
 retry's look, robot streams, outbox enqueues, acks and nacks, leases, request queues, named
 values) go over one connection of their own, in batches: the calls made while the previous
 batch is on the wire, or in the turns of the loop that keep adding some, leave together, as one
-write, and their replies are read in order (see :class:`_Batches`). Each command still runs alone and atomically on the server, only the round
-trips and the client's work are shared. The delivery worker's claim_batch, the dead letters,
-depth, health and the start-up check use redis-py's client as they are; so does every call on
-a cluster, each on its own.
+write, and their replies are read in order (see :class:`_Batches`). Each command still runs
+alone and atomically on the server, only the round trips and the client's work are shared.
+The delivery worker's claim_batch, the dead letters, depth, health and the start-up check use
+redis-py's client as they are; so does every call on a cluster, each on its own.
 
 Every key starts with ``prefix``, so several deployments (or test runs) can share one Redis
 and clean up with ``SCAN MATCH prefix*``.
@@ -1117,10 +1118,14 @@ def _claim_result(value: bytes) -> ClaimResult:
     if not value.startswith(_DONE):
         return IN_PROGRESS
     colon = value.find(b":", 1)
-    if colon < 0 or not value[1:colon].isdigit():
-        raise StoreError(f"a claim's value in Redis is not one this store wrote: {value[:40]!r}")
-    end = colon + 1 + int(value[1:colon])
-    return ClaimResult(ClaimState.DONE, CachedReply(value[end:], value[colon + 1:end].decode()))
+    if colon > 1 and value[1:colon].isdigit():
+        end = colon + 1 + int(value[1:colon])
+        if end <= len(value):
+            try:
+                return ClaimResult(ClaimState.DONE, CachedReply(value[end:], value[colon + 1:end].decode()))
+            except UnicodeDecodeError:
+                pass
+    raise StoreError(f"a claim's value in Redis is not one this store wrote: {value[:40]!r}")
 
 
 def _outbox_item(id: str, fields: list[bytes], attempts: int) -> OutboxItem:

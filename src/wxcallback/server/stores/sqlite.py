@@ -6,13 +6,14 @@ file the write lock is taken once per batch rather than once per operation. A ba
 the first operation of a turn of the loop and is committed at the first later turn that added
 nothing, or ``_HOLD`` after it started: while the loop is reading more requests their claims
 join (with two workers on one file a commit costs ~100-200 µs of CPU: the page cache starting
-over, the WAL frames, the checkpoint's share), and a lone request waits one turn, no timer. In WAL mode with ``synchronous=NORMAL`` such
-a commit only writes to the WAL (no fsync: losing the last second of nonces on power loss is
-harmless), so it takes microseconds; the loop never waits for the lock: if another process (or
-this store's thread) holds it, the batch is tried again a millisecond later, joined by the
-operations made meanwhile. Everything that may wait on the disk runs on one background thread
-instead: opening the file, checking it is still the one at the path, purging, and the outbox,
-which commits with ``synchronous=FULL`` because an acknowledged enqueue must survive a crash.
+over, the WAL frames, the checkpoint's share), and a lone request waits one turn, no timer. In
+WAL mode with ``synchronous=NORMAL`` such a commit only writes to the WAL (no fsync: losing the
+last second of nonces on power loss is harmless), so it takes microseconds; the loop never waits
+for the lock: if another process (or this store's thread) holds it, the batch is tried again a
+millisecond later, joined by the operations made meanwhile. Everything that may wait on the disk
+runs on one background thread instead: opening the file, checking it is still the one at the
+path, purging, and the outbox, which commits with ``synchronous=FULL`` because an acknowledged
+enqueue must survive a crash.
 
 Handing every batch to that thread cost ~57 µs of CPU per batch plus ~22 µs per operation, and
 made the tail latency: a thread that wants the GIL back from a busy loop thread waits out the
