@@ -248,7 +248,8 @@ class SQLiteStore(Store):
         return await future
 
     def _flush(self, loop: asyncio.AbstractEventLoop, deadline: float, hold: float = 0.0, seen: int = 0) -> None:
-        """Commit this loop's batch here and now, or try again shortly if the lock is taken."""
+        """Commit this loop's batch once a turn added nothing to it (``seen``: its size at the
+        last look) or ``hold`` has passed, or try again shortly if the lock is taken."""
         batch = self._batches[loop]
         if len(batch) > seen and time.monotonic() < hold:
             # Group commit: the batch grew in the last turn of the loop, so more requests are
