@@ -149,6 +149,8 @@ def test_calls_made_while_a_batch_is_on_the_wire_leave_together_and_each_still_a
 def test_calls_of_the_turns_that_follow_join_a_batch_while_each_adds_some(
     redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(redis_module, "_HOLD", 60.0)  # only the quiet turn ends the batch, however slow the machine
+
     async def main() -> None:
         async with RedisStore.from_url(redis_url, prefix=redis_prefix) as store:
             assert store._batches is not None

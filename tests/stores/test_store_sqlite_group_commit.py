@@ -271,6 +271,10 @@ def _counting_commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_operations_of_the_turns_that_follow_join_a_batch_while_it_grows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from wxcallback.server.stores import sqlite as module
+
+    monkeypatch.setattr(module, "_HOLD", 60.0)  # only the quiet turn ends the batch, however slow the machine
+
     async def main() -> None:
         store = SQLiteStore(tmp_path / "state.db")
         await store.start()
