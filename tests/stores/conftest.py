@@ -13,7 +13,24 @@ from pathlib import Path
 
 import pytest
 
-from wxcallback.server.stores import MemoryStore, SQLiteStore, Store
+from wxcallback.server.stores import ClaimResult, MemoryStore, SQLiteStore, Store
+
+
+async def claims_one_per_turn(claim: Callable[[str], Awaitable[ClaimResult]], count: int) -> list[ClaimResult]:
+    """``count`` claims made one per turn of the loop, as a worker reads one request per turn."""
+    loop = asyncio.get_running_loop()
+    made: list[asyncio.Future[ClaimResult]] = []
+
+    def arrive() -> None:
+        made.append(asyncio.ensure_future(claim(f"turn-{len(made)}")))
+        if len(made) < count:
+            loop.call_soon(arrive)
+
+    arrive()
+    while len(made) < count:
+        await asyncio.sleep(0)
+    return list(await asyncio.gather(*made))
+
 
 class FakeClock:
     """A clock the test moves by hand, so expiry is tested without sleeping."""

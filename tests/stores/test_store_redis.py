@@ -13,6 +13,7 @@ from wxcallback.server.stores import redis as redis_module
 from wxcallback.server.stores.redis import RedisStore
 
 from tests.conftest import free_port
+from tests.stores.conftest import claims_one_per_turn
 
 
 def test_two_store_objects_racing_for_one_claim_have_exactly_one_winner(
@@ -163,23 +164,14 @@ def test_calls_of_the_turns_that_follow_join_a_batch_while_each_adds_some(
                 await send(batch)
 
             store._batches._send = counted  # type: ignore[method-assign]
-            loop = asyncio.get_running_loop()
-            claims: list[asyncio.Future[Any]] = []
-
-            def arrive(left: int) -> None:  # one request's claim per turn, as sockets are read
-                claims.append(asyncio.ensure_future(store.claim(f"oa:turn-{left}", 300)))
-                if left > 1:
-                    loop.call_soon(arrive, left - 1)
-
-            arrive(5)
-            while len(claims) < 5:
-                await asyncio.sleep(0)
-            assert all(result.claimed for result in await asyncio.gather(*claims))
+            claims = await claims_one_per_turn(lambda key: store.claim(f"oa:{key}", 300), 5)
+            assert all(result.claimed for result in claims)
             assert sent == [5]  # one batch, where each turn sent its own before
 
             # A lone call leaves after one quiet turn: the only timer is the batch's time limit.
             sent.clear()
             timers: list[float] = []
+            loop = asyncio.get_running_loop()
             call_at = loop.call_at
 
             def recorded(when: float, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:

@@ -11,6 +11,8 @@ import pytest
 
 from wxcallback.server.stores import ClaimState, SQLiteStore
 
+from tests.stores.conftest import claims_one_per_turn
+
 
 def test_concurrent_claims_are_batched_and_exactly_one_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from wxcallback.server.stores import sqlite as module
@@ -253,6 +255,14 @@ def test_an_in_memory_store_hands_nothing_to_its_thread_after_opening(monkeypatc
     asyncio.run(main())
 
 
+async def _opened(tmp_path: Path) -> SQLiteStore:
+    """A store with its file open and its schema made, so a test's first batch is on the loop."""
+    store = SQLiteStore(tmp_path / "state.db")
+    await store.start()
+    await store.claim("warm-up", 60)
+    return store
+
+
 def _counting_commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every batch committed on the loop thread, in order."""
     from wxcallback.server.stores import sqlite as module
@@ -276,22 +286,10 @@ def test_operations_of_the_turns_that_follow_join_a_batch_while_it_grows(
     monkeypatch.setattr(module, "_HOLD", 60.0)  # only the quiet turn ends the batch, however slow the machine
 
     async def main() -> None:
-        store = SQLiteStore(tmp_path / "state.db")
-        await store.start()
-        await store.claim("warm-up", 60)
+        store = await _opened(tmp_path)
         sizes = _counting_commits(monkeypatch)
-        loop = asyncio.get_running_loop()
-        claims: list[asyncio.Future[Any]] = []
-
-        def arrive(left: int) -> None:  # one request's claim per turn, as sockets are read
-            claims.append(asyncio.ensure_future(store.claim(f"turn-{left}", 60)))
-            if left > 1:
-                loop.call_soon(arrive, left - 1)
-
-        arrive(5)
-        while len(claims) < 5:
-            await asyncio.sleep(0)
-        assert all(result.claimed for result in await asyncio.gather(*claims))
+        claims = await claims_one_per_turn(lambda key: store.claim(key, 60), 5)
+        assert all(result.claimed for result in claims)
         assert sizes == [5]  # one commit, where each turn made its own before
         await store.close()
 
@@ -302,9 +300,7 @@ def test_a_lone_operation_is_committed_at_the_next_quiet_turn_without_a_timer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def main() -> None:
-        store = SQLiteStore(tmp_path / "state.db")
-        await store.start()
-        await store.claim("warm-up", 60)
+        store = await _opened(tmp_path)
         sizes = _counting_commits(monkeypatch)
         loop = asyncio.get_running_loop()
         monkeypatch.setattr(loop, "call_later", None)  # no timer may be involved
@@ -325,9 +321,7 @@ def test_a_batch_that_keeps_growing_is_committed_once_the_hold_is_over(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def main() -> None:
-        store = SQLiteStore(tmp_path / "state.db")
-        await store.start()
-        await store.claim("warm-up", 60)
+        store = await _opened(tmp_path)
         sizes = _counting_commits(monkeypatch)
         loop = asyncio.get_running_loop()
         first = asyncio.ensure_future(store.claim("first", 60))
