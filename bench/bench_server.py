@@ -479,6 +479,15 @@ def _importable(name: str) -> bool:
     return True
 
 
+def aligned(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A Markdown table whose columns line up in a terminal too."""
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(head, widths)) + " |",
+             "|" + "|".join("-" * (width + 2) for width in widths) + "|"]
+    lines += ["| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def table(results: list[Result], skipped: list[tuple[Server, str]]) -> str:
     baseline = next((r.stats["rps"] for r in results if r.stats and r.server.name == "node+@wecom/crypto"), None)
     head = ("server", "store", "workers", "req/s", "p50 ms", "p99 ms", "server CPU µs/req", "errors (http/socket)",
@@ -497,11 +506,7 @@ def table(results: list[Result], skipped: list[tuple[Server, str]]) -> str:
                      f"{stats['status']}/{sockets}", ratio))
     for server, reason in skipped:
         rows.append((server.name, server.store, "-", "-", "-", "-", "-", "-", f"skipped: {reason}"[:60]))
-    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-    lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(head, widths)) + " |",
-             "|" + "|".join("-" * (width + 2) for width in widths) + "|"]
-    lines += ["| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |" for row in rows]
-    return "\n".join(lines)
+    return aligned(head, rows)
 
 
 def split(results: list[Result]) -> str:
@@ -546,11 +551,7 @@ def medians(rounds: list[list[Result]]) -> str:
                      f"{statistics.median(m['cpu_us'] for m in measured):.0f}",
                      f"{statistics.median(shares):.2f}x" if shares else "-",
                      f"{min(shares):.2f}-{max(shares):.2f}x" if shares else "-"))
-    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-    lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(head, widths)) + " |",
-             "|" + "|".join("-" * (width + 2) for width in widths) + "|"]
-    lines += ["| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |" for row in rows]
-    return "\n".join(lines)
+    return aligned(head, rows)
 
 
 def verdict(rounds: list[list[Result]]) -> list[str]:
@@ -596,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", action="store_true",
                         help="then print bench_stages.py's µs per stage of one request, per store")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if "ours" in args.servers:
         args.servers = [name for name in args.servers if name != "ours"] + ["wxcallback"]
     if shutil.which("wrk") is None:
