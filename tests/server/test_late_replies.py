@@ -97,9 +97,13 @@ def test_a_late_text_reply_arrives_through_each_platforms_api() -> None:
     async def scenario(server: CallbackServer, fake: FakePlatformAPI, store: Store) -> None:
         oa_side, wecom_side = Platform("official-account", "/oa"), Platform("wecom-app", "/wecom")
         robot_side = Platform("wecom-robot", "/robot", receive_id="")
-        answers = [await post(server, oa_side, oa_text("hello", user="oUSER1")),
-                   await post(server, wecom_side, wecom_text("hi")),
-                   await post(server, robot_side, robot_text("hey", fake.response_url(), "m-late-1"))]
+        # At once: one after another, the third answer (three 0.1 s deadlines) raced the first
+        # late reply (0.3 s of thinking) on a slow machine.
+        answers = list(await asyncio.gather(
+            post(server, oa_side, oa_text("hello", user="oUSER1")),
+            post(server, wecom_side, wecom_text("hi")),
+            post(server, robot_side, robot_text("hey", fake.response_url(), "m-late-1")),
+        ))
         # In time, the platform got "no reply": success for the OA, an empty body for WeCom.
         assert answers == [(200, b"success"), (200, b""), (200, b"")]
         assert fake.received == []
