@@ -3,13 +3,21 @@
 #   make test   the whole test suite (type check included): installs the test toolchain
 # Both create .venv and install the project into it on first use.
 
-PYTHON ?= python3
+# The interpreter for .venv: the distribution's python3 when it is 3.10 or newer and can make a
+# venv, else the first python3 on PATH; `make PYTHON=...` picks another. Debian, Ubuntu and
+# Fedora build CPython with profile-guided and link-time optimisation; pyenv and a plain
+# ./configure do not unless asked (PYTHON_CONFIGURE_OPTS="--enable-optimizations --with-lto"),
+# and on such a build the server needed a quarter more CPU per request (docs/deployment.md).
+SYSTEM_PYTHON ?= /usr/bin/python3
+PYTHON ?= $(shell $(SYSTEM_PYTHON) -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 10))' \
+	>/dev/null 2>&1 && echo $(SYSTEM_PYTHON) || echo python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean python
 
 $(BIN)/python:
+	@echo "creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version 2>&1))"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
@@ -47,3 +55,7 @@ bench: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .hypothesis
+
+# The interpreter a new .venv is made with (see PYTHON above).
+python:
+	@echo $(PYTHON)

@@ -30,3 +30,24 @@ def test_the_run_install_needs_neither_atheris_nor_the_test_toolchain(tmp_path: 
                             "--check"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stderr
     assert "configuration OK: 3 channel(s)" in check.stdout
+
+
+def _chosen_python(**variables: str) -> str:
+    env = {name: value for name, value in os.environ.items() if name != "PYTHON"}
+    result = subprocess.run(["make", "--no-print-directory", "python", *(f"{k}={v}" for k, v in variables.items())],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
+    return result.stdout.strip()
+
+
+def test_the_venv_is_made_with_the_distributions_python_when_it_can_make_one(tmp_path: Path) -> None:
+    # An interpreter that can make a venv and is new enough is taken as the system's python3.
+    assert _chosen_python(SYSTEM_PYTHON=sys.executable) == sys.executable
+    # None there: the first python3 on PATH.
+    assert _chosen_python(SYSTEM_PYTHON=str(tmp_path / "missing")) == "python3"
+    # One too old (or without venv / ensurepip, as Debian's before python3-venv): PATH's as well.
+    old = tmp_path / "python3"
+    old.write_text(f"#!/bin/sh\nexec {sys.executable} -c 'import sys; sys.exit(1)'\n")
+    old.chmod(0o755)
+    assert _chosen_python(SYSTEM_PYTHON=str(old)) == "python3"
+    # An explicit choice wins.
+    assert _chosen_python(PYTHON="python3.99") == "python3.99"
