@@ -9,8 +9,10 @@
 # ./configure do not unless asked (PYTHON_CONFIGURE_OPTS="--enable-optimizations --with-lto"),
 # and on such a build the server needed a quarter more CPU per request (docs/deployment.md).
 SYSTEM_PYTHON ?= /usr/bin/python3
-PYTHON ?= $(shell $(SYSTEM_PYTHON) -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 10))' \
+ifndef PYTHON
+PYTHON := $(shell $(SYSTEM_PYTHON) -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 10))' \
 	>/dev/null 2>&1 && echo $(SYSTEM_PYTHON) || echo python3)
+endif
 VENV ?= .venv
 BIN := $(VENV)/bin
 
