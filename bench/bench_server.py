@@ -479,7 +479,7 @@ def interpreter() -> str:
     Its build moves every Python row: the same code needed a quarter more CPU per request on
     a build without profile-guided and link-time optimisation (docs/deployment.md)."""
     base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
-    # A distribution's build says nothing of its PGO in CONFIG_ARGS: only the path tells there.
+    # Debian's PGO build does not show in CONFIG_ARGS (those are its shared build's): the path tells it.
     optimized = "--enable-optimizations" in str(sysconfig.get_config_var("CONFIG_ARGS") or "")
     return f"{base}, built with --enable-optimizations" if optimized else str(base)
 

@@ -44,10 +44,12 @@ def test_the_venv_is_made_with_the_distributions_python_when_it_can_make_one(tmp
     assert _chosen_python(SYSTEM_PYTHON=sys.executable) == sys.executable
     # None there: the first python3 on PATH.
     assert _chosen_python(SYSTEM_PYTHON=str(tmp_path / "missing")) == "python3"
-    # One too old (or without venv / ensurepip, as Debian's before python3-venv): PATH's as well.
-    old = tmp_path / "python3"
-    old.write_text(f"#!/bin/sh\nexec {sys.executable} -c 'import sys; sys.exit(1)'\n")
-    old.chmod(0o755)
-    assert _chosen_python(SYSTEM_PYTHON=str(old)) == "python3"
+    # One too old, or one without ensurepip (Debian's before python3-venv): PATH's as well. Each
+    # is this interpreter running the Makefile's probe ("-c", code) with one thing taken away.
+    for name, change in (("old", "sys.version_info = (3, 9, 18)"), ("bare", "sys.modules['ensurepip'] = None")):
+        stub = tmp_path / name
+        stub.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"import sys; {change}; exec(sys.argv[1])\" \"$2\"\n")
+        stub.chmod(0o755)
+        assert _chosen_python(SYSTEM_PYTHON=str(stub)) == "python3", name
     # An explicit choice wins.
     assert _chosen_python(PYTHON="python3.99") == "python3.99"
