@@ -27,7 +27,7 @@ from wxcallback.server.access_token import Fetched, TokenError
 from wxcallback.server.config import ConfigError, parse_config
 from wxcallback.server.runtime import CallbackServer
 from wxcallback.server.stores import MemoryStore, Store
-from wxcallback.server.third_party import ComponentCredential, SuiteCredential, TenantCredential
+from wxcallback.server.third_party import ComponentCredential, SuiteCredential, TenantCredential, ThirdParties
 from wxcallback.simulator.platform_api import FakePlatformAPI
 
 COMPONENT_SECRET = "component-secret-never-logged"
@@ -64,6 +64,15 @@ def run(scenario: Scenario) -> None:
                 await store.close()
 
     asyncio.run(main())
+
+
+async def until_kept(third_parties: ThirdParties, channel: str, tenant: str, timeout: float = 5.0) -> None:
+    """Until ``tenant``'s grant (its permanent code and AgentID) is in the store."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while await third_parties.agent_id(channel, tenant) is None:
+        assert loop.time() < deadline, "the grant was not kept"
+        await asyncio.sleep(0.02)
 
 
 async def notice(server: CallbackServer, info_type: str, extra: str) -> bytes:
@@ -280,6 +289,8 @@ def test_a_proactive_send_goes_out_as_the_named_tenant_and_needs_one() -> None:
         await instruction(server, "create_auth", f"<AuthCode>{fake.install(SUITE, CORP_A, agent_id=5)}</AuthCode>")
         await until(lambda: fake.calls["permanent_code"] == 1)
         sender = await server.reply_sender()
+        # The API has answered; the grant is kept just after (a send before it is only queued).
+        await until_kept(sender.third_parties, "suite", CORP_A)
         result = await sender.send("suite", "lisi", TextReply("your report"), tenant=CORP_A)
         assert result.sent, result.detail
         assert (fake.received[0].account, fake.received[0].body["agentid"]) == (CORP_A, 5)
