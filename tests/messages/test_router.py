@@ -235,3 +235,45 @@ def test_streaming_is_only_for_robot_user_messages() -> None:
 
     with pytest.raises(ReplyNotAllowedError, match="stream of text"):
         router.dispatch_sync(oa_text("x"))
+
+
+def test_begin_dispatch_answers_a_plain_function_at_once_and_hands_anything_else_over() -> None:
+    calls: list[str] = []
+    router = Router(sync_in_thread=False)
+
+    @router.text
+    def plain(message: Message) -> str:
+        calls.append(message.content)
+        return f"echo: {message.content}"
+
+    begun = router.begin_dispatch(oa_text("hi"))
+    assert isinstance(begun, TextReply) and begun.content == "echo: hi"
+    assert calls == ["hi"]  # called here, before anything was awaited
+    assert Router().begin_dispatch(oa_text("no handler")) is None
+
+    threaded = Router()  # sync_in_thread: the function runs in a thread, so a coroutine to await
+    threaded.text(plain)
+    waiting = Router(sync_in_thread=False)
+
+    @waiting.text
+    async def later(message: Message) -> str:
+        return "async"
+
+    async def awaitable(message: Message) -> str:
+        return "awaited"
+
+    returns_awaitable = Router(sync_in_thread=False)
+    returns_awaitable.text(lambda message: awaitable(message))
+
+    async def main() -> list[str]:
+        texts = []
+        for router_, expected_calls in ((threaded, 2), (waiting, 2), (returns_awaitable, 2)):
+            begun = router_.begin_dispatch(oa_text("hi"))
+            assert asyncio.iscoroutine(begun)
+            reply = await begun
+            assert isinstance(reply, TextReply)
+            texts.append(reply.content)
+            assert len(calls) == expected_calls
+        return texts
+
+    assert asyncio.run(main()) == ["echo: hi", "async", "awaited"]

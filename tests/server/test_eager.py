@@ -262,3 +262,26 @@ def test_an_async_handler_runs_in_a_task_of_its_own_so_its_timeouts_and_scopes_h
         assert asyncio.current_task() is request_task and not request_task.cancelling()
 
     asyncio.run(main())
+
+
+def test_a_synchronous_handler_that_returns_an_awaitable_still_has_its_deadline() -> None:
+    router = Router(sync_in_thread=False)
+
+    async def slowly(message: Any) -> str:
+        await asyncio.sleep(0.3)
+        return "awaited answer"
+
+    router.fallback(lambda message: slowly(message))  # a plain function, returning a coroutine
+
+    async def main() -> None:
+        store = MemoryStore()
+        dispatcher = Dispatcher(store, StreamDriver(store))
+        channel = _channel(router, deadline=0.05)
+        message = _message("await me")
+        dispatched = await dispatcher.dispatch(channel, message)
+        assert dispatched.outcome == "late"
+        await dispatcher.drain(2.0)
+        retry = await dispatcher.dispatch(channel, message)
+        assert retry.answer is not None and "awaited answer" in retry.answer.text
+
+    asyncio.run(main())

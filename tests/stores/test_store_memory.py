@@ -169,3 +169,42 @@ def test_a_reply_cached_late_counts_from_when_it_was_cached() -> None:
         assert (await store.claim("fast-0", 300)).claimed  # the oldest went, not the late one
 
     run(MemoryStore(clock=clock, max_entries=10), scenario)
+
+
+def test_claim_now_and_complete_now_are_claim_and_complete_done_before_they_return() -> None:
+    async def scenario(store: MemoryStore) -> None:
+        assert store.claim_now("k", 300).claimed
+        assert (await store.claim("k", 300)).in_progress  # the same claim the async call sees
+        assert store.claim_now("k", 300).in_progress
+        store.complete_now("k", bytearray(b"reply"), "text/plain", 300)  # type: ignore[arg-type]
+        done = store.claim_now("k", 300)
+        assert done.done and done.reply is not None and (done.reply.body, done.reply.content_type) == (
+            b"reply", "text/plain")
+        assert type(done.reply.body) is bytes
+        assert (await store.claim("k", 300)).reply == done.reply
+        await store.complete("async", b"a", "text/plain", 300)
+        assert store.claim_now("async", 300).done
+        for bad in (lambda: store.claim_now("", 300), lambda: store.claim_now("k", 0),
+                    lambda: store.complete_now("k", "text", "text/plain", 300),  # type: ignore[arg-type]
+                    lambda: store.complete_now("k", b"r", None, 300),  # type: ignore[arg-type]
+                    lambda: store.complete_now("k", b"r", "text/plain", -1)):
+            with pytest.raises(StoreError):
+                bad()
+        assert store.claim_now("k", 300).reply == done.reply  # a refused call changed nothing
+
+    run(MemoryStore(), scenario)
+
+
+def test_claim_now_keeps_the_bounds_and_refuses_once_closed() -> None:
+    async def scenario(store: MemoryStore) -> None:
+        for n in range(3):
+            assert store.claim_now(f"running-{n}", 300).claimed
+        with pytest.raises(StoreFullError):
+            store.claim_now("one-too-many", 300)
+
+    store = MemoryStore(max_entries=3)
+    run(store, scenario)
+    with pytest.raises(StoreError, match="closed"):
+        store.claim_now("after", 300)
+    with pytest.raises(StoreError, match="closed"):
+        store.complete_now("after", b"r", "text/plain", 300)

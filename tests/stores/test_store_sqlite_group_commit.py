@@ -89,7 +89,8 @@ def _claim_all(path: str, keys: list[str], start: Any, results: Any) -> None:
 
     async def main() -> None:
         async with SQLiteStore(path) as store:
-            assert await store.healthy()
+            health = await store.health()
+            assert health.ok, health.reason
             start.wait()
             won: list[str] = []
             for at in range(0, len(keys), 25):  # batches of concurrent claims, as under load

@@ -25,7 +25,7 @@ import contextvars
 import inspect
 import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, overload
 
@@ -406,12 +406,25 @@ class Router:
             result = await result
         return self.to_reply(result, message)
 
-    def runs_in_place(self, message: Message) -> bool:
-        """Whether ``dispatch(message)`` calls its handler right here, on the loop: no handler
-        matches, or a plain function matches and ``sync_in_thread`` is off. Such a dispatch waits
-        for nothing unless the function returns an awaitable."""
+    def begin_dispatch(
+        self, message: Message
+    ) -> Reply | StreamingReply | None | Coroutine[Any, Any, Reply | StreamingReply | None]:
+        """``dispatch(message)`` begun here: its result at once when no handler matches, or a
+        plain function matches and ``sync_in_thread`` is off (the function is called now, on
+        the loop); else a coroutine that finishes it (an async handler, a function run in a
+        thread, a function that returned an awaitable), for the caller to run as a task."""
         handler = self.find_handler(message)
-        return handler is None or (not self.sync_in_thread and not self._is_async(handler))
+        if handler is None:
+            return None
+        if self.sync_in_thread or self._is_async(handler):
+            return self.dispatch(message)
+        result = handler(message)
+        if not isinstance(result, (str, Reply)) and inspect.isawaitable(result):
+            return self._awaited(result, message)
+        return self.to_reply(result, message)
+
+    async def _awaited(self, result: Awaitable[Any], message: Message) -> Reply | StreamingReply:
+        return self.to_reply(await result, message)
 
     def _is_async(self, handler: Handler) -> bool:
         # the routes hold their handlers, so an id in the cache is the handler it was taken of

@@ -62,9 +62,11 @@ class CallbackApp:
             return None
         return path
 
-    def respond_now(self, method: str, path: str, query_string: bytes, body: bytes) -> asyncio.Future[CallbackResponse]:
-        """The answer to a callback whose whole body is here, run up to its first wait."""
-        return start_eagerly(self._respond(method, path, query_string, body))
+    def respond_now(self, method: str, path: str, query_string: bytes, body: bytes,
+                    loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Future[CallbackResponse]:
+        """The answer to a callback whose whole body is here, run up to its first wait (on ``loop``,
+        the running loop)."""
+        return start_eagerly(self._respond(method, path, query_string, body), loop)
 
     async def _respond(self, method: str, path: str, query_string: bytes, body: bytes) -> CallbackResponse:
         return (await self.server.respond(method, path, query_string, body, len(body))).response

@@ -384,7 +384,7 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         cycle: Any = self.cycle
         if type(cycle) is _DirectCycle:
-            answer: asyncio.Future[Any] = self._direct(cycle.method, cycle.path, cycle.query, cycle.body)
+            answer: asyncio.Future[Any] = self._direct(cycle.method, cycle.path, cycle.query, cycle.body, self.loop)
             if answer.done():
                 self._send_direct(cycle, answer)
             else:

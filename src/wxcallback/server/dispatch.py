@@ -44,7 +44,6 @@ from ..messages import (
     StreamRefresh,
     render_reply,
 )
-from .eager import start_eagerly
 from .forward import Forwarder, Parcel
 from .handlers import Dispatch
 from .reply_sender import ReplySender
@@ -133,9 +132,10 @@ class Dispatcher:
         # Sends late replies of channels with late_reply = "send"; a handler's current_sender().
         self._sender = sender
         self._late: set[asyncio.Future[Any]] = set()
-        # A memory store's calls never wait, so a reply's copy is made in place; a shared store's
-        # goes through a task, started with the other requests' calls of the same turn.
-        self._copy_in_place = isinstance(store, MemoryStore)
+        # A memory store's calls never wait: its claim and its reply's copy are made here, with
+        # no coroutine; a shared store's copy goes through a task, started with the other
+        # requests' calls of the same turn.
+        self._memory = store if isinstance(store, MemoryStore) else None
 
     async def dispatch(self, channel: Channel, message: Message, push: PushTransport | None = None, *,
                        tenant: str = "") -> Dispatched:
@@ -155,7 +155,8 @@ class Dispatcher:
             parcel = await channel.forwarder.persist(message, dedup_key)
         # The claim is a lease: an instance that dies holding it blocks retries only until
         # it runs out, then a retry takes the message over.
-        claim = await self._store.claim(key, channel.deadline + CLAIM_LEASE_MARGIN)
+        lease = channel.deadline + CLAIM_LEASE_MARGIN
+        claim = self._memory.claim_now(key, lease) if self._memory is not None else await self._store.claim(key, lease)
         if claim.state is ClaimState.DONE:
             assert claim.reply is not None
             return Dispatched(Answer.from_cache(claim.reply.body), "duplicate")
@@ -205,11 +206,16 @@ class Dispatcher:
         assert channel.handler is not None
         sender = self._sender
         bound = sender.bind() if sender is not None else None
-        try:  # the task copies the context (an in-place run uses it): the handler finds current_sender()
-            task = _start_handler(channel.handler, message)
+        try:  # a task copies the context, an in-place run uses it: the handler finds current_sender()
+            started = _start_handler(channel.handler, message)
+        except Exception as exc:  # a plain function, called here, raised
+            return self._handler_failed(channel, exc)
         finally:
             if bound is not None:
                 ReplySender.unbind(bound)
+        if not isinstance(started, asyncio.Future):
+            return started, "ok"
+        task = started
         try:
             if not await _finished_within(task, channel.deadline):
                 raise asyncio.TimeoutError
@@ -221,9 +227,12 @@ class Dispatcher:
             task.add_done_callback(lambda t: self._finish_late(t, channel, message, dedup_key, key, push))
             return None, "late"
         except Exception as exc:
-            _LOG.error(json.dumps({"channel": channel.name, "outcome": "handler_error",
-                                   "detail": f"{type(exc).__name__}: {str(exc)[:300]}"}), exc_info=exc)
-            return None, "handler_error"
+            return self._handler_failed(channel, exc)
+
+    def _handler_failed(self, channel: Channel, exc: Exception) -> tuple[None, str]:
+        _LOG.error(json.dumps({"channel": channel.name, "outcome": "handler_error",
+                               "detail": f"{type(exc).__name__}: {str(exc)[:300]}"}), exc_info=exc)
+        return None, "handler_error"
 
     def _finish_late(self, task: asyncio.Future[Any], channel: Channel, message: Message, dedup_key: str,
                      key: str, push: PushTransport | None) -> None:
@@ -281,14 +290,15 @@ class Dispatcher:
 
     def _cache_later(self, channel: Channel, key: str, answer: Answer) -> None:
         """Cache ``answer`` for retries in the background (drain() waits for it)."""
+        if self._memory is not None:  # nothing to wait for: no task
+            try:
+                self._memory.complete_now(key, answer.to_cache(), _CACHE_TYPE, channel.dedup_ttl)
+            except Exception as exc:
+                self._not_cached(exc, channel, key)
+            return
         copy = self._store.complete(key, answer.to_cache(), _CACHE_TYPE, channel.dedup_ttl)
-        if self._copy_in_place:  # nothing to wait for: no task
-            cached = start_eagerly(copy)
-            if cached.done():
-                self._cached(cached, channel, key)
-                return
-        else:  # at the loop's next turn, with the other requests' calls (SQLite's batch, Redis's pipeline)
-            cached = asyncio.get_running_loop().create_task(copy)  # ensure_future's checks: ~0.8 µs more
+        # at the loop's next turn, with the other requests' calls (SQLite's batch, Redis's pipeline)
+        cached = asyncio.get_running_loop().create_task(copy)  # ensure_future's checks: ~0.8 µs more
         self._late.add(cached)
         cached.add_done_callback(lambda done: self._cached(done, channel, key))
 
@@ -296,9 +306,12 @@ class Dispatcher:
         self._late.discard(done)
         exc = None if done.cancelled() else done.exception()
         if exc is not None:
-            # The claim stays in progress until its lease runs out; then a retry runs the handler again.
-            _LOG.error(json.dumps({"channel": channel.name, "outcome": "reply_not_cached", "dedup_key": key,
-                                   "detail": f"{type(exc).__name__}: {str(exc)[:300]}"}))
+            self._not_cached(exc, channel, key)
+
+    def _not_cached(self, exc: BaseException, channel: Channel, key: str) -> None:
+        # The claim stays in progress until its lease runs out; then a retry runs the handler again.
+        _LOG.error(json.dumps({"channel": channel.name, "outcome": "reply_not_cached", "dedup_key": key,
+                               "detail": f"{type(exc).__name__}: {str(exc)[:300]}"}))
 
     def _render(self, channel: Channel, message: Message, reply: Reply | None) -> Answer:
         """Render the reply once; a reply the platform would refuse becomes "no reply"."""
@@ -320,14 +333,17 @@ class Dispatcher:
         await self._streams.drain(timeout)
 
 
-def _start_handler(handler: Dispatch, message: Message) -> asyncio.Future[Reply | StreamingReply | None]:
-    """The handler's run: done at once, with no task or deadline timer, when its router calls a
-    plain function on the loop for this message (the demo echo); otherwise a task from the start,
-    so that what the handler does with its task (asyncio.timeout, a cancel scope) is its own."""
+def _start_handler(handler: Dispatch, message: Message
+                   ) -> Reply | StreamingReply | None | asyncio.Future[Reply | StreamingReply | None]:
+    """The handler's reply itself, with no task, future or deadline timer, when its router calls
+    a plain function on the loop for this message (the demo echo); otherwise a task from the
+    start, so that what the handler does with its task (asyncio.timeout, a cancel scope) is its own."""
     router = getattr(handler, "__self__", None)
-    if (isinstance(router, Router) and getattr(handler, "__func__", None) is Router.dispatch
-            and router.runs_in_place(message)):
-        return start_eagerly(handler(message))
+    if isinstance(router, Router) and getattr(handler, "__func__", None) is Router.dispatch:
+        begun = router.begin_dispatch(message)
+        if isinstance(begun, CoroutineType):
+            return asyncio.get_running_loop().create_task(begun)
+        return begun  # type: ignore[return-value]  # (a Coroutine that is no CoroutineType: none here)
     run = handler(message)
     if isinstance(run, CoroutineType):  # the usual: a task, without ensure_future's checks (~0.8 µs)
         return asyncio.get_running_loop().create_task(run)

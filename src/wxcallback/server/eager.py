@@ -1,16 +1,17 @@
 """Start a coroutine now, and give it a task only if it has to wait.
 
-A request's handler (the demo echo, most routers) and a memory store's calls finish
-without ever waiting; a task for each costs a turn of the event loop, a done callback
-and, for the handler, a deadline timer. ``start_eagerly`` runs the coroutine's first step
-in the caller, as Python 3.12's eager tasks do: one that finishes there is answered with a
-done future; one that waits is handed to a task at the point where it waits, and from then
-on behaves as ``asyncio.ensure_future(coro)`` would (cancellation included).
+A callback with the memory store and a handler its router calls on the loop (the demo
+echo, most routers) is answered without ever waiting; a task for it costs a turn of the
+event loop and a done callback. ``start_eagerly`` runs the coroutine's first step in the
+caller, as Python 3.12's eager tasks do: one that finishes there is answered with a done
+future; one that waits is handed to a task at the point where it waits, and from then on
+behaves as ``asyncio.ensure_future(coro)`` would (cancellation included).
 
 Only for a coroutine whose first step binds nothing to the task it runs in: what a first step
 enters (``asyncio.timeout``, an anyio cancel scope, anything keyed by ``current_task()``)
-would be left by another task. Here: store calls (their first step queues the call and waits on
-a future), an ASGI ``receive``, and a handler whose router calls a plain function on the loop.
+would be left by another task. Here: a callback's answer (``CallbackApp.respond_now``: the
+server's own steps up to a shared store's call or an async handler, which get tasks of their
+own) and an ASGI ``receive``.
 """
 
 from __future__ import annotations
@@ -25,16 +26,18 @@ __all__ = ["start_eagerly"]
 T = TypeVar("T")
 
 
-def start_eagerly(coro: Awaitable[T]) -> asyncio.Future[T]:
+def start_eagerly(coro: Awaitable[T], loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Future[T]:
     """Run ``coro`` up to its first wait; a done future if it finished, else a task for the rest.
 
     An exception raised before the first wait is in the returned future, as a task would
     hold it; BaseExceptions (KeyboardInterrupt, a cancellation) propagate at once. An
     awaitable that is not a coroutine (a future) is passed to ``ensure_future`` as is.
+    ``loop``: the running loop, when the caller has it (asking for it costs a getpid call).
     """
     if not isinstance(coro, CoroutineType):  # not the Coroutine ABC: its isinstance costs ~0.5 µs
         return asyncio.ensure_future(coro)
-    loop = asyncio.get_running_loop()
+    if loop is None:
+        loop = asyncio.get_running_loop()
     try:
         waiting_on = coro.send(None)
     except StopIteration as stop:

@@ -24,6 +24,7 @@ from typing import Any
 
 from .base import (
     CLAIMED,
+    DEFAULT_DEDUP_TTL,
     DEFAULT_OUTBOX_KEY_TTL,
     IN_PROGRESS,
     CachedReply,
@@ -37,6 +38,8 @@ from .base import (
     StoreFullError,
     StoreHealth,
     StreamState,
+    _check_key,
+    _check_seconds,
     _decode_stream,
     _encode_stream,
 )
@@ -232,12 +235,50 @@ class MemoryStore(Store):
         self._nonces[key] = (now + ttl, fingerprint)
         return None
 
-    async def _claim(self, key: str, ttl: float) -> ClaimResult:
-        seen = await self._peek_claim(key)
+    # claim and complete run once per new message: the server calls them without a coroutine
+    # (nothing here waits), the same checks and the same work as the Store methods.
+
+    def claim_now(self, key: str, ttl: float = DEFAULT_DEDUP_TTL) -> ClaimResult:
+        """:meth:`Store.claim`, done before it returns."""
+        _check_key(key)
+        _check_seconds(ttl, "ttl")
+        self._check_open()
+        return self._claim_here(key, ttl)
+
+    def complete_now(self, key: str, reply: bytes, content_type: str, ttl: float = DEFAULT_DEDUP_TTL) -> None:
+        """:meth:`Store.complete`, done before it returns."""
+        _check_key(key)
+        if type(reply) is not bytes:
+            if not isinstance(reply, (bytearray, memoryview)):
+                raise StoreError(f"reply must be bytes, not {type(reply).__name__}")
+            reply = bytes(reply)
+        if not isinstance(content_type, str):
+            raise StoreError(f"content_type must be a str, not {type(content_type).__name__}")
+        _check_seconds(ttl, "ttl")
+        self._check_open()
+        self._set_claim(key, (reply, content_type), self._now() + ttl)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self!r} is closed")
+
+    def _claim_here(self, key: str, ttl: float) -> ClaimResult:
+        now = self._now()
+        seen = self._peek_here(key, now)
         if seen is not None:
             return seen
-        self._set_claim(key, None, self._now() + ttl)
+        self._set_claim(key, None, now + ttl)
         return CLAIMED
+
+    def _peek_here(self, key: str, now: float) -> ClaimResult | None:
+        entry = self._claims.get(key)
+        if entry is None or entry[1] <= now:
+            return None
+        reply = entry[0]
+        return IN_PROGRESS if reply is None else ClaimResult(ClaimState.DONE, CachedReply(*reply))
+
+    async def _claim(self, key: str, ttl: float) -> ClaimResult:
+        return self._claim_here(key, ttl)
 
     async def _complete(self, key: str, reply: CachedReply, ttl: float) -> None:
         self._set_claim(key, (reply.body, reply.content_type), self._now() + ttl)
@@ -249,11 +290,7 @@ class MemoryStore(Store):
             self._bytes -= _claim_size(key, None)
 
     async def _peek_claim(self, key: str) -> ClaimResult | None:
-        entry = self._claims.get(key)
-        if entry is None or entry[1] <= self._now():
-            return None
-        reply = entry[0]
-        return IN_PROGRESS if reply is None else ClaimResult(ClaimState.DONE, CachedReply(*reply))
+        return self._peek_here(key, self._now())
 
     async def _put_stream(self, stream_id: str, encoded: str, ttl: float) -> None:
         self._set_stream(stream_id, encoded, self._now() + ttl)

@@ -360,7 +360,9 @@ class SQLiteStore(Store):
         return self._connection
 
     def _open(self, *, wal: bool) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=_STATEMENT_BUSY_TIMEOUT, isolation_level=None,
+        # Opening waits as long as a write may: processes starting at once take turns at the
+        # file (WAL recovery, the schema), and 50 ms was not always enough on a loaded machine.
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                              check_same_thread=False, factory=_Connection)
         db.lock_budget = self.busy_timeout
         try:
@@ -371,6 +373,7 @@ class SQLiteStore(Store):
             db.executescript(_SCHEMA)
             _add_columns(db)
             db.executescript(_INDEXES)
+            db.execute(f"PRAGMA busy_timeout = {int(_STATEMENT_BUSY_TIMEOUT * 1000)}")
         except BaseException:
             db.close()
             raise
