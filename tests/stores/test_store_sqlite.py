@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,8 @@ def _race(path: str, start: Barrier, results: Any) -> None:
 
     async def main() -> None:
         async with SQLiteStore(path) as store:
-            assert await store.healthy()  # the file is open before the race starts
+            health = await store.health()  # the file is open before the race starts
+            assert health.ok, health.reason
             start.wait()
             claim = await store.claim("oa:msg-1", 300)
             id = await store.enqueue("crm", b"payload", "oa:msg-1")
@@ -179,3 +183,44 @@ def test_a_file_made_before_later_columns_gets_them_and_keeps_its_rows(tmp_path:
     asyncio.run(main())
     columns = {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(nonces)")}
     assert "fingerprint" in columns
+
+
+@contextmanager
+def _held_exclusively(path: Path, seconds: float) -> Iterator[None]:
+    """Another connection holding ``path`` (a new file, rollback journal) for ``seconds``, so
+    that nobody may read or write it meanwhile."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE other (x)")
+    release = threading.Timer(seconds, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        yield
+    finally:
+        release.join()
+        holder.close()
+
+
+def test_opening_a_file_another_process_holds_waits_for_it_within_the_write_budget(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async def main() -> None:
+        async with SQLiteStore(str(path)) as store:
+            health = await store.health()
+            assert health.ok, health.reason
+            assert (await store.claim("oa:msg-1", 60)).claimed
+
+    with _held_exclusively(path, 0.3):  # as a second worker switching a new file to WAL does
+        asyncio.run(main())
+
+
+def test_opening_a_file_held_past_the_budget_is_reported_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async def main() -> None:
+        async with SQLiteStore(str(path), busy_timeout=0.2) as store:
+            health = await store.health()
+            assert not health.ok and "locked" in health.reason
+            with pytest.raises(StoreUnavailableError, match="locked"):
+                await store.claim("oa:msg-1", 60)
+
+    with _held_exclusively(path, 1.5):
+        asyncio.run(main())

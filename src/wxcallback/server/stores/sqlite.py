@@ -360,23 +360,7 @@ class SQLiteStore(Store):
         return self._connection
 
     def _open(self, *, wal: bool) -> sqlite3.Connection:
-        # Opening waits as long as a write may: processes starting at once take turns at the
-        # file (WAL recovery, the schema), and 50 ms was not always enough on a loaded machine.
-        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
-                             check_same_thread=False, factory=_Connection)
-        db.lock_budget = self.busy_timeout
-        try:
-            db.execute(f"PRAGMA journal_mode = {'WAL' if wal else 'DELETE'}")
-            db.execute("PRAGMA synchronous = NORMAL")
-            if wal and self.path != ":memory:":
-                db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job
-            db.executescript(_SCHEMA)
-            _add_columns(db)
-            db.executescript(_INDEXES)
-            db.execute(f"PRAGMA busy_timeout = {int(_STATEMENT_BUSY_TIMEOUT * 1000)}")
-        except BaseException:
-            db.close()
-            raise
+        db = _open_file(self.path, wal=wal, budget=self.busy_timeout)
         if self.path != ":memory:":
             self._identity = {suffix: _identity(self.path + suffix) for suffix in ("", "-wal", "-shm")}
             self._next_file_check = time.monotonic() + _FILE_CHECK_EVERY
@@ -832,6 +816,39 @@ class _Connection(sqlite3.Connection):
     """A connection that knows how long it may wait for the write lock."""
 
     lock_budget: float = 5.0
+
+
+def _open_file(path: str, *, wal: bool, budget: float) -> sqlite3.Connection:
+    """A connection to ``path`` in the journal mode asked for, with the schema in place.
+
+    Processes opening one new file at once take turns at it (the switch to WAL, the tables),
+    and SQLite answers some of those turns "database is locked" at once, without waiting, where
+    waiting could deadlock (a shared lock wanting to write while another writer waits for it to
+    go): the whole opening is tried again, within the budget a write has.
+    """
+    deadline = time.monotonic() + budget
+    while True:
+        db = sqlite3.connect(path, timeout=budget, isolation_level=None, check_same_thread=False,
+                             factory=_Connection)
+        db.lock_budget = budget
+        try:
+            db.execute(f"PRAGMA journal_mode = {'WAL' if wal else 'DELETE'}")
+            db.execute("PRAGMA synchronous = NORMAL")
+            if wal and path != ":memory:":
+                db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job
+            db.executescript(_SCHEMA)
+            _add_columns(db)
+            db.executescript(_INDEXES)
+            db.execute(f"PRAGMA busy_timeout = {int(_STATEMENT_BUSY_TIMEOUT * 1000)}")
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() >= deadline:
+                raise
+        except BaseException:
+            db.close()
+            raise
+        time.sleep(0.001 + random.random() * 0.004)
 
 
 def _begin_immediate(db: sqlite3.Connection) -> None:
