@@ -141,18 +141,22 @@ def test_a_handler_that_waits_past_the_deadline_is_answered_no_reply_and_its_lat
         await asyncio.sleep(0.3)
         return "late answer"
 
-    async def main() -> None:
-        store = MemoryStore()
-        dispatcher = Dispatcher(store, StreamDriver(store))
-        channel = _channel(router, deadline=0.05)
-        message = _message("slow")
-        dispatched = await dispatcher.dispatch(channel, message)
-        assert dispatched.outcome == "late" and dispatched.answer is not None and dispatched.answer.kind == "none"
-        await dispatcher.drain(2.0)
-        retry = await dispatcher.dispatch(channel, message)
-        assert retry.outcome == "duplicate" and retry.answer is not None and "late answer" in retry.answer.text
+    assert "late answer" in asyncio.run(_late_then_retried(router, "slow"))
 
-    asyncio.run(main())
+
+async def _late_then_retried(router: Router, text: str) -> str:
+    """Dispatch one message under a 0.05 s deadline that its handler misses, let the handler
+    finish, and return the text the platform's retry of the message is answered with."""
+    store = MemoryStore()
+    dispatcher = Dispatcher(store, StreamDriver(store))
+    channel = _channel(router, deadline=0.05)
+    message = _message(text)
+    dispatched = await dispatcher.dispatch(channel, message)
+    assert dispatched.outcome == "late" and dispatched.answer is not None and dispatched.answer.kind == "none"
+    await dispatcher.drain(2.0)
+    retry = await dispatcher.dispatch(channel, message)
+    assert retry.outcome == "duplicate" and retry.answer is not None
+    return retry.answer.text
 
 
 def test_a_synchronous_handler_that_raises_is_a_handler_error_answered_no_reply() -> None:
@@ -273,15 +277,5 @@ def test_a_synchronous_handler_that_returns_an_awaitable_still_has_its_deadline(
 
     router.fallback(lambda message: slowly(message))  # a plain function, returning a coroutine
 
-    async def main() -> None:
-        store = MemoryStore()
-        dispatcher = Dispatcher(store, StreamDriver(store))
-        channel = _channel(router, deadline=0.05)
-        message = _message("await me")
-        dispatched = await dispatcher.dispatch(channel, message)
-        assert dispatched.outcome == "late"
-        await dispatcher.drain(2.0)
-        retry = await dispatcher.dispatch(channel, message)
-        assert retry.answer is not None and "awaited answer" in retry.answer.text
-
-    asyncio.run(main())
+    # the function is called in place, its awaitable runs as a task, under the deadline
+    assert "awaited answer" in asyncio.run(_late_then_retried(router, "await me"))
