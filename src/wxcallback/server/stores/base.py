@@ -229,12 +229,9 @@ class Store(ABC):
     ) -> None:
         """Cache the reply for ``key`` for ``ttl`` seconds; later claims return it as DONE."""
         _check_key(key)
-        if not isinstance(reply, (bytes, bytearray, memoryview)):
-            raise StoreError(f"reply must be bytes, not {type(reply).__name__}")
-        if not isinstance(content_type, str):
-            raise StoreError(f"content_type must be a str, not {type(content_type).__name__}")
+        body = _check_reply(reply, content_type)
         _check_seconds(ttl, "ttl")
-        await self._guard(self._complete(key, CachedReply(bytes(reply), content_type), ttl))
+        await self._guard(self._complete(key, CachedReply(body, content_type), ttl))
 
     async def release(self, key: str) -> None:
         """Drop an in-progress claim so a retry can run the handler again; a cached reply stays."""
@@ -532,12 +529,15 @@ class Store(ABC):
     ) -> None:
         await self.close()
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self!r} is closed")
+
     async def _guard(self, operation: Awaitable[_T]) -> _T:
         """Run one backend operation, turning backend exceptions into StoreUnavailableError."""
-        if self._closed:
-            if asyncio.iscoroutine(operation):
-                operation.close()  # never awaited on purpose: the store is closed
-            raise StoreError(f"{self!r} is closed")
+        if self._closed and asyncio.iscoroutine(operation):
+            operation.close()  # never awaited on purpose: the store is closed
+        self._check_open()
         try:
             return await operation
         except StoreError:
@@ -647,6 +647,15 @@ class Store(ABC):
 def _check_key(value: object, what: str = "key") -> None:
     if not isinstance(value, str) or not value:
         raise StoreError(f"{what} must be a non-empty str, not {value!r}")
+
+
+def _check_reply(reply: object, content_type: object) -> bytes:
+    """A reply to cache, as bytes, and its content type: checked as ``Store.complete`` takes them."""
+    if not isinstance(reply, (bytes, bytearray, memoryview)):
+        raise StoreError(f"reply must be bytes, not {type(reply).__name__}")
+    if not isinstance(content_type, str):
+        raise StoreError(f"content_type must be a str, not {type(content_type).__name__}")
+    return bytes(reply)
 
 
 def _check_count(value: object, what: str) -> None:

@@ -39,6 +39,7 @@ from .base import (
     StoreHealth,
     StreamState,
     _check_key,
+    _check_reply,
     _check_seconds,
     _decode_stream,
     _encode_stream,
@@ -248,19 +249,10 @@ class MemoryStore(Store):
     def complete_now(self, key: str, reply: bytes, content_type: str, ttl: float = DEFAULT_DEDUP_TTL) -> None:
         """:meth:`Store.complete`, done before it returns."""
         _check_key(key)
-        if type(reply) is not bytes:
-            if not isinstance(reply, (bytearray, memoryview)):
-                raise StoreError(f"reply must be bytes, not {type(reply).__name__}")
-            reply = bytes(reply)
-        if not isinstance(content_type, str):
-            raise StoreError(f"content_type must be a str, not {type(content_type).__name__}")
+        body = _check_reply(reply, content_type)
         _check_seconds(ttl, "ttl")
         self._check_open()
-        self._set_claim(key, (reply, content_type), self._now() + ttl)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(f"{self!r} is closed")
+        self._set_claim(key, (body, content_type), self._now() + ttl)
 
     def _claim_here(self, key: str, ttl: float) -> ClaimResult:
         now = self._now()
